@@ -1,0 +1,65 @@
+//! The error type of `core-tensor`.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in `core-tensor`.
+///
+/// Errors about files always carry the path, and say what was wrong and how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be opened or read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file was read but its contents are not what its format requires.
+    #[error("{}: {problem}", path.display())]
+    Format {
+        /// The file (for a member of an archive: `archive.tar.gz/member`).
+        path: PathBuf,
+        /// What is wrong, in words.
+        problem: String,
+    },
+    /// A dataset file is not in the fixture cache.
+    #[error("{}: dataset file missing; fetch it with `cargo xtask fetch {dataset}`", path.display())]
+    MissingFixture {
+        /// The path where the file was expected.
+        path: PathBuf,
+        /// The dataset name to pass to `cargo xtask fetch`.
+        dataset: String,
+    },
+    /// A device was requested that this machine or libtorch build cannot provide.
+    #[error("device: {0}")]
+    Device(String),
+    /// A request the caller made does not make sense (bad argument, shape, config value).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// An error raised by libtorch.
+    #[error(transparent)]
+    Tch(#[from] tch::TchError),
+}
+
+impl Error {
+    /// A [`Error::Format`] for `path`.
+    pub fn format(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
+        Error::Format {
+            path: path.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// An [`Error::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
