@@ -31,12 +31,12 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Passes over the training data.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 4)]
     epochs: usize,
     /// Examples per step.
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
-    /// Adam learning rate.
+    /// Adam learning rate of the first epoch; it halves after every epoch.
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
     /// libtorch intra-op threads (default: libtorch's choice).
@@ -160,6 +160,7 @@ fn run(args: Args) -> Result<()> {
     let train_start = Instant::now();
     for epoch in 1..=args.epochs {
         let epoch_start = Instant::now();
+        opt.set_lr(args.lr * 0.5f64.powi(epoch as i32 - 1));
         let batches = fit.batches(args.batch_size, true);
         let bar = if show_bar {
             let bar = ProgressBar::new(batches.num_batches() as u64);
@@ -229,7 +230,7 @@ fn run(args: Args) -> Result<()> {
         },
         epochs: args.epochs,
         batch_size: args.batch_size,
-        optimizer: format!("adam(lr={})", args.lr),
+        optimizer: format!("adam(lr={}, halved every epoch)", args.lr),
         train_examples: fit.len(),
         validation_examples: val.len(),
         test_examples: test.len(),
