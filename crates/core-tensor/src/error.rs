@@ -35,6 +35,19 @@ pub enum Error {
     /// A device was requested that this machine or libtorch build cannot provide.
     #[error("device: {0}")]
     Device(String),
+    /// Training produced a NaN or infinite loss.
+    #[error(
+        "training diverged: the loss is {loss} at epoch {epoch}, step {step}; lower the learning \
+         rate, clip gradients (grad_clip_norm), or check the inputs for NaN"
+    )]
+    Diverged {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Step within the epoch (0-based).
+        step: usize,
+        /// The loss value seen.
+        loss: f64,
+    },
     /// A request the caller made does not make sense (bad argument, shape, config value).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

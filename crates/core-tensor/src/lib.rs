@@ -12,12 +12,18 @@
 //! # Ok::<(), core_tensor::Error>(())
 //! ```
 
+pub mod checkpoint;
 pub mod data;
 pub mod datasets;
 pub mod device;
 pub mod error;
 pub mod fixtures;
 pub mod io;
+pub mod metrics;
+pub mod optim;
 pub mod persist;
+pub mod schedule;
+pub mod stats;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -102,7 +102,7 @@ fn normalise(images: &Tensor) -> Tensor {
 fn accuracy(net: &LeNet, data: &TensorDataset) -> f64 {
     let _guard = tch::no_grad_guard();
     let mut correct = 0i64;
-    for (x, y) in data.batches(256, false) {
+    for (x, y) in data.batches(256) {
         let pred = net.forward_t(&x, false).argmax(-1, false);
         correct += pred.eq_tensor(&y).sum(Kind::Int64).int64_value(&[]);
     }
@@ -161,7 +161,7 @@ fn run(args: Args) -> Result<()> {
     for epoch in 1..=args.epochs {
         let epoch_start = Instant::now();
         opt.set_lr(args.lr * 0.5f64.powi(epoch as i32 - 1));
-        let batches = fit.batches(args.batch_size, true);
+        let batches = fit.shuffled_batches(args.batch_size, args.seed ^ epoch as u64);
         let bar = if show_bar {
             let bar = ProgressBar::new(batches.num_batches() as u64);
             bar.set_style(

@@ -1,0 +1,451 @@
+//! The training engine: epochs of shuffled mini-batches, an [`Optimizer`] with parameter
+//! groups, a learning-rate [`Schedule`], gradient clipping, early stopping that restores the best
+//! weights, divergence detection, and hooks for extra loss terms and gradient editing.
+//!
+//! The engine does not know what a model is: the caller's loss closure runs the forward pass on
+//! a batch and returns a scalar loss, so one engine serves a single-head classifier, a
+//! multi-head network with per-task masked losses, or a regression. Validation is also a
+//! closure returning the metric that early stopping watches.
+//!
+//! Progress goes out as `tracing` events (one per epoch) and through an optional callback
+//! per step, which a binary can turn into a progress bar.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tch::nn::{ModuleT, VarStore};
+use tch::{Device, Kind, Tensor};
+
+use crate::data::TensorDataset;
+use crate::optim::{GroupSpec, Optimizer, OptimizerKind};
+use crate::schedule::Schedule;
+use crate::{Error, Result};
+
+/// What the engine does, as read from an experiment's TOML.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Passes over the training data (the most; early stopping may end sooner).
+    pub epochs: usize,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// The update rule.
+    pub optimizer: OptimizerKind,
+    /// Base learning rate (of every group unless groups say otherwise).
+    pub lr: f64,
+    /// Weight decay (of every group unless groups say otherwise).
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Learning-rate schedule over steps.
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Clip the global gradient norm to this value.
+    #[serde(default)]
+    pub grad_clip_norm: Option<f64>,
+    /// Stop when the validation metric stops improving.
+    #[serde(default)]
+    pub early_stopping: Option<EarlyStopping>,
+}
+
+/// Early stopping on a validation metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStopping {
+    /// Epochs without improvement before stopping.
+    pub patience: usize,
+    /// The smallest change that counts as an improvement.
+    #[serde(default)]
+    pub min_delta: f64,
+    /// Whether larger (accuracy) or smaller (loss) is better.
+    pub goal: Goal,
+    /// Put back the weights of the best epoch at the end.
+    #[serde(default = "yes")]
+    pub restore_best: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Direction of a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Goal {
+    /// Larger is better.
+    Maximize,
+    /// Smaller is better.
+    Minimize,
+}
+
+impl Goal {
+    fn improves(self, new: f64, best: f64, min_delta: f64) -> bool {
+        match self {
+            Goal::Maximize => new > best + min_delta,
+            Goal::Minimize => new < best - min_delta,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every field, naming the bad one.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |f: &str, why: &str| Err(Error::InvalidArgument(format!("train.{f}: {why}")));
+        if self.epochs == 0 {
+            return bad("epochs", "must be > 0");
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size", "must be > 0");
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad("lr", "must be a positive number");
+        }
+        if !(self.weight_decay >= 0.0) {
+            return bad("weight_decay", "must be >= 0");
+        }
+        if let Some(c) = self.grad_clip_norm {
+            if !(c > 0.0) {
+                return bad("grad_clip_norm", "must be > 0");
+            }
+        }
+        if let Some(es) = &self.early_stopping {
+            if es.patience == 0 {
+                return bad("early_stopping.patience", "must be > 0");
+            }
+        }
+        self.optimizer.validate()?;
+        self.schedule.validate()
+    }
+}
+
+/// One epoch of a [`FitReport`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochLog {
+    /// Epoch (1-based).
+    pub epoch: usize,
+    /// Mean training loss over the epoch's steps (including extra loss terms).
+    pub train_loss: f64,
+    /// The validation metric after the epoch, if validation ran.
+    pub validation: Option<f64>,
+    /// Learning rate of the first group at the epoch's last step.
+    pub lr: f64,
+    /// Wall time of the epoch, validation included.
+    pub seconds: f64,
+}
+
+/// What [`Trainer::fit`] did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FitReport {
+    /// Per-epoch logs.
+    pub epochs: Vec<EpochLog>,
+    /// The epoch whose weights the model holds at the end (the best one under early
+    /// stopping with `restore_best`, else the last).
+    pub final_epoch: usize,
+    /// The best validation metric seen.
+    pub best_validation: Option<f64>,
+    /// True when early stopping ended training before `epochs`.
+    pub stopped_early: bool,
+    /// Optimizer steps taken.
+    pub steps: u64,
+    /// Wall time of the whole fit.
+    pub seconds: f64,
+}
+
+/// Where training is, for a progress display.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Epoch (1-based).
+    pub epoch: usize,
+    /// Most epochs.
+    pub epochs: usize,
+    /// Steps done in this epoch.
+    pub step: usize,
+    /// Steps per epoch.
+    pub steps_per_epoch: usize,
+}
+
+type LossTerm<'a> = Box<dyn Fn() -> Tensor + 'a>;
+type GradHook<'a> = Box<dyn FnMut(&Optimizer) -> Result<()> + 'a>;
+type ProgressHook<'a> = Box<dyn FnMut(Progress) + 'a>;
+
+/// Trains the variables of one [`VarStore`].
+pub struct Trainer<'a> {
+    vs: &'a VarStore,
+    optimizer: Optimizer,
+    cfg: TrainConfig,
+    loss_terms: Vec<LossTerm<'a>>,
+    grad_hook: Option<GradHook<'a>>,
+    progress: Option<ProgressHook<'a>>,
+    seed: u64,
+}
+
+impl std::fmt::Debug for Trainer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("cfg", &self.cfg)
+            .field("optimizer", &self.optimizer)
+            .finish()
+    }
+}
+
+impl<'a> Trainer<'a> {
+    /// A trainer with one parameter group holding every trainable variable.
+    pub fn new(vs: &'a VarStore, cfg: TrainConfig) -> Result<Self> {
+        let group = GroupSpec {
+            name: "all".into(),
+            prefixes: vec![],
+            lr: cfg.lr,
+            weight_decay: cfg.weight_decay,
+        };
+        Self::with_groups(vs, cfg, &[group])
+    }
+
+    /// A trainer with parameter groups (their `lr` and `weight_decay` replace the config's).
+    pub fn with_groups(vs: &'a VarStore, cfg: TrainConfig, groups: &[GroupSpec]) -> Result<Self> {
+        cfg.validate()?;
+        let optimizer = Optimizer::with_groups(vs, cfg.optimizer.clone(), groups)?;
+        // One draw from libtorch's generator: seeded runs stay repeatable, and the shuffling
+        // itself never touches the global generator again (see `data::permutation`).
+        let seed = Tensor::f_randint(i64::MAX, [1], (Kind::Int64, Device::Cpu))?
+            .f_int64_value(&[0])? as u64;
+        Ok(Trainer {
+            vs,
+            optimizer,
+            cfg,
+            loss_terms: Vec::new(),
+            grad_hook: None,
+            progress: None,
+            seed,
+        })
+    }
+
+    /// Adds a term to every step's loss (e.g. an L2-SP penalty computed from the variables).
+    pub fn add_loss_term(mut self, term: impl Fn() -> Tensor + 'a) -> Self {
+        self.loss_terms.push(Box::new(term));
+        self
+    }
+
+    /// Calls `hook` after the backward pass and before clipping and the update, to read or
+    /// edit gradients (e.g. PCGrad's projections).
+    pub fn on_gradients(mut self, hook: impl FnMut(&Optimizer) -> Result<()> + 'a) -> Self {
+        self.grad_hook = Some(Box::new(hook));
+        self
+    }
+
+    /// Calls `hook` after every step with where training is.
+    pub fn on_progress(mut self, hook: impl FnMut(Progress) + 'a) -> Self {
+        self.progress = Some(Box::new(hook));
+        self
+    }
+
+    /// Sets the seed of the batch order (by default drawn once from libtorch's generator).
+    pub fn shuffle_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The optimizer (learning rates, groups).
+    pub fn optimizer(&self) -> &Optimizer {
+        &self.optimizer
+    }
+
+    /// Trains on `data`. `loss` runs the forward pass on a batch (inputs, targets) in training
+    /// mode and returns a scalar; `validate`, if given, runs after each epoch and returns the
+    /// metric that early stopping watches.
+    pub fn fit(
+        &mut self,
+        data: &TensorDataset,
+        mut loss: impl FnMut(&Tensor, &Tensor) -> Tensor,
+        mut validate: Option<&mut dyn FnMut() -> Result<f64>>,
+    ) -> Result<FitReport> {
+        let start = Instant::now();
+        let device = data.inputs.device();
+        let es = self.cfg.early_stopping.clone();
+        if es.is_some() && validate.is_none() {
+            return Err(Error::InvalidArgument(
+                "train.early_stopping needs a validation function; pass one to fit".into(),
+            ));
+        }
+        let mut logs = Vec::new();
+        let mut best: Option<(f64, usize)> = None;
+        let mut best_weights: Option<HashMap<String, Tensor>> = None;
+        let mut stale = 0;
+        let mut stopped_early = false;
+        // Reading the loss synchronises a GPU; on the CPU it is nearly free.
+        let check_every = if device == Device::Cpu { 1 } else { 50 };
+        for epoch in 1..=self.cfg.epochs {
+            let epoch_start = Instant::now();
+            let epoch_seed = crate::data::splitmix64(self.seed ^ epoch as u64);
+            let batches = data.shuffled_batches(self.cfg.batch_size, epoch_seed);
+            let steps_per_epoch = batches.num_batches();
+            let mut loss_sum = Tensor::zeros([], (Kind::Float, device));
+            let mut steps = 0usize;
+            for (step, (xb, yb)) in batches.enumerate() {
+                let factor = self.cfg.schedule.factor(self.optimizer.steps());
+                self.optimizer.set_lr_factor(factor);
+                self.optimizer.zero_grad()?;
+                let mut total = loss(&xb, &yb);
+                for term in &self.loss_terms {
+                    total = total + term();
+                }
+                if step % check_every == 0 {
+                    let v = total.f_double_value(&[])?;
+                    if !v.is_finite() {
+                        return Err(Error::Diverged {
+                            epoch,
+                            step,
+                            loss: v,
+                        });
+                    }
+                }
+                total.f_backward()?;
+                if let Some(hook) = self.grad_hook.as_mut() {
+                    hook(&self.optimizer)?;
+                }
+                if let Some(max) = self.cfg.grad_clip_norm {
+                    self.optimizer.clip_grad_norm(max)?;
+                }
+                self.optimizer.step()?;
+                loss_sum += total.detach();
+                steps += 1;
+                if let Some(p) = self.progress.as_mut() {
+                    p(Progress {
+                        epoch,
+                        epochs: self.cfg.epochs,
+                        step: step + 1,
+                        steps_per_epoch,
+                    });
+                }
+            }
+            let train_loss = loss_sum.f_double_value(&[])? / steps.max(1) as f64;
+            if !train_loss.is_finite() {
+                return Err(Error::Diverged {
+                    epoch,
+                    step: steps.saturating_sub(1),
+                    loss: train_loss,
+                });
+            }
+            let validation = match validate.as_mut() {
+                Some(v) => Some(v()?),
+                None => None,
+            };
+            let lr = self
+                .optimizer
+                .learning_rates()
+                .first()
+                .map(|g| g.1)
+                .unwrap_or(0.0);
+            let seconds = epoch_start.elapsed().as_secs_f64();
+            tracing::info!(
+                epoch,
+                epochs = self.cfg.epochs,
+                train_loss,
+                ?validation,
+                lr,
+                seconds,
+                "epoch"
+            );
+            logs.push(EpochLog {
+                epoch,
+                train_loss,
+                validation,
+                lr,
+                seconds,
+            });
+
+            if let (Some(es), Some(metric)) = (&es, validation) {
+                let better = match best {
+                    None => true,
+                    Some((b, _)) => es.goal.improves(metric, b, es.min_delta),
+                };
+                if better {
+                    best = Some((metric, epoch));
+                    stale = 0;
+                    if es.restore_best {
+                        best_weights = Some(snapshot(self.vs));
+                    }
+                } else {
+                    stale += 1;
+                    if stale >= es.patience {
+                        stopped_early = epoch < self.cfg.epochs;
+                        tracing::info!(epoch, best_epoch = best.map(|b| b.1), "early stopping");
+                        break;
+                    }
+                }
+            } else if let Some(metric) = validation {
+                // No early stopping: still report the best value seen.
+                if best.is_none_or(|(b, _)| metric > b) {
+                    best = Some((metric, epoch));
+                }
+            }
+        }
+        let last = logs.last().map(|l| l.epoch).unwrap_or(0);
+        let final_epoch = match (&best_weights, best) {
+            (Some(weights), Some((_, epoch))) => {
+                restore(self.vs, weights)?;
+                epoch
+            }
+            _ => last,
+        };
+        Ok(FitReport {
+            epochs: logs,
+            final_epoch,
+            best_validation: best.map(|b| b.0),
+            stopped_early,
+            steps: self.optimizer.steps(),
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// A copy of every variable (parameters and buffers such as batch-norm statistics).
+pub fn snapshot(vs: &VarStore) -> HashMap<String, Tensor> {
+    let _guard = tch::no_grad_guard();
+    vs.variables()
+        .into_iter()
+        .map(|(k, v)| (k, v.detach().copy()))
+        .collect()
+}
+
+/// Writes a [`snapshot`] back into the variables.
+pub fn restore(vs: &VarStore, weights: &HashMap<String, Tensor>) -> Result<()> {
+    let _guard = tch::no_grad_guard();
+    for (name, mut var) in vs.variables() {
+        let saved = weights
+            .get(&name)
+            .ok_or_else(|| Error::InvalidArgument(format!("snapshot has no variable {name:?}")))?;
+        var.f_copy_(saved)?;
+    }
+    Ok(())
+}
+
+/// Runs `model` in evaluation mode over `inputs` in batches of `batch_size`, without
+/// gradients, and concatenates the outputs.
+pub fn predict(model: &impl ModuleT, inputs: &Tensor, batch_size: usize) -> Result<Tensor> {
+    let _guard = tch::no_grad_guard();
+    let n = inputs.size().first().copied().unwrap_or(0);
+    let bs = batch_size.max(1) as i64;
+    let mut outs = Vec::new();
+    let mut i = 0;
+    while i < n {
+        let len = bs.min(n - i);
+        outs.push(model.forward_t(&inputs.narrow(0, i, len), false));
+        i += len;
+    }
+    Ok(Tensor::f_cat(&outs, 0)?)
+}
+
+/// Accuracy of `model`'s arg-max predictions on `data` (evaluation mode, batched).
+pub fn accuracy(model: &impl ModuleT, data: &TensorDataset, batch_size: usize) -> Result<f64> {
+    if data.is_empty() {
+        return Err(Error::InvalidArgument(
+            "accuracy of an empty dataset".into(),
+        ));
+    }
+    let logits = predict(model, &data.inputs, batch_size)?;
+    let correct = logits
+        .argmax(-1, false)
+        .eq_tensor(&data.targets)
+        .sum(Kind::Int64);
+    Ok(correct.f_int64_value(&[])? as f64 / data.len() as f64)
+}
