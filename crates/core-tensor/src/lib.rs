@@ -22,6 +22,7 @@ pub mod io;
 pub mod metrics;
 pub mod optim;
 pub mod persist;
+pub mod progress;
 pub mod schedule;
 pub mod stats;
 pub mod train;

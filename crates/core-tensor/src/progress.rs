@@ -1,0 +1,40 @@
+//! A terminal progress bar for [`Trainer::on_progress`](crate::train::Trainer::on_progress).
+//!
+//! Libraries only emit `tracing` events; a binary that wants a bar asks for one here. The bar
+//! is drawn only when standard error is a terminal, so logs and CI output stay clean.
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::train::Progress;
+
+/// A progress callback drawing one bar per epoch, or `None` off a terminal.
+pub fn epoch_bar(label: &str) -> Option<impl FnMut(Progress) + use<>> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let label = label.to_string();
+    let mut bar: Option<(usize, ProgressBar)> = None;
+    Some(move |p: Progress| {
+        if bar.as_ref().is_none_or(|(epoch, _)| *epoch != p.epoch) {
+            if let Some((_, old)) = bar.take() {
+                old.finish_and_clear();
+            }
+            let b = ProgressBar::new(p.steps_per_epoch as u64);
+            if let Ok(style) =
+                ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}<{eta}")
+            {
+                b.set_style(style.progress_chars("=> "));
+            }
+            b.set_message(format!("{label} epoch {}/{}", p.epoch, p.epochs));
+            bar = Some((p.epoch, b));
+        }
+        if let Some((_, b)) = &bar {
+            b.set_position(p.step as u64);
+            if p.step == p.steps_per_epoch {
+                b.finish_and_clear();
+            }
+        }
+    })
+}
