@@ -3,19 +3,20 @@
 //! Trains on 55,000 training images, reports validation accuracy on the other 5,000 after each
 //! epoch, measures test accuracy once at the end, and writes metrics and timing as JSON.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Parser;
 use core_tensor::data::TensorDataset;
 use core_tensor::datasets::{Mnist, Split};
 use core_tensor::device::DeviceSpec;
-use indicatif::{ProgressBar, ProgressStyle};
+use core_tensor::optim::OptimizerKind;
+use core_tensor::schedule::{Decay, Schedule};
+use core_tensor::train::{self, TrainConfig, Trainer};
 use pretrained_zoo::arch::lenet::{LeNet, LeNetConfig};
 use serde::Serialize;
-use tch::nn::{self, ModuleT, OptimizerConfig};
+use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
 #[derive(Parser, Debug)]
@@ -99,16 +100,6 @@ fn normalise(images: &Tensor) -> Tensor {
     (images.to_kind(Kind::Float) / 255.0 - MNIST_MEAN) / MNIST_STD
 }
 
-fn accuracy(net: &LeNet, data: &TensorDataset) -> f64 {
-    let _guard = tch::no_grad_guard();
-    let mut correct = 0i64;
-    for (x, y) in data.batches(256) {
-        let pred = net.forward_t(&x, false).argmax(-1, false);
-        correct += pred.eq_tensor(&y).sum(Kind::Int64).int64_value(&[]);
-    }
-    correct as f64 / data.len() as f64
-}
-
 fn run(args: Args) -> Result<()> {
     let device = args.device.resolve()?;
     if let Some(n) = args.threads {
@@ -146,74 +137,52 @@ fn run(args: Args) -> Result<()> {
     let parameters: i64 = vs
         .trainable_variables()
         .iter()
-        .map(Tensor::numel)
-        .map(|n| n as i64)
+        .map(|t| t.numel() as i64)
         .sum();
-    let mut opt = nn::Adam::default().build(&vs, args.lr)?;
+    let steps_per_epoch = fit.len().div_ceil(args.batch_size) as u64;
+    let train_cfg = TrainConfig {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        optimizer: OptimizerKind::adam(),
+        lr: args.lr,
+        weight_decay: 0.0,
+        // Halve the learning rate after every epoch.
+        schedule: Schedule {
+            decay: Decay::Step {
+                every: steps_per_epoch,
+                gamma: 0.5,
+            },
+            warmup_steps: 0,
+        },
+        grad_clip_norm: None,
+        early_stopping: None,
+    };
     tracing::info!(
         device = %args.device, threads = tch::get_num_threads(), parameters,
         train = fit.len(), validation = val.len(), test = test.len(), "smoke: LeNet on MNIST"
     );
-
-    let show_bar = std::io::stderr().is_terminal();
-    let mut history = Vec::new();
-    let train_start = Instant::now();
-    for epoch in 1..=args.epochs {
-        let epoch_start = Instant::now();
-        opt.set_lr(args.lr * 0.5f64.powi(epoch as i32 - 1));
-        let batches = fit.shuffled_batches(args.batch_size, args.seed ^ epoch as u64);
-        let bar = if show_bar {
-            let bar = ProgressBar::new(batches.num_batches() as u64);
-            bar.set_style(
-                ProgressStyle::with_template("epoch {msg} [{bar:30}] {pos}/{len} {elapsed}<{eta}")?
-                    .progress_chars("=> "),
-            );
-            bar.set_message(format!("{epoch}/{}", args.epochs));
-            bar
-        } else {
-            ProgressBar::hidden()
-        };
-        let mut loss_sum = Tensor::zeros([], (Kind::Float, device));
-        let mut steps = 0i64;
-        for (step, (xb, yb)) in batches.enumerate() {
-            let loss = net.forward_t(&xb, true).cross_entropy_for_logits(&yb);
-            opt.backward_step(&loss);
-            loss_sum += loss.detach();
-            steps += 1;
-            // Checking every step would synchronise a GPU; a NaN persists, so every 100 is enough.
-            if step % 100 == 0 {
-                let v = loss.double_value(&[]);
-                if !v.is_finite() {
-                    bail!(
-                        "training diverged: loss is {v} at epoch {epoch}, step {step}; lower --lr"
-                    );
-                }
-            }
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-        let train_loss = loss_sum.double_value(&[]) / steps as f64;
-        if !train_loss.is_finite() {
-            bail!("training diverged: mean loss is {train_loss} in epoch {epoch}; lower --lr");
-        }
-        let validation_accuracy = accuracy(&net, &val);
-        let seconds = epoch_start.elapsed().as_secs_f64();
-        tracing::info!(
-            epoch,
-            train_loss,
-            validation_accuracy,
-            seconds,
-            "epoch done"
-        );
-        history.push(EpochRecord {
-            epoch,
-            train_loss,
-            validation_accuracy,
-            seconds,
-        });
+    let mut trainer = Trainer::new(&vs, train_cfg)?.shuffle_seed(args.seed);
+    if let Some(bar) = core_tensor::progress::epoch_bar("smoke") {
+        trainer = trainer.on_progress(bar);
     }
-    let train_seconds = train_start.elapsed().as_secs_f64();
-    let test_accuracy = accuracy(&net, &test);
+    let mut validate = || train::accuracy(&net, &val, 256);
+    let report = trainer.fit(
+        &fit,
+        |x, y| net.forward_t(x, true).cross_entropy_for_logits(y),
+        Some(&mut validate),
+    )?;
+    let test_accuracy = train::accuracy(&net, &test, 256)?;
+    let history = report
+        .epochs
+        .iter()
+        .map(|e| EpochRecord {
+            epoch: e.epoch,
+            train_loss: e.train_loss,
+            validation_accuracy: e.validation.unwrap_or(f64::NAN),
+            seconds: e.seconds,
+        })
+        .collect();
+    let train_seconds = report.seconds;
 
     let result = SmokeResult {
         experiment: "smoke-mnist",
