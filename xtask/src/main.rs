@@ -3,6 +3,7 @@
 //! xtask never links libtorch: it prepares libtorch (`setup`), fetches and verifies datasets
 //! (`fetch`), and drives `cargo` to build and run the crates that do.
 
+mod bench;
 mod fetch;
 mod setup;
 mod suite;
@@ -28,6 +29,8 @@ enum Command {
     Test(test::Args),
     /// Set up, fetch, and run the experiment suite (today: the MNIST smoke job).
     Suite(suite::Args),
+    /// Time training steps in Rust against PyTorch eager (docs/benchmarks.md).
+    Bench(bench::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -37,6 +40,7 @@ fn main() -> std::process::ExitCode {
         Command::Fetch(args) => fetch::run(&args),
         Command::Test(args) => test::run(&args),
         Command::Suite(args) => suite::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

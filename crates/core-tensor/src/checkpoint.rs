@@ -2,7 +2,7 @@
 //! names, so the same file loads into the Rust network and into its PyTorch twin.
 //!
 //! - [`save`] writes every variable of a [`VarStore`] (atomically, through
-//!   [`write_atomic`](crate::persist::write_atomic)) and returns the file's sha256.
+//!   [`write_atomic`]) and returns the file's sha256.
 //! - [`load`] copies a file's tensors into a [`VarStore`] by name and returns a [`LoadReport`]
 //!   of missing and unexpected keys and shape mismatches. [`LoadMode::Strict`] refuses any
 //!   difference and then changes nothing; [`LoadMode::NonStrict`] loads what matches.

@@ -12,6 +12,7 @@
 //! # Ok::<(), core_tensor::Error>(())
 //! ```
 
+pub mod alloc;
 pub mod checkpoint;
 pub mod data;
 pub mod datasets;

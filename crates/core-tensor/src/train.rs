@@ -421,7 +421,11 @@ pub fn restore(vs: &VarStore, weights: &HashMap<String, Tensor>) -> Result<()> {
 
 /// Runs `model` in evaluation mode over `inputs` in batches of `batch_size`, without
 /// gradients, and concatenates the outputs.
-pub fn predict(model: &impl ModuleT, inputs: &Tensor, batch_size: usize) -> Result<Tensor> {
+pub fn predict<M: ModuleT + ?Sized>(
+    model: &M,
+    inputs: &Tensor,
+    batch_size: usize,
+) -> Result<Tensor> {
     let _guard = tch::no_grad_guard();
     let n = inputs.size().first().copied().unwrap_or(0);
     let bs = batch_size.max(1) as i64;
@@ -436,7 +440,11 @@ pub fn predict(model: &impl ModuleT, inputs: &Tensor, batch_size: usize) -> Resu
 }
 
 /// Accuracy of `model`'s arg-max predictions on `data` (evaluation mode, batched).
-pub fn accuracy(model: &impl ModuleT, data: &TensorDataset, batch_size: usize) -> Result<f64> {
+pub fn accuracy<M: ModuleT + ?Sized>(
+    model: &M,
+    data: &TensorDataset,
+    batch_size: usize,
+) -> Result<f64> {
     if data.is_empty() {
         return Err(Error::InvalidArgument(
             "accuracy of an empty dataset".into(),

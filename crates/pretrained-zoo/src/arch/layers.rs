@@ -132,10 +132,10 @@ impl ConvBn<nn::Conv1D> {
     }
 }
 
-impl<C: nn::Module> ConvBn<C> {
+impl<C: nn::Module> nn::ModuleT for ConvBn<C> {
     /// `relu(bn(conv(xs)))`; `train` selects batch statistics (and updates the running ones)
     /// or the running statistics.
-    pub fn forward_t(&self, xs: &tch::Tensor, train: bool) -> tch::Tensor {
+    fn forward_t(&self, xs: &tch::Tensor, train: bool) -> tch::Tensor {
         xs.apply(&self.conv).apply_t(&self.bn, train).relu()
     }
 }

@@ -1,13 +1,17 @@
 //! A LeNet-style CNN for 28x28 grey images.
 //!
-//! Layers, in order (each name is the PyTorch `state_dict` prefix of its weights):
+//! Stages, in order (each name is the PyTorch `state_dict` prefix of its weights):
 //! `conv1` (5x5, padding 2) → ReLU → 2x2 max-pool → `conv2` (5x5) → ReLU → 2x2 max-pool →
 //! flatten → `fc1` → ReLU → `fc2` → ReLU → `head`. The backbone (features) is everything
-//! before `head`. The equivalent PyTorch module is in `python/zoo_models.py`.
+//! before `head`. The PyTorch twin is `LeNet` in `python/zoo_models.py`.
 
+use core_tensor::Result;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 use tch::nn::{self, ModuleT};
+
+use super::layers::{self, ConvSpec};
+use super::{Classifier, HEAD, expect_valid, positive, replace_linear};
 
 /// Widths of the LeNet-style CNN.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,9 +36,23 @@ impl Default for LeNetConfig {
     }
 }
 
+impl LeNetConfig {
+    /// Checks every width; the error names the bad field.
+    pub fn validate(&self) -> Result<()> {
+        for (i, &c) in self.channels.iter().enumerate() {
+            positive(&format!("channels[{i}]"), c)?;
+        }
+        for (i, &h) in self.hidden.iter().enumerate() {
+            positive(&format!("hidden[{i}]"), h)?;
+        }
+        positive("classes", self.classes)
+    }
+}
+
 /// The network; see the module documentation for its layers.
 #[derive(Debug)]
 pub struct LeNet {
+    config: LeNetConfig,
     conv1: nn::Conv2D,
     conv2: nn::Conv2D,
     fc1: nn::Linear,
@@ -43,28 +61,45 @@ pub struct LeNet {
 }
 
 impl LeNet {
-    /// The names of the layers, input to output.
-    pub const LAYERS: [&'static str; 5] = ["conv1", "conv2", "fc1", "fc2", "head"];
+    /// The stages (here single layers), input to output.
+    pub const STAGES: [&'static str; 5] = ["conv1", "conv2", "fc1", "fc2", HEAD];
 
     /// Creates the layers under `p` with PyTorch's default initialisation.
+    ///
+    /// # Panics
+    /// If `cfg.validate()` fails.
     pub fn new(p: &nn::Path, cfg: &LeNetConfig) -> Self {
+        expect_valid(cfg.validate());
         let [c1, c2] = cfg.channels;
         let [h1, h2] = cfg.hidden;
-        let padded = nn::ConvConfig {
-            padding: 2,
-            ..Default::default()
+        let conv = |padding| ConvSpec {
+            stride: 1,
+            padding,
+            bias: true,
         };
         LeNet {
-            conv1: nn::conv2d(p / "conv1", 1, c1, 5, padded),
-            conv2: nn::conv2d(p / "conv2", c1, c2, 5, Default::default()),
-            fc1: nn::linear(p / "fc1", c2 * 5 * 5, h1, Default::default()),
-            fc2: nn::linear(p / "fc2", h1, h2, Default::default()),
-            head: nn::linear(p / "head", h2, cfg.classes, Default::default()),
+            config: cfg.clone(),
+            conv1: layers::conv2d(p / "conv1", 1, c1, 5, conv(2)),
+            conv2: layers::conv2d(p / "conv2", c1, c2, 5, conv(0)),
+            fc1: layers::linear(p / "fc1", c2 * 5 * 5, h1),
+            fc2: layers::linear(p / "fc2", h1, h2),
+            head: layers::linear(p / HEAD, h2, cfg.classes),
         }
     }
 
-    /// The backbone's output (the input of `head`), `[N, hidden[1]]`.
-    pub fn features(&self, xs: &Tensor) -> Tensor {
+    /// The configuration, with the current number of classes.
+    pub fn config(&self) -> &LeNetConfig {
+        &self.config
+    }
+}
+
+impl Classifier for LeNet {
+    fn stages(&self) -> Vec<&str> {
+        Self::STAGES.to_vec()
+    }
+
+    /// `[N, hidden[1]]`; the network has no batch norm, so `train` changes nothing.
+    fn features(&self, xs: &Tensor, _train: bool) -> Tensor {
         xs.apply(&self.conv1)
             .relu()
             .max_pool2d_default(2)
@@ -77,32 +112,62 @@ impl LeNet {
             .apply(&self.fc2)
             .relu()
     }
+
+    fn feature_dim(&self) -> i64 {
+        self.config.hidden[1]
+    }
+
+    fn classes(&self) -> i64 {
+        self.config.classes
+    }
+
+    fn replace_head(&mut self, classes: i64) -> Result<()> {
+        replace_linear(&mut self.head, classes)?;
+        self.config.classes = classes;
+        Ok(())
+    }
 }
 
 impl ModuleT for LeNet {
-    fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
-        self.features(xs).apply(&self.head)
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.features(xs, train).apply(&self.head)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arch::test_util::*;
 
     #[test]
     fn variable_names_match_pytorch_state_dict_keys() {
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let _net = LeNet::new(&vs.root(), &LeNetConfig::default());
-        let mut names: Vec<String> = vs.variables().into_keys().collect();
-        names.sort();
-        let mut expected: Vec<String> = LeNet::LAYERS
-            .iter()
-            .flat_map(|l| [format!("{l}.bias"), format!("{l}.weight")])
-            .collect();
+        let net = LeNet::new(&vs.root(), &LeNetConfig::default());
+        let mut expected: Vec<String> = LeNet::STAGES.iter().flat_map(|l| wb(l)).collect();
         expected.sort();
-        assert_eq!(names, expected);
+        assert_eq!(names(&vs), expected);
         let vars = vs.variables();
+        assert_eq!(vars["conv1.weight"].size(), [6, 1, 5, 5]);
         assert_eq!(vars["fc1.weight"].size(), [120, 16 * 5 * 5]);
         assert_eq!(vars["head.weight"].size(), [10, 84]);
+        check_stages(&net, &vs);
+    }
+
+    #[test]
+    fn head_replacement_keeps_names_and_changes_the_shape() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let mut net = LeNet::new(&vs.root(), &LeNetConfig::default());
+        let x = Tensor::randn([3, 1, 28, 28], tch::kind::FLOAT_CPU);
+        assert_eq!(net.features(&x, false).size(), [3, 84]);
+        check_head_replacement(&mut net, &vs, &x, 4);
+    }
+
+    #[test]
+    #[allow(clippy::field_reassign_with_default)]
+    fn an_invalid_config_is_refused_with_the_field_name() {
+        let mut cfg = LeNetConfig::default();
+        cfg.hidden[1] = 0;
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("hidden[1]"), "{err}");
     }
 }

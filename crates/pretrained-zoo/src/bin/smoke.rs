@@ -22,7 +22,7 @@ use tch::{Device, Kind, Tensor};
 #[derive(Parser, Debug)]
 #[command(about = "Train a LeNet-style CNN on MNIST and write its metrics as JSON")]
 struct Args {
-    /// Output folder; the result goes to <out>/smoke-mnist.json.
+    /// Output folder; the result goes to `OUT/smoke-mnist.json`.
     #[arg(long, default_value = "out/suite")]
     out: PathBuf,
     /// cpu, cuda, cuda:N or auto.

@@ -1,0 +1,441 @@
+//! The registry of pre-trained models: `fixtures/zoo.toml`.
+//!
+//! Each entry names an architecture and its configuration, the recipe that trains it (dataset,
+//! subset, validation split, seed, training configuration) and, once registered, the test
+//! accuracy its reference build measured and the sha256 of its weights. `cargo xtask zoo build`
+//! trains missing entries from their recipes into the zoo folder (`.cache/zoo`, or
+//! `TRANSFERLAB_ZOO`), deterministically from the seed; [`Registry::load_model`] verifies the
+//! checksum of the weights before loading them and refuses a mismatch.
+//!
+//! CPU training is bit-for-bit repeatable on one machine; another CPU may pick other kernels and
+//! produce other bytes. A build whose checksum differs from the registered one is reported as
+//! such and kept under its own checksum in the sidecar (`<name>.json`), never silently taken for
+//! the registered weights; `zoo build --record` registers it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use core_tensor::checkpoint::{self, LoadMode};
+use core_tensor::data::{TensorDataset, split_indices, stratified_indices};
+use core_tensor::datasets::{FashionMnist, Fsdd, ImageDataset, Mnist, Recording, Split};
+use core_tensor::train::{self, TrainConfig, Trainer};
+use core_tensor::{Error, Result};
+use serde::{Deserialize, Serialize};
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+use crate::arch::{ArchConfig, Classifier};
+
+/// The registry file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registry {
+    /// Entries by name.
+    pub models: BTreeMap<String, Entry>,
+}
+
+/// One pre-trained model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// What the model is, in a sentence.
+    pub description: String,
+    /// Architecture and configuration.
+    pub model: ArchConfig,
+    /// How it is trained.
+    pub recipe: Recipe,
+    /// What the reference build measured; absent until registered.
+    #[serde(default)]
+    pub registered: Option<Registered>,
+}
+
+/// The measured results of an entry's reference build.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registered {
+    /// Accuracy on the dataset's test split, measured once after training.
+    pub test_accuracy: f64,
+    /// sha256 of the weights file (safetensors).
+    pub sha256: String,
+}
+
+/// How an entry is trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// The data and how it becomes model input.
+    pub data: RecipeData,
+    /// Examples per class taken from the training split (all when absent).
+    #[serde(default)]
+    pub per_class: Option<usize>,
+    /// Examples held out of the training split for validation (early stopping, progress).
+    pub validation: usize,
+    /// Seed of initialisation, subset, split and batch order.
+    pub seed: u64,
+    /// The training engine's configuration.
+    pub train: TrainConfig,
+}
+
+/// Training data of a recipe, tagged by dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "dataset", deny_unknown_fields)]
+pub enum RecipeData {
+    /// MNIST images, `(x / 255 - mean) / std`.
+    #[serde(rename = "mnist")]
+    Mnist(ImageInput),
+    /// Fashion-MNIST images, `(x / 255 - mean) / std`.
+    #[serde(rename = "fashion-mnist")]
+    FashionMnist(ImageInput),
+    /// FSDD waveforms: takes 5–49 train, takes 0–4 test (the dataset's convention).
+    #[serde(rename = "fsdd")]
+    Fsdd(AudioInput),
+}
+
+/// Normalisation of 8-bit grey images.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageInput {
+    /// Mean subtracted after scaling to `[0, 1]`.
+    pub mean: f64,
+    /// Standard deviation divided by.
+    pub std: f64,
+}
+
+impl ImageInput {
+    /// `[N, 1, H, W]` u8 images as the model's float input.
+    pub fn prepare(&self, images: &Tensor) -> Tensor {
+        (images.to_kind(Kind::Float) / 255.0 - self.mean) / self.std
+    }
+}
+
+/// Waveforms as model input: each recording scaled to peak 1, then cut or zero-padded to a fixed
+/// length (centred).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioInput {
+    /// Samples per input (8000 = one second at 8 kHz).
+    pub samples: usize,
+}
+
+impl AudioInput {
+    /// `[N, 1, samples]` float input from recordings.
+    pub fn prepare(&self, recordings: &[&Recording]) -> Tensor {
+        let len = self.samples;
+        let mut flat = vec![0f32; recordings.len() * len];
+        for (row, rec) in flat.chunks_mut(len).zip(recordings) {
+            let peak = rec
+                .samples
+                .iter()
+                .fold(0f32, |m, s| m.max(s.abs()))
+                .max(1e-6);
+            let src = &rec.samples;
+            // Centre the recording in the window, cropping equally from both ends if longer.
+            let (skip, offset) = if src.len() > len {
+                ((src.len() - len) / 2, 0)
+            } else {
+                (0, (len - src.len()) / 2)
+            };
+            for (dst, s) in row[offset..].iter_mut().zip(&src[skip..]) {
+                *dst = s / peak;
+            }
+        }
+        Tensor::from_slice(&flat).view([recordings.len() as i64, 1, len as i64])
+    }
+}
+
+/// Train and test sets of a recipe, as model input.
+#[derive(Debug)]
+pub struct PreparedData {
+    /// The training split (before subset and validation hold-out).
+    pub train: TensorDataset,
+    /// The test split.
+    pub test: TensorDataset,
+    /// Number of classes.
+    pub classes: usize,
+}
+
+impl RecipeData {
+    /// The dataset name, as `cargo xtask fetch` knows it.
+    pub fn dataset(&self) -> &'static str {
+        match self {
+            RecipeData::Mnist(_) => "mnist",
+            RecipeData::FashionMnist(_) => "fashion-mnist",
+            RecipeData::Fsdd(_) => "fsdd",
+        }
+    }
+
+    /// Loads the dataset from the fixture cache and prepares it as model input.
+    pub fn load(&self, cache: &Path) -> Result<PreparedData> {
+        let images = |train: ImageDataset, test: ImageDataset, input: &ImageInput| {
+            Ok(PreparedData {
+                train: TensorDataset::new(input.prepare(&train.images), train.labels)?,
+                test: TensorDataset::new(input.prepare(&test.images), test.labels)?,
+                classes: train.classes,
+            })
+        };
+        match self {
+            RecipeData::Mnist(input) => images(
+                Mnist::load(cache, Split::Train)?,
+                Mnist::load(cache, Split::Test)?,
+                input,
+            ),
+            RecipeData::FashionMnist(input) => images(
+                FashionMnist::load(cache, Split::Train)?,
+                FashionMnist::load(cache, Split::Test)?,
+                input,
+            ),
+            RecipeData::Fsdd(input) => {
+                let fsdd = Fsdd::load(cache)?;
+                let (train, test) = fsdd.split_by_take();
+                let labels = |r: &[&Recording]| {
+                    Tensor::from_slice(&r.iter().map(|r| r.digit as i64).collect::<Vec<_>>())
+                };
+                Ok(PreparedData {
+                    train: TensorDataset::new(input.prepare(&train), labels(&train))?,
+                    test: TensorDataset::new(input.prepare(&test), labels(&test))?,
+                    classes: 10,
+                })
+            }
+        }
+    }
+}
+
+/// What building an entry measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BuildRecord {
+    /// The entry's name.
+    pub name: String,
+    /// The entry as built.
+    pub entry: Entry,
+    /// sha256 of the weights written.
+    pub sha256: String,
+    /// Test accuracy measured once after training.
+    pub test_accuracy: f64,
+    /// Validation accuracy of the weights kept.
+    pub validation_accuracy: Option<f64>,
+    /// Examples trained on and held out.
+    pub train_examples: usize,
+    /// Examples held out for validation.
+    pub validation_examples: usize,
+    /// The training engine's report.
+    pub fit: train::FitReport,
+    /// Wall time of the whole build (loading, training, testing).
+    pub seconds: f64,
+    /// The device trained on.
+    pub device: String,
+    /// Whether the weights are the registered ones bit for bit (`None`: nothing registered).
+    pub matches_registered: Option<bool>,
+}
+
+/// A model loaded from the zoo.
+pub struct LoadedModel {
+    /// The variables (on the device asked for).
+    pub vs: VarStore,
+    /// The network.
+    pub net: Box<dyn Classifier>,
+    /// The registry entry.
+    pub entry: Entry,
+}
+
+impl std::fmt::Debug for LoadedModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedModel")
+            .field("entry", &self.entry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The project's registry file, `fixtures/zoo.toml`.
+pub fn default_registry_path() -> PathBuf {
+    core_tensor::fixtures::workspace_root()
+        .join("fixtures")
+        .join("zoo.toml")
+}
+
+/// The folder holding built weights: `TRANSFERLAB_ZOO`, else `.cache/zoo`.
+pub fn default_zoo_dir() -> PathBuf {
+    std::env::var_os("TRANSFERLAB_ZOO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            core_tensor::fixtures::workspace_root()
+                .join(".cache")
+                .join("zoo")
+        })
+}
+
+impl Registry {
+    /// Reads a registry file; errors name the file and the bad field.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let registry: Registry =
+            toml::from_str(&text).map_err(|e| Error::format(path, e.to_string()))?;
+        for (name, entry) in &registry.models {
+            entry
+                .model
+                .validate()
+                .and_then(|_| entry.recipe.train.validate())
+                .map_err(|e| Error::format(path, format!("models.{name}: {e}")))?;
+        }
+        Ok(registry)
+    }
+
+    /// The project's registry.
+    pub fn project() -> Result<Self> {
+        Self::load(&default_registry_path())
+    }
+
+    /// The entry called `name`; the error lists the known names.
+    pub fn entry(&self, name: &str) -> Result<&Entry> {
+        self.models.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.models.keys().map(String::as_str).collect();
+            Error::InvalidArgument(format!(
+                "no zoo model {name:?}; the registry has: {}",
+                known.join(", ")
+            ))
+        })
+    }
+
+    /// Path of an entry's weights in `zoo_dir`.
+    pub fn weights_path(zoo_dir: &Path, name: &str) -> PathBuf {
+        zoo_dir.join(format!("{name}.safetensors"))
+    }
+
+    /// Path of an entry's build record in `zoo_dir`.
+    pub fn record_path(zoo_dir: &Path, name: &str) -> PathBuf {
+        zoo_dir.join(format!("{name}.json"))
+    }
+
+    /// The checksum the weights of `name` must have: the registered one, else the one its
+    /// local build recorded.
+    pub fn expected_sha256(&self, zoo_dir: &Path, name: &str) -> Result<String> {
+        let entry = self.entry(name)?;
+        if let Some(reg) = &entry.registered {
+            let local = read_record(zoo_dir, name).ok();
+            // A local build that differs from the registered bytes keeps its own checksum;
+            // its record says so, and loading follows the record.
+            if let Some(rec) = local.filter(|r| r.matches_registered == Some(false)) {
+                return Ok(rec.sha256);
+            }
+            return Ok(reg.sha256.clone());
+        }
+        read_record(zoo_dir, name).map(|r| r.sha256)
+    }
+
+    /// Loads the weights of `name` onto `device` after verifying their checksum.
+    pub fn load_model(&self, zoo_dir: &Path, name: &str, device: Device) -> Result<LoadedModel> {
+        let entry = self.entry(name)?.clone();
+        let path = Self::weights_path(zoo_dir, name);
+        if !path.exists() {
+            return Err(Error::format(
+                &path,
+                format!(
+                    "zoo model {name} is not built; build it with `cargo xtask zoo build {name}`"
+                ),
+            ));
+        }
+        let expected = self.expected_sha256(zoo_dir, name)?;
+        let actual = sha256_file(&path)?;
+        if actual != expected {
+            return Err(Error::format(
+                &path,
+                format!(
+                    "checksum mismatch: sha256 {actual}, expected {expected}; the file is corrupted \
+                     or was replaced. Rebuild it with `cargo xtask zoo build {name}`"
+                ),
+            ));
+        }
+        let mut vs = VarStore::new(device);
+        let net = entry.model.build(&vs.root())?;
+        checkpoint::load(&mut vs, &path, LoadMode::Strict)?;
+        Ok(LoadedModel { vs, net, entry })
+    }
+}
+
+/// Reads the build record of `name`.
+pub fn read_record(zoo_dir: &Path, name: &str) -> Result<BuildRecord> {
+    let path = Registry::record_path(zoo_dir, name);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))
+}
+
+/// Lowercase hex sha256 of a file.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    Ok(format!("{:x}", Sha256::digest(&bytes)))
+}
+
+/// Trains entry `name` from its recipe on `device`, writes `<name>.safetensors` and
+/// `<name>.json` into `zoo_dir` (atomically), and returns the record.
+pub fn build(
+    name: &str,
+    entry: &Entry,
+    cache: &Path,
+    zoo_dir: &Path,
+    device: Device,
+    progress: Option<Box<dyn FnMut(train::Progress)>>,
+) -> Result<BuildRecord> {
+    let start = Instant::now();
+    let recipe = &entry.recipe;
+    core_tensor::device::seed(recipe.seed);
+    let data = recipe.data.load(cache)?;
+    let mut train_set = data.train;
+    if let Some(k) = recipe.per_class {
+        let idx = stratified_indices(&train_set.targets, data.classes, k, recipe.seed)?;
+        train_set = train_set.subset(&idx)?;
+    }
+    let (fit_idx, val_idx) = split_indices(train_set.len(), recipe.validation, recipe.seed ^ 1)?;
+    let fit = train_set.subset(&fit_idx)?.to_device(device);
+    let val = train_set.subset(&val_idx)?.to_device(device);
+    let test = data.test.to_device(device);
+
+    let vs = VarStore::new(device);
+    let net = entry.model.build(&vs.root())?;
+    if net.classes() as usize != data.classes {
+        return Err(Error::InvalidArgument(format!(
+            "models.{name}.model.classes is {} but {} has {} classes",
+            net.classes(),
+            recipe.data.dataset(),
+            data.classes
+        )));
+    }
+    tracing::info!(
+        name,
+        train = fit.len(),
+        validation = val.len(),
+        test = test.len(),
+        "zoo build"
+    );
+    let mut trainer = Trainer::new(&vs, recipe.train.clone())?.shuffle_seed(recipe.seed);
+    if let Some(p) = progress {
+        trainer = trainer.on_progress(p);
+    }
+    let eval_batch = 128;
+    let mut validate = || train::accuracy(&*net, &val, eval_batch);
+    let report = trainer.fit(
+        &fit,
+        |x, y| net.forward_t(x, true).cross_entropy_for_logits(y),
+        Some(&mut validate),
+    )?;
+    drop(trainer);
+    let validation_accuracy = train::accuracy(&*net, &val, eval_batch).ok();
+    let test_accuracy = train::accuracy(&*net, &test, eval_batch)?;
+    let weights = Registry::weights_path(zoo_dir, name);
+    let sha256 = checkpoint::save(&vs, &weights)?;
+    let record = BuildRecord {
+        name: name.to_string(),
+        entry: entry.clone(),
+        matches_registered: entry.registered.as_ref().map(|r| r.sha256 == sha256),
+        sha256,
+        test_accuracy,
+        validation_accuracy,
+        train_examples: fit.len(),
+        validation_examples: val.len(),
+        fit: report,
+        seconds: start.elapsed().as_secs_f64(),
+        device: format!("{device:?}"),
+    };
+    core_tensor::persist::write_json(&Registry::record_path(zoo_dir, name), &record)?;
+    Ok(record)
+}

@@ -1,0 +1,419 @@
+//! `cargo xtask bench`: Rust training steps against PyTorch eager on the same machine.
+//!
+//! Builds the Rust side (`pretrained-zoo`'s `bench` binary) in release mode, then runs rounds
+//! of it and of `python/bench_train.py` alternately (Rust first in even rounds, Python first in
+//! odd ones, so a slow drift of the machine hits both sides alike). Each round is one process
+//! per side that trains every row once and prints JSON. The table reports the median over the
+//! rounds of each side's time per step, and the ratio Rust / PyTorch of those medians; it is
+//! printed and written to `out/bench/bench.md`, with every round's raw numbers in
+//! `out/bench/bench.json`. What is measured, and why the numbers are what they are:
+//! `docs/benchmarks.md`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::setup::Libtorch;
+use crate::util::{cargo, project_root, temp_path_for};
+
+/// Options of `cargo xtask bench`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Rounds per side (each side runs every row once per round).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Intra-op threads on both sides.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Untimed steps per row before the timed ones.
+    #[arg(long, default_value_t = 20)]
+    pub warmup: usize,
+    /// Timed steps per row.
+    #[arg(long, default_value_t = 200)]
+    pub steps: usize,
+    /// Timed steps for LeNet at batch 1024 (5 untimed before them).
+    #[arg(long, default_value_t = 50)]
+    pub large_steps: usize,
+    /// Only the rows whose name (`model/batch/optimizer`, or `data/64`) contains this.
+    #[arg(long)]
+    pub only: Option<String>,
+    /// Leave glibc's malloc thresholds at their defaults in the Rust process.
+    #[arg(long)]
+    pub no_tune_malloc: bool,
+    /// The Python with torch 2.13.0 (default: the one libtorch comes from, or the project's
+    /// environment).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Output folder (default: out/bench in the project root).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// One side's report of one round, as both benchmark programs print it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Report {
+    side: String,
+    threads: i64,
+    malloc_tuned: bool,
+    optimizer_impl: String,
+    rows: Vec<Row>,
+    data: Option<DataRow>,
+    /// The 1-minute load average just before the round (filled in here).
+    #[serde(default)]
+    load_before: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Row {
+    model: String,
+    batch: u64,
+    optimizer: String,
+    warmup: u64,
+    steps: u64,
+    ms_per_step: f64,
+    /// Minor page faults per timed step.
+    #[serde(default)]
+    faults_per_step: Option<f64>,
+    final_loss: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DataRow {
+    batch: u64,
+    batches_per_epoch: u64,
+    epochs: u64,
+    ms_per_epoch: f64,
+}
+
+/// One line of the comparison.
+#[derive(Debug, Serialize)]
+struct Line {
+    model: String,
+    batch: u64,
+    optimizer: String,
+    rust_ms: f64,
+    pytorch_ms: f64,
+    ratio: f64,
+    /// Median minor page faults per step, Rust and PyTorch (training rows).
+    rust_faults: Option<f64>,
+    pytorch_faults: Option<f64>,
+}
+
+/// Everything written to `bench.json`.
+#[derive(Debug, Serialize)]
+struct Summary<'a> {
+    threads: usize,
+    rounds: usize,
+    rust_optimizer: &'a str,
+    pytorch_optimizer: &'a str,
+    rust_malloc_tuned: bool,
+    lines: &'a [Line],
+    raw: &'a [Report],
+}
+
+/// The load average above which the numbers are flagged as noisy.
+const QUIET_LOAD: f64 = 1.5;
+
+/// Sets up, builds, runs the rounds and writes the table.
+pub fn run(args: &Args) -> Result<()> {
+    anyhow::ensure!(args.rounds >= 1, "--rounds must be at least 1");
+    let libtorch = crate::setup::ensure(false)?;
+    crate::fetch::run(&crate::fetch::Args {
+        datasets: vec!["mnist".into()],
+        offline: false,
+    })?;
+    let python = match (&args.python, &libtorch) {
+        (Some(p), _) => p.clone(),
+        (None, Libtorch::UserPython(p)) => p.clone(),
+        (None, _) => crate::setup::venv_python(),
+    };
+    anyhow::ensure!(
+        python.exists() || args.python.is_some(),
+        "no Python with torch at {}; pass --python",
+        python.display()
+    );
+
+    let root = project_root();
+    let status = cargo()
+        .current_dir(&root)
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--package",
+            "pretrained-zoo",
+            "--bin",
+            "bench",
+        ])
+        .status()
+        .context("could not start cargo")?;
+    anyhow::ensure!(status.success(), "building the Rust benchmark failed ({status})");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|d| if d.is_relative() { root.join(d) } else { d })
+        .unwrap_or_else(|| root.join("target"));
+    let rust_bin = target
+        .join("release")
+        .join(format!("bench{}", std::env::consts::EXE_SUFFIX));
+
+    let mut common: Vec<String> = vec![
+        format!("--threads={}", args.threads),
+        format!("--warmup={}", args.warmup),
+        format!("--steps={}", args.steps),
+        format!("--large-steps={}", args.large_steps),
+    ];
+    if let Some(only) = &args.only {
+        common.push(format!("--only={only}"));
+    }
+    let mut rust_cmd = Command::new(&rust_bin);
+    rust_cmd.args(&common);
+    if args.no_tune_malloc {
+        rust_cmd.arg("--no-tune-malloc");
+    }
+    let mut py_cmd = Command::new(&python);
+    py_cmd
+        .arg(root.join("python").join("bench_train.py"))
+        .args(&common);
+
+    let mut rust = Vec::new();
+    let mut pytorch = Vec::new();
+    for round in 0..args.rounds {
+        let order = if round % 2 == 0 { [true, false] } else { [false, true] };
+        for is_rust in order {
+            let (cmd, name) = if is_rust {
+                (&mut rust_cmd, "rust")
+            } else {
+                (&mut py_cmd, "pytorch")
+            };
+            let load = load_average();
+            eprintln!(
+                "bench: round {}/{} {name} (load {})",
+                round + 1,
+                args.rounds,
+                load.map_or("?".into(), |l| format!("{l:.2}"))
+            );
+            let mut report = run_side(cmd)?;
+            report.load_before = load;
+            if is_rust {
+                rust.push(report);
+            } else {
+                pytorch.push(report);
+            }
+        }
+    }
+
+    let lines = compare(&rust, &pytorch);
+    let noisy = rust
+        .iter()
+        .chain(&pytorch)
+        .filter_map(|r| r.load_before)
+        .fold(0.0f64, f64::max);
+    let md = table(args, &lines, &rust[0], &pytorch[0], noisy);
+    print!("{md}");
+
+    let out = args.out.clone().unwrap_or_else(|| root.join("out").join("bench"));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let raw: Vec<Report> = rust.iter().chain(&pytorch).cloned().collect();
+    let summary = Summary {
+        threads: args.threads,
+        rounds: args.rounds,
+        rust_optimizer: &rust[0].optimizer_impl,
+        pytorch_optimizer: &pytorch[0].optimizer_impl,
+        rust_malloc_tuned: rust[0].malloc_tuned,
+        lines: &lines,
+        raw: &raw,
+    };
+    write_atomic(&out.join("bench.md"), md.as_bytes())?;
+    write_atomic(
+        &out.join("bench.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    eprintln!("bench: wrote {}", out.join("bench.md").display());
+    Ok(())
+}
+
+/// Runs one side's round and parses its JSON (stderr passes through).
+fn run_side(cmd: &mut Command) -> Result<Report> {
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("could not start {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed ({})", out.status);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().rev().find(|l| l.trim_start().starts_with('{'));
+    serde_json::from_str(line.unwrap_or_default())
+        .with_context(|| format!("{cmd:?} printed no report: {text}"))
+}
+
+/// Median per row over the rounds of each side, and the ratio of the medians.
+fn compare(rust: &[Report], pytorch: &[Report]) -> Vec<Line> {
+    let mut lines = Vec::new();
+    for row in &rust[0].rows {
+        let same = |r: &&Row| {
+            r.model == row.model && r.batch == row.batch && r.optimizer == row.optimizer
+        };
+        let times = |reports: &[Report]| -> Vec<f64> {
+            reports
+                .iter()
+                .filter_map(|rep| rep.rows.iter().find(same).map(|r| r.ms_per_step))
+                .collect()
+        };
+        let faults = |reports: &[Report]| -> Option<f64> {
+            let f: Vec<f64> = reports
+                .iter()
+                .filter_map(|rep| rep.rows.iter().find(same).and_then(|r| r.faults_per_step))
+                .collect();
+            (!f.is_empty()).then(|| median(f))
+        };
+        let (r, p) = (median(times(rust)), median(times(pytorch)));
+        lines.push(Line {
+            model: row.model.clone(),
+            batch: row.batch,
+            optimizer: row.optimizer.clone(),
+            rust_ms: r,
+            pytorch_ms: p,
+            ratio: r / p,
+            rust_faults: faults(rust),
+            pytorch_faults: faults(pytorch),
+        });
+    }
+    if let Some(d) = &rust[0].data {
+        let epochs = |reports: &[Report]| -> Vec<f64> {
+            reports
+                .iter()
+                .filter_map(|rep| rep.data.as_ref().map(|d| d.ms_per_epoch))
+                .collect()
+        };
+        let (r, p) = (median(epochs(rust)), median(epochs(pytorch)));
+        lines.push(Line {
+            model: "data path (epoch)".into(),
+            batch: d.batch,
+            optimizer: "-".into(),
+            rust_ms: r,
+            pytorch_ms: p,
+            ratio: r / p,
+            rust_faults: None,
+            pytorch_faults: None,
+        });
+    }
+    lines
+}
+
+/// The markdown table with a short header saying how it was measured.
+fn table(args: &Args, lines: &[Line], rust: &Report, pytorch: &Report, max_load: f64) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Medians of {} alternating rounds per side; {} intra-op thread(s); {} timed steps after {} \
+         warm-up (LeNet at batch 1024: {} after 5). The data-path row is ms per epoch \
+         (938 shuffled batches of 64).\n",
+        args.rounds, args.threads, args.steps, args.warmup, args.large_steps
+    );
+    let _ = writeln!(
+        s,
+        "Rust: {}, malloc tuned: {}. PyTorch: {}.\n",
+        rust.optimizer_impl, rust.malloc_tuned, pytorch.optimizer_impl
+    );
+    let _ = writeln!(
+        s,
+        "| model | batch | optimizer | Rust ms/step | PyTorch ms/step | ratio |"
+    );
+    let _ = writeln!(s, "|---|---:|---|---:|---:|---:|");
+    for l in lines {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.3} | {:.3} | {:.2} |",
+            l.model, l.batch, l.optimizer, l.rust_ms, l.pytorch_ms, l.ratio
+        );
+    }
+    if max_load > QUIET_LOAD {
+        let _ = writeln!(
+            s,
+            "\nWarning: the load average reached {max_load:.2} before a round (quiet: below \
+             {QUIET_LOAD}); other work was running, so these numbers are noisy."
+        );
+    }
+    s
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    xs.sort_by(f64::total_cmp);
+    let m = xs.len() / 2;
+    if xs.len() % 2 == 1 {
+        xs[m]
+    } else {
+        (xs[m - 1] + xs[m]) / 2.0
+    }
+}
+
+/// The 1-minute load average (Linux), if it can be read.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_path_for(dest);
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, dest).with_context(|| format!("renaming onto {}", dest.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(side: &str, ms: f64) -> Report {
+        Report {
+            side: side.into(),
+            threads: 2,
+            malloc_tuned: false,
+            optimizer_impl: "x".into(),
+            rows: vec![Row {
+                model: "mlp".into(),
+                batch: 64,
+                optimizer: "adam".into(),
+                warmup: 1,
+                steps: 1,
+                ms_per_step: ms,
+                faults_per_step: None,
+                final_loss: 0.0,
+            }],
+            data: None,
+            load_before: None,
+        }
+    }
+
+    #[test]
+    fn the_ratio_is_of_the_medians() {
+        let rust = [report("rust", 1.0), report("rust", 9.0), report("rust", 2.0)];
+        let py = [report("pytorch", 4.0), report("pytorch", 4.0), report("pytorch", 1.0)];
+        let lines = compare(&rust, &py);
+        assert_eq!(lines.len(), 1);
+        assert_eq!((lines[0].rust_ms, lines[0].pytorch_ms), (2.0, 4.0));
+        assert_eq!(lines[0].ratio, 0.5);
+    }
+
+    #[test]
+    fn both_programs_reports_parse() {
+        let json = r#"{"side": "pytorch", "torch": "2.13.0", "threads": 2, "malloc_tuned": false,
+            "optimizer_impl": "for-loop", "rows": [{"model": "mlp", "batch": 64,
+            "optimizer": "sgd", "warmup": 20, "steps": 200, "ms_per_step": 1.5,
+            "final_loss": 0.2}], "data": {"batch": 64, "batches_per_epoch": 938, "epochs": 5,
+            "ms_per_epoch": 40.0}}"#;
+        let r: Report = serde_json::from_str(json).unwrap();
+        assert_eq!(r.rows[0].ms_per_step, 1.5);
+        assert_eq!(r.data.unwrap().batches_per_epoch, 938);
+    }
+}
