@@ -216,10 +216,12 @@ def main(argv=None):
         "side": "pytorch",
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "malloc_tuned": False,
+        # `cargo xtask bench --tune-python-malloc` sets these (see core_tensor::alloc).
+        "malloc_tuned": os.environ.get("MALLOC_MMAP_MAX_") == "0",
         "optimizer_impl": "torch.optim defaults: " + ", ".join(sorted(impls)),
         "rows": rows,
         "data": data,
+        "cpu_seconds": sum(os.times()[:2]),
     }
     json.dump(report, sys.stdout)
     sys.stdout.write("\n")

@@ -40,9 +40,13 @@ pub struct Args {
     /// Only the rows whose name (`model/batch/optimizer`, or `data/64`) contains this.
     #[arg(long)]
     pub only: Option<String>,
-    /// Leave glibc's malloc thresholds at their defaults in the Rust process.
+    /// Leave glibc's malloc settings at their defaults in the Rust process.
     #[arg(long)]
     pub no_tune_malloc: bool,
+    /// Give the Python process the same malloc settings as the Rust one (through glibc's
+    /// `MALLOC_MMAP_MAX_` and `MALLOC_TRIM_THRESHOLD_`), to compare with the allocator held equal.
+    #[arg(long)]
+    pub tune_python_malloc: bool,
     /// The Python with torch 2.13.0 (default: the one libtorch comes from, or the project's
     /// environment).
     #[arg(long)]
@@ -61,9 +65,12 @@ struct Report {
     optimizer_impl: String,
     rows: Vec<Row>,
     data: Option<DataRow>,
-    /// The 1-minute load average just before the round (filled in here).
+    /// CPU seconds (user + system, all threads) the process used.
     #[serde(default)]
-    load_before: Option<f64>,
+    cpu_seconds: Option<f64>,
+    /// Filled in here: the cores other processes kept busy on average while it ran.
+    #[serde(default)]
+    other_cores: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -114,8 +121,8 @@ struct Summary<'a> {
     raw: &'a [Report],
 }
 
-/// The load average above which the numbers are flagged as noisy.
-const QUIET_LOAD: f64 = 1.5;
+/// Cores kept busy by other processes during a round above which its numbers are flagged.
+const QUIET_OTHER_CORES: f64 = 0.15;
 
 /// Sets up, builds, runs the rounds and writes the table.
 pub fn run(args: &Args) -> Result<()> {
@@ -150,7 +157,10 @@ pub fn run(args: &Args) -> Result<()> {
         ])
         .status()
         .context("could not start cargo")?;
-    anyhow::ensure!(status.success(), "building the Rust benchmark failed ({status})");
+    anyhow::ensure!(
+        status.success(),
+        "building the Rust benchmark failed ({status})"
+    );
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|d| if d.is_relative() { root.join(d) } else { d })
@@ -177,26 +187,39 @@ pub fn run(args: &Args) -> Result<()> {
     py_cmd
         .arg(root.join("python").join("bench_train.py"))
         .args(&common);
+    if args.tune_python_malloc {
+        py_cmd
+            .env("MALLOC_MMAP_MAX_", "0")
+            .env("MALLOC_TRIM_THRESHOLD_", "1073741824");
+    }
 
     let mut rust = Vec::new();
     let mut pytorch = Vec::new();
     for round in 0..args.rounds {
-        let order = if round % 2 == 0 { [true, false] } else { [false, true] };
+        let order = if round % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
         for is_rust in order {
             let (cmd, name) = if is_rust {
                 (&mut rust_cmd, "rust")
             } else {
                 (&mut py_cmd, "pytorch")
             };
-            let load = load_average();
-            eprintln!(
-                "bench: round {}/{} {name} (load {})",
-                round + 1,
-                args.rounds,
-                load.map_or("?".into(), |l| format!("{l:.2}"))
-            );
+            eprint!("bench: round {}/{} {name}", round + 1, args.rounds);
+            let before = (cpu_busy_seconds(), std::time::Instant::now());
             let mut report = run_side(cmd)?;
-            report.load_before = load;
+            let wall = before.1.elapsed().as_secs_f64();
+            report.other_cores = before
+                .0
+                .zip(cpu_busy_seconds())
+                .zip(report.cpu_seconds)
+                .map(|((b0, b1), own)| ((b1 - b0 - own) / wall).max(0.0));
+            match report.other_cores {
+                Some(c) => eprintln!(": {wall:.1} s, other processes used {c:.2} cores"),
+                None => eprintln!(": {wall:.1} s"),
+            }
             if is_rust {
                 rust.push(report);
             } else {
@@ -209,12 +232,15 @@ pub fn run(args: &Args) -> Result<()> {
     let noisy = rust
         .iter()
         .chain(&pytorch)
-        .filter_map(|r| r.load_before)
+        .filter_map(|r| r.other_cores)
         .fold(0.0f64, f64::max);
     let md = table(args, &lines, &rust[0], &pytorch[0], noisy);
     print!("{md}");
 
-    let out = args.out.clone().unwrap_or_else(|| root.join("out").join("bench"));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| root.join("out").join("bench"));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let raw: Vec<Report> = rust.iter().chain(&pytorch).cloned().collect();
     let summary = Summary {
@@ -254,9 +280,8 @@ fn run_side(cmd: &mut Command) -> Result<Report> {
 fn compare(rust: &[Report], pytorch: &[Report]) -> Vec<Line> {
     let mut lines = Vec::new();
     for row in &rust[0].rows {
-        let same = |r: &&Row| {
-            r.model == row.model && r.batch == row.batch && r.optimizer == row.optimizer
-        };
+        let same =
+            |r: &&Row| r.model == row.model && r.batch == row.batch && r.optimizer == row.optimizer;
         let times = |reports: &[Report]| -> Vec<f64> {
             reports
                 .iter()
@@ -305,7 +330,7 @@ fn compare(rust: &[Report], pytorch: &[Report]) -> Vec<Line> {
 }
 
 /// The markdown table with a short header saying how it was measured.
-fn table(args: &Args, lines: &[Line], rust: &Report, pytorch: &Report, max_load: f64) -> String {
+fn table(args: &Args, lines: &[Line], rust: &Report, pytorch: &Report, others: f64) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -316,8 +341,8 @@ fn table(args: &Args, lines: &[Line], rust: &Report, pytorch: &Report, max_load:
     );
     let _ = writeln!(
         s,
-        "Rust: {}, malloc tuned: {}. PyTorch: {}.\n",
-        rust.optimizer_impl, rust.malloc_tuned, pytorch.optimizer_impl
+        "Rust: {}, malloc tuned: {}. PyTorch: {}, malloc tuned: {}.\n",
+        rust.optimizer_impl, rust.malloc_tuned, pytorch.optimizer_impl, pytorch.malloc_tuned
     );
     let _ = writeln!(
         s,
@@ -331,11 +356,11 @@ fn table(args: &Args, lines: &[Line], rust: &Report, pytorch: &Report, max_load:
             l.model, l.batch, l.optimizer, l.rust_ms, l.pytorch_ms, l.ratio
         );
     }
-    if max_load > QUIET_LOAD {
+    if others > QUIET_OTHER_CORES {
         let _ = writeln!(
             s,
-            "\nWarning: the load average reached {max_load:.2} before a round (quiet: below \
-             {QUIET_LOAD}); other work was running, so these numbers are noisy."
+            "\nWarning: other processes kept {others:.2} cores busy during a round (quiet: below \
+             {QUIET_OTHER_CORES}); these numbers are noisy, run again on a quiet machine."
         );
     }
     s
@@ -354,14 +379,20 @@ fn median(mut xs: Vec<f64>) -> f64 {
     }
 }
 
-/// The 1-minute load average (Linux), if it can be read.
-fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
+/// Busy time of all CPUs since boot in seconds (the `cpu` line of `/proc/stat`, in USER_HZ =
+/// 100 ticks per second, less idle and iowait), on Linux.
+fn cpu_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat
+        .lines()
         .next()?
-        .parse()
-        .ok()
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .map(|t| t.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let busy: u64 = ticks.iter().take(8).sum::<u64>() - ticks.get(3)? - ticks.get(4)?;
+    Some(busy as f64 / 100.0)
 }
 
 fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
@@ -391,14 +422,23 @@ mod tests {
                 final_loss: 0.0,
             }],
             data: None,
-            load_before: None,
+            cpu_seconds: None,
+            other_cores: None,
         }
     }
 
     #[test]
     fn the_ratio_is_of_the_medians() {
-        let rust = [report("rust", 1.0), report("rust", 9.0), report("rust", 2.0)];
-        let py = [report("pytorch", 4.0), report("pytorch", 4.0), report("pytorch", 1.0)];
+        let rust = [
+            report("rust", 1.0),
+            report("rust", 9.0),
+            report("rust", 2.0),
+        ];
+        let py = [
+            report("pytorch", 4.0),
+            report("pytorch", 4.0),
+            report("pytorch", 1.0),
+        ];
         let lines = compare(&rust, &py);
         assert_eq!(lines.len(), 1);
         assert_eq!((lines[0].rust_ms, lines[0].pytorch_ms), (2.0, 4.0));

@@ -9,6 +9,7 @@ mod setup;
 mod suite;
 mod test;
 mod util;
+mod zoo;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +32,8 @@ enum Command {
     Suite(suite::Args),
     /// Time training steps in Rust against PyTorch eager (docs/benchmarks.md).
     Bench(bench::Args),
+    /// Build, list or verify the pre-trained models of fixtures/zoo.toml.
+    Zoo(zoo::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,6 +44,7 @@ fn main() -> std::process::ExitCode {
         Command::Test(args) => test::run(&args),
         Command::Suite(args) => suite::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Zoo(args) => zoo::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -87,6 +87,8 @@ struct Report {
     optimizer_impl: &'static str,
     rows: Vec<Row>,
     data: Option<DataRow>,
+    /// CPU seconds (user + system, all threads) of this process so far, on Linux.
+    cpu_seconds: Option<f64>,
 }
 
 const MNIST_MEAN: f64 = 0.1307;
@@ -163,6 +165,7 @@ fn run(args: Args, malloc_tuned: bool) -> Result<()> {
         optimizer_impl: "fused (core_tensor::optim: _fused_sgd_ / _fused_adam_)",
         rows,
         data: data_row,
+        cpu_seconds: cpu_seconds(),
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
@@ -260,12 +263,22 @@ fn time_data_path(data: &TensorDataset, batch: usize, epochs: usize, seed: u64) 
     }
 }
 
-/// Minor page faults of this process so far (field 10 of `/proc/self/stat`), on Linux.
-fn minor_faults() -> Option<u64> {
+/// Field `n` (1-based, as in `man proc`) of `/proc/self/stat`, for n >= 3, on Linux.
+fn proc_stat_field(n: usize) -> Option<u64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // The command name (field 2) may hold spaces; the fields after it are plain.
     let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(7)?.parse().ok()
+    after_name.split_whitespace().nth(n - 3)?.parse().ok()
+}
+
+/// Minor page faults of this process so far.
+fn minor_faults() -> Option<u64> {
+    proc_stat_field(10)
+}
+
+/// User + system CPU time of this process so far (fields 14 and 15, in USER_HZ = 100 ticks/s).
+fn cpu_seconds() -> Option<f64> {
+    Some((proc_stat_field(14)? + proc_stat_field(15)?) as f64 / 100.0)
 }
 
 fn median(xs: &mut [f64]) -> f64 {

@@ -38,6 +38,10 @@ enum Command {
         /// cpu, cuda, cuda:N or auto.
         #[arg(long, default_value = "cpu")]
         device: DeviceSpec,
+        /// libtorch intra-op threads. Results repeat bit for bit for one thread count; the
+        /// registered checksums were made with 2.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
     },
     /// List the entries and whether each is built and verified.
     List,
@@ -125,8 +129,10 @@ fn run(cli: Cli) -> Result<()> {
             force,
             record,
             device,
+            threads,
         } => {
             let device = device.resolve()?;
+            core_tensor::device::set_threads(threads);
             let names: Vec<String> = if names.is_empty() {
                 reg.models.keys().cloned().collect()
             } else {
@@ -136,8 +142,12 @@ fn run(cli: Cli) -> Result<()> {
             let mut recorded = Vec::new();
             for name in &names {
                 let entry = reg.entry(name)?;
-                if !force && !record && verified(&reg, &zoo, name)? {
+                if !force && verified(&reg, &zoo, name)? {
                     eprintln!("zoo: {name}: built and verified");
+                    if record {
+                        let rec = registry::read_record(&zoo, name)?;
+                        recorded.push((name.clone(), rec.test_accuracy, rec.sha256));
+                    }
                     continue;
                 }
                 let bar = core_tensor::progress::epoch_bar(name)
