@@ -1,0 +1,235 @@
+//! A store of finished experiment runs, so that an interrupted sweep resumes where it stopped.
+//!
+//! A run is one (experiment, resolved configuration, seed) with its inputs (dataset checksums,
+//! pre-trained weights' checksums). Its key is the sha256 of all of that as canonical JSON, so
+//! changing any of it makes a new run and leaves the old result alone. Each finished run is one
+//! JSON file `<store>/<experiment>/<key>.json`, written atomically when the run ends: killing a
+//! sweep loses at most the run in progress, and the store is never half-written.
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::persist::write_json;
+use crate::{Error, Result};
+
+/// What identifies a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunId {
+    /// Experiment name, e.g. `x1-target-size`.
+    pub experiment: String,
+    /// The resolved configuration of this run (variant, sizes, training settings).
+    pub config: serde_json::Value,
+    /// The seed.
+    pub seed: u64,
+    /// Inputs the result depends on beyond the code: name → checksum (datasets, weights).
+    pub inputs: std::collections::BTreeMap<String, String>,
+}
+
+impl RunId {
+    /// A run id from any serialisable configuration.
+    pub fn new(
+        experiment: &str,
+        config: &impl Serialize,
+        seed: u64,
+        inputs: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self> {
+        let config = serde_json::to_value(config)
+            .map_err(|e| Error::InvalidArgument(format!("run config is not serialisable: {e}")))?;
+        Ok(RunId {
+            experiment: experiment.to_string(),
+            config,
+            seed,
+            inputs: inputs.into_iter().collect(),
+        })
+    }
+
+    /// The run's key: sha256 of the id as canonical JSON (object keys sorted).
+    pub fn key(&self) -> String {
+        // serde_json's Value keeps object keys sorted (BTreeMap), so this is canonical.
+        let value = serde_json::to_value(self).expect("a RunId always serialises");
+        format!("{:x}", Sha256::digest(value.to_string().as_bytes()))
+    }
+}
+
+/// A finished run as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord<T> {
+    /// The key ([`RunId::key`]).
+    pub key: String,
+    /// What the run was.
+    pub id: RunId,
+    /// What it measured.
+    pub result: T,
+    /// Wall time of the run in seconds.
+    pub seconds: f64,
+    /// The device it ran on.
+    pub device: String,
+}
+
+/// A folder of finished runs.
+#[derive(Debug, Clone)]
+pub struct RunStore {
+    dir: PathBuf,
+}
+
+impl RunStore {
+    /// The store in `dir` (created when the first run is written).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        RunStore { dir: dir.into() }
+    }
+
+    /// The store's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, id: &RunId) -> PathBuf {
+        self.dir
+            .join(&id.experiment)
+            .join(format!("{}.json", id.key()))
+    }
+
+    /// The stored record of `id`, if it finished before. A file that cannot be read as a
+    /// record is an error naming it (delete it to rerun that run).
+    pub fn get<T: DeserializeOwned>(&self, id: &RunId) -> Result<Option<RunRecord<T>>> {
+        let path = self.path(id);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let record: RunRecord<T> = serde_json::from_str(&text).map_err(|e| {
+            Error::format(
+                &path,
+                format!("not a run record ({e}); delete it to rerun the run"),
+            )
+        })?;
+        Ok(Some(record))
+    }
+
+    /// Stores a finished run atomically.
+    pub fn put<T: Serialize>(&self, record: &RunRecord<T>) -> Result<()> {
+        write_json(&self.path(&record.id), record)
+    }
+
+    /// Returns the stored result of `id`, or runs `f`, stores its result and returns it.
+    /// The flag is true when the result came from the store.
+    pub fn run_or_load<T, F>(&self, id: &RunId, device: &str, f: F) -> Result<(RunRecord<T>, bool)>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Result<T>,
+    {
+        if let Some(rec) = self.get(id)? {
+            return Ok((rec, true));
+        }
+        let start = std::time::Instant::now();
+        let result = f()?;
+        let record = RunRecord {
+            key: id.key(),
+            id: id.clone(),
+            result,
+            seconds: start.elapsed().as_secs_f64(),
+            device: device.to_string(),
+        };
+        self.put(&record)?;
+        Ok((record, false))
+    }
+
+    /// Every stored record of `experiment`, sorted by key.
+    pub fn records<T: DeserializeOwned>(&self, experiment: &str) -> Result<Vec<RunRecord<T>>> {
+        let dir = self.dir.join(experiment);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&dir, e)),
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        paths.sort();
+        paths
+            .iter()
+            .map(|p| {
+                let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+                serde_json::from_str(&text).map_err(|e| Error::format(p, e.to_string()))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(lr: f64, seed: u64) -> RunId {
+        RunId::new(
+            "x1",
+            &serde_json::json!({"strategy": "scratch", "lr": lr}),
+            seed,
+            [("mnist".to_string(), "abc".to_string())],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn keys_change_with_config_seed_and_inputs() {
+        assert_eq!(id(0.1, 0).key(), id(0.1, 0).key());
+        assert_ne!(id(0.1, 0).key(), id(0.2, 0).key());
+        assert_ne!(id(0.1, 0).key(), id(0.1, 1).key());
+        let mut other = id(0.1, 0);
+        other.inputs.insert("mnist".into(), "abd".into());
+        assert_ne!(id(0.1, 0).key(), other.key());
+        // Field order in the config does not matter.
+        let a = RunId::new("x", &serde_json::json!({"a": 1, "b": 2}), 0, []).unwrap();
+        let b = RunId::new("x", &serde_json::json!({"b": 2, "a": 1}), 0, []).unwrap();
+        assert_eq!(a.key(), b.key());
+    }
+
+    #[test]
+    fn finished_runs_are_not_run_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path());
+        let mut calls = 0;
+        let (first, cached) = store
+            .run_or_load(&id(0.1, 0), "cpu", || {
+                calls += 1;
+                Ok(0.93)
+            })
+            .unwrap();
+        assert!(!cached);
+        let (second, cached) = store
+            .run_or_load(&id(0.1, 0), "cpu", || -> Result<f64> {
+                unreachable!("already stored")
+            })
+            .unwrap();
+        assert!(cached);
+        assert_eq!((calls, first.result, second.result), (1, 0.93, 0.93));
+        assert_eq!(store.records::<f64>("x1").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_failed_run_stores_nothing_and_a_damaged_record_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path());
+        let err = store.run_or_load(&id(0.1, 0), "cpu", || -> Result<f64> {
+            Err(Error::InvalidArgument("boom".into()))
+        });
+        assert!(err.is_err());
+        assert!(store.get::<f64>(&id(0.1, 0)).unwrap().is_none());
+        let path = dir
+            .path()
+            .join("x1")
+            .join(format!("{}.json", id(0.1, 0).key()));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "{ half").unwrap();
+        let err = store.get::<f64>(&id(0.1, 0)).unwrap_err().to_string();
+        assert!(
+            err.contains(&id(0.1, 0).key()) && err.contains("delete it"),
+            "{err}"
+        );
+    }
+}
