@@ -18,12 +18,17 @@ pub struct Args {
 
 /// Runs setup, fetch, and `cargo test --workspace --release`.
 pub fn run(args: &Args) -> Result<()> {
-    crate::setup::ensure(false)?;
+    let libtorch = crate::setup::ensure(false)?;
     crate::fetch::run(&crate::fetch::Args::default())?;
-    run_status(
-        cargo()
-            .current_dir(project_root())
-            .args(["test", "--workspace", "--release"])
-            .args(&args.cargo_args),
-    )
+    let mut cmd = cargo();
+    cmd.current_dir(project_root())
+        .args(["test", "--workspace", "--release"])
+        .args(&args.cargo_args);
+    // Tests compare with PyTorch: with LIBTORCH_USE_PYTORCH that Python is the reference.
+    if let crate::setup::Libtorch::UserPython(python) = &libtorch {
+        if std::env::var_os("TRANSFERLAB_PYTHON_REF").is_none() {
+            cmd.env("TRANSFERLAB_PYTHON_REF", python);
+        }
+    }
+    run_status(&mut cmd)
 }
