@@ -95,6 +95,11 @@ impl DeviceSpec {
 }
 
 /// Seeds libtorch's generators (CPU and CUDA). With a seed, CPU runs repeat bit for bit.
+///
+/// libtorch has one generator per process (tch exposes no per-run generator), so a seeded run
+/// is repeatable only when nothing else in the process draws from it meanwhile: independent
+/// runs in parallel are separate processes, never threads of one. Batch order does not depend
+/// on it ([`crate::data::permutation`]).
 pub fn seed(seed: u64) {
     tch::manual_seed(seed as i64);
 }

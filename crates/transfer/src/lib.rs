@@ -1,5 +1,9 @@
 //! `transfer`: adapting a pre-trained network to a small dataset (fine-tuning strategies,
 //! layer transfer, transferability estimates) and the transfer experiments X1–X6.
 //!
-//! Not implemented yet: this crate is a placeholder in the workspace layout (see
-//! `docs/architecture.md`); its library and experiments are the subject of a later issue.
+//! Work in progress: the transferability estimators are here; the strategies, layer transfer,
+//! command-line entry and experiments are not implemented yet.
+
+pub mod input;
+pub mod strategy;
+pub mod transferability;

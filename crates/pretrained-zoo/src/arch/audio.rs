@@ -14,7 +14,7 @@ use tch::nn::{self, ModuleT};
 
 use super::face::validate_blocks;
 use super::layers::{self, ConvBn, ConvSpec};
-use super::{Classifier, HEAD, expect_valid, positive, replace_linear};
+use super::{Classifier, EvalStages, HEAD, expect_valid, positive, replace_linear};
 
 /// Shape of the waveform CNN.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +68,7 @@ pub struct AudioCnn1d {
     stages: Vec<String>,
     blocks: Vec<ConvBn<nn::Conv1D>>,
     head: nn::Linear,
+    eval: EvalStages,
 }
 
 impl AudioCnn1d {
@@ -102,6 +103,7 @@ impl AudioCnn1d {
             stages,
             blocks,
             head: layers::linear(p / HEAD, inputs, cfg.classes),
+            eval: EvalStages::default(),
         }
     }
 
@@ -120,9 +122,15 @@ impl Classifier for AudioCnn1d {
         let pool = self.config.pool;
         self.blocks
             .iter()
-            .fold(xs.shallow_clone(), |x, b| {
-                b.forward_t(&x, train)
-                    .max_pool1d([pool], [pool], [0], [1], false)
+            .zip(&self.stages)
+            .fold(xs.shallow_clone(), |x, (b, stage)| {
+                b.forward_t(&x, self.eval.train(stage, train)).max_pool1d(
+                    [pool],
+                    [pool],
+                    [0],
+                    [1],
+                    false,
+                )
             })
             .adaptive_avg_pool1d([1])
             .flatten(1, -1)
@@ -144,6 +152,15 @@ impl Classifier for AudioCnn1d {
         replace_linear(&mut self.head, classes)?;
         self.config.classes = classes;
         Ok(())
+    }
+
+    fn set_eval_stages(&mut self, stages: &[&str]) -> Result<()> {
+        self.eval = EvalStages::new(&self.stages(), stages)?;
+        Ok(())
+    }
+
+    fn eval_stages(&self) -> Vec<String> {
+        self.eval.names()
     }
 }
 

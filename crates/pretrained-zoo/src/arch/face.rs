@@ -11,7 +11,7 @@ use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
 use super::layers::{self, ConvBn};
-use super::{Classifier, HEAD, expect_valid, positive, replace_linear};
+use super::{Classifier, EvalStages, HEAD, expect_valid, positive, replace_linear};
 
 /// Widths of the face CNN.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +76,7 @@ pub struct FaceCnn {
     stages: Vec<String>,
     blocks: Vec<ConvBn<nn::Conv2D>>,
     head: nn::Linear,
+    eval: EvalStages,
 }
 
 impl FaceCnn {
@@ -93,6 +94,7 @@ impl FaceCnn {
             stages,
             blocks,
             head: layers::linear(p / HEAD, width, cfg.classes),
+            eval: EvalStages::default(),
         }
     }
 
@@ -110,8 +112,10 @@ impl Classifier for FaceCnn {
     fn features(&self, xs: &Tensor, train: bool) -> Tensor {
         self.blocks
             .iter()
-            .fold(xs.shallow_clone(), |x, b| {
-                b.forward_t(&x, train).max_pool2d_default(2)
+            .zip(&self.stages)
+            .fold(xs.shallow_clone(), |x, (b, stage)| {
+                b.forward_t(&x, self.eval.train(stage, train))
+                    .max_pool2d_default(2)
             })
             .adaptive_avg_pool2d([1, 1])
             .flatten(1, -1)
@@ -133,6 +137,15 @@ impl Classifier for FaceCnn {
         replace_linear(&mut self.head, classes)?;
         self.config.classes = classes;
         Ok(())
+    }
+
+    fn set_eval_stages(&mut self, stages: &[&str]) -> Result<()> {
+        self.eval = EvalStages::new(&self.stages(), stages)?;
+        Ok(())
+    }
+
+    fn eval_stages(&self) -> Vec<String> {
+        self.eval.names()
     }
 }
 

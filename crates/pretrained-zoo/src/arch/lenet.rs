@@ -11,7 +11,7 @@ use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
 use super::layers::{self, ConvSpec};
-use super::{Classifier, HEAD, expect_valid, positive, replace_linear};
+use super::{Classifier, EvalStages, HEAD, expect_valid, positive, replace_linear};
 
 /// Widths of the LeNet-style CNN.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +58,8 @@ pub struct LeNet {
     fc1: nn::Linear,
     fc2: nn::Linear,
     head: nn::Linear,
+    /// Kept and checked only: no layer depends on the `train` flag.
+    eval: EvalStages,
 }
 
 impl LeNet {
@@ -84,6 +86,7 @@ impl LeNet {
             fc1: layers::linear(p / "fc1", c2 * 5 * 5, h1),
             fc2: layers::linear(p / "fc2", h1, h2),
             head: layers::linear(p / HEAD, h2, cfg.classes),
+            eval: EvalStages::default(),
         }
     }
 
@@ -125,6 +128,15 @@ impl Classifier for LeNet {
         replace_linear(&mut self.head, classes)?;
         self.config.classes = classes;
         Ok(())
+    }
+
+    fn set_eval_stages(&mut self, stages: &[&str]) -> Result<()> {
+        self.eval = EvalStages::new(&self.stages(), stages)?;
+        Ok(())
+    }
+
+    fn eval_stages(&self) -> Vec<String> {
+        self.eval.names()
     }
 }
 

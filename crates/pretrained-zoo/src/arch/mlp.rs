@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
-use super::{Classifier, HEAD, expect_valid, layers, positive, replace_linear};
+use super::{Classifier, EvalStages, HEAD, expect_valid, layers, positive, replace_linear};
 
 /// Widths of the perceptron.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +52,8 @@ pub struct Mlp {
     stages: Vec<String>,
     hidden: Vec<nn::Linear>,
     head: nn::Linear,
+    /// Kept and checked only: no layer depends on the `train` flag.
+    eval: EvalStages,
 }
 
 impl Mlp {
@@ -76,6 +78,7 @@ impl Mlp {
             stages,
             hidden,
             head: layers::linear(p / HEAD, width, cfg.classes),
+            eval: EvalStages::default(),
         }
     }
 
@@ -112,6 +115,15 @@ impl Classifier for Mlp {
         replace_linear(&mut self.head, classes)?;
         self.config.classes = classes;
         Ok(())
+    }
+
+    fn set_eval_stages(&mut self, stages: &[&str]) -> Result<()> {
+        self.eval = EvalStages::new(&self.stages(), stages)?;
+        Ok(())
+    }
+
+    fn eval_stages(&self) -> Vec<String> {
+        self.eval.names()
     }
 }
 

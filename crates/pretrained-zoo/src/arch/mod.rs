@@ -24,6 +24,25 @@
 //! zero one of the new shape. Nothing is created under a new name, so tch never renames a
 //! duplicate `head` to `head__N`, and a checkpoint of the new network has the same keys. Build
 //! the optimizer after replacing the head: one built before keeps state of the old shape.
+//!
+//! **Frozen stages and batch norm.** Freezing a stage (`core_tensor::optim::freeze`) stops its
+//! gradients, but batch-norm running statistics are buffers: a training-mode forward pass
+//! still normalises with batch statistics and updates them. Whether frozen stages do that is
+//! an experiment's choice, so it is explicit: [`Classifier::set_eval_stages`] makes some
+//! stages run in evaluation mode whatever the `train` flag says, and [`freeze_stages`]
+//! freezes the first n stages and applies a [`BatchNormPolicy`].
+//!
+//! ```no_run
+//! use core_tensor::optim::{Optimizer, OptimizerKind};
+//! use pretrained_zoo::arch::{BatchNormPolicy, ResNet, ResNetConfig, freeze_stages};
+//! let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+//! let mut net = ResNet::new(&vs.root(), &ResNetConfig::default());
+//! let frozen = freeze_stages(&mut net, &vs, 2, BatchNormPolicy::FrozenStagesEval)?;
+//! assert_eq!(frozen, ["stem", "layer1"]);
+//! // Built after freezing, the optimizer leaves the frozen variables out.
+//! let opt = Optimizer::new(&vs, OptimizerKind::sgd(0.9), 0.1, 0.0)?;
+//! # Ok::<(), core_tensor::Error>(())
+//! ```
 
 pub mod audio;
 pub mod face;
@@ -48,11 +67,29 @@ pub use spectrogram::{SpectrogramCnn, SpectrogramCnnConfig};
 /// The name of every network's last stage, the linear classifier on the features.
 pub const HEAD: &str = "head";
 
+/// How batch norm behaves in the stages whose weights [`freeze_stages`] freezes.
+///
+/// In an experiment's configuration it reads `"frozen_stages_eval"` or `"update_all"`; it has
+/// no default, since the two are different experiments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchNormPolicy {
+    /// Frozen stages run in evaluation mode whatever the `train` flag: batch norm normalises
+    /// with its running statistics and never changes them (and dropout, where there is any,
+    /// is off). The frozen stages are then a fixed function of their input.
+    FrozenStagesEval,
+    /// Every stage follows the `train` flag: in training, batch norm of frozen stages
+    /// normalises with batch statistics and its running statistics keep updating, although
+    /// its weights are frozen.
+    UpdateAll,
+}
+
 /// A network made of a backbone (ordered stages that compute features) and a linear head.
 ///
 /// `forward_t(xs, train)` is `head(features(xs, train))`. `train` matters for batch norm:
 /// `true` normalises with batch statistics and updates the running ones, `false` uses the
-/// running statistics and changes nothing.
+/// running statistics and changes nothing. Stages named in [`Classifier::set_eval_stages`]
+/// run as with `false` whatever `train` says; `false` is evaluation mode everywhere.
 pub trait Classifier: ModuleT {
     /// Stage names, input to output; the last one is [`HEAD`]. A variable belongs to a stage
     /// when [`in_stage`] says so.
@@ -71,6 +108,116 @@ pub trait Classifier: ModuleT {
     /// module documentation): the variable names stay `head.weight` and `head.bias`, and so
     /// does their `requires_grad` (a frozen head stays frozen). Build optimizers afterwards.
     fn replace_head(&mut self, classes: i64) -> Result<()>;
+
+    /// Makes `stages` run in evaluation mode in every forward pass ([`ModuleT::forward_t`]
+    /// and [`Classifier::features`]) whatever the `train` flag says: their batch norm uses its
+    /// running statistics and leaves them unchanged, dropout is off. The other stages follow
+    /// the flag. The set replaces the previous one (`&[]` clears it).
+    ///
+    /// Networks without batch norm or dropout (`Mlp`, `LeNet`) compute the same either way
+    /// but keep and check the set all the same.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] listing the valid stages if a name is not one of
+    /// [`Classifier::stages`]; the previous set is then kept.
+    fn set_eval_stages(&mut self, stages: &[&str]) -> Result<()>;
+
+    /// The stages that run in evaluation mode whatever the `train` flag, in stage order.
+    fn eval_stages(&self) -> Vec<String>;
+}
+
+/// Freezes the first `n` stages of `net`, whose variables are `vs`, and applies `policy` to
+/// their batch norm; returns the names of the frozen stages.
+///
+/// Freezing sets `requires_grad = false` on every variable of those stages
+/// (`core_tensor::optim::freeze` with the stage names as prefixes), so an optimizer built
+/// afterwards leaves them out. Then [`BatchNormPolicy::FrozenStagesEval`] makes exactly the
+/// frozen stages run in evaluation mode ([`Classifier::set_eval_stages`]) and
+/// [`BatchNormPolicy::UpdateAll`] makes every stage follow the `train` flag (it clears any
+/// evaluation stages set before). `n = 0` freezes nothing and only applies the policy.
+///
+/// The network must have been built at the root of `vs` (`build(&vs.root())`), so that its
+/// variable names start with its stage names.
+///
+/// # Errors
+/// [`Error::InvalidArgument`], with nothing changed, if `n` exceeds the number of backbone
+/// stages (the head is never frozen: it is the part fine-tuning trains) or if a stage to
+/// freeze has no variable in `vs`.
+pub fn freeze_stages(
+    net: &mut dyn Classifier,
+    vs: &nn::VarStore,
+    n: usize,
+    policy: BatchNormPolicy,
+) -> Result<Vec<String>> {
+    let stages = net.stages();
+    let backbone = &stages[..stages.len() - 1];
+    if n > backbone.len() {
+        return Err(Error::InvalidArgument(format!(
+            "cannot freeze the first {n} stages: the network has {} backbone stages {backbone:?} \
+             before its `{HEAD}`, and the head cannot be frozen (it is what fine-tuning trains); \
+             freeze at most {} stages",
+            backbone.len(),
+            backbone.len()
+        )));
+    }
+    let frozen: Vec<String> = backbone[..n].iter().map(|s| s.to_string()).collect();
+    let names: Vec<String> = vs.variables().into_keys().collect();
+    if let Some(stage) = frozen
+        .iter()
+        .find(|stage| !names.iter().any(|name| in_stage(name, stage)))
+    {
+        return Err(Error::InvalidArgument(format!(
+            "stage `{stage}` has no variable in the VarStore: build the network at the store's \
+             root (`build(&vs.root())`) so that its variable names start with its stage names"
+        )));
+    }
+    let prefixes: Vec<&str> = frozen.iter().map(String::as_str).collect();
+    match policy {
+        BatchNormPolicy::FrozenStagesEval => net.set_eval_stages(&prefixes)?,
+        BatchNormPolicy::UpdateAll => net.set_eval_stages(&[])?,
+    }
+    let variables = core_tensor::optim::freeze(vs, &prefixes);
+    tracing::info!(stages = ?frozen, variables, ?policy, "froze stages");
+    Ok(frozen)
+}
+
+/// The stages of a network that run in evaluation mode whatever the `train` flag: the state
+/// behind [`Classifier::set_eval_stages`], one per network.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct EvalStages(Vec<String>);
+
+impl EvalStages {
+    /// The stages of `requested`, which must all be among `stages` (the network's), kept in
+    /// the order of `stages`; the error lists the valid stages.
+    pub(crate) fn new(stages: &[&str], requested: &[&str]) -> Result<Self> {
+        let unknown: Vec<&str> = requested
+            .iter()
+            .copied()
+            .filter(|r| !stages.contains(r))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "unknown stage names {unknown:?}: the stages of this network are {stages:?}"
+            )));
+        }
+        Ok(EvalStages(
+            stages
+                .iter()
+                .filter(|s| requested.contains(s))
+                .map(|s| s.to_string())
+                .collect(),
+        ))
+    }
+
+    /// The stage names, in stage order.
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.0.clone()
+    }
+
+    /// The `train` flag `stage` runs with: `false` for an evaluation stage, `train` otherwise.
+    pub(crate) fn train(&self, stage: &str, train: bool) -> bool {
+        train && !self.0.iter().any(|s| s == stage)
+    }
 }
 
 /// Whether the variable `name` belongs to `stage` (equal to it, or below it: `stage.`...).
@@ -286,6 +433,27 @@ pub(crate) mod test_util {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn eval_stages_keep_stage_order_and_refuse_unknown_names() {
+        let stages = ["stem", "layer1", "layer2", HEAD];
+        let eval = EvalStages::new(&stages, &["layer2", "stem", "stem"]).unwrap();
+        assert_eq!(eval.names(), ["stem", "layer2"]);
+        assert!(!eval.train("stem", true));
+        assert!(eval.train("layer1", true));
+        assert!(!eval.train("layer1", false));
+        let err = EvalStages::new(&stages, &["layer1", "layer9"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("layer9"), "{err}");
+        for stage in stages {
+            assert!(err.contains(stage), "{err} does not list {stage}");
+        }
+        assert_eq!(
+            EvalStages::new(&stages, &[]).unwrap(),
+            EvalStages::default()
+        );
+    }
 
     #[test]
     fn in_stage_matches_whole_components_only() {

@@ -18,7 +18,7 @@ use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
 use super::layers::{self, ConvSpec};
-use super::{Classifier, HEAD, expect_valid, positive, replace_linear};
+use super::{Classifier, EvalStages, HEAD, expect_valid, positive, replace_linear};
 
 /// Width and depth of the ResNet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +127,7 @@ pub struct ResNet {
     stem: Stem,
     layers: [Vec<BasicBlock>; 3],
     head: nn::Linear,
+    eval: EvalStages,
 }
 
 impl ResNet {
@@ -162,6 +163,7 @@ impl ResNet {
             stem,
             layers,
             head: layers::linear(p / HEAD, 4 * w, cfg.classes),
+            eval: EvalStages::default(),
         }
     }
 
@@ -179,10 +181,13 @@ impl Classifier for ResNet {
     fn features(&self, xs: &Tensor, train: bool) -> Tensor {
         let mut x = xs
             .apply(&self.stem.conv)
-            .apply_t(&self.stem.bn, train)
+            .apply_t(&self.stem.bn, self.eval.train("stem", train))
             .relu();
-        for block in self.layers.iter().flatten() {
-            x = block.forward_t(&x, train);
+        for (stage, blocks) in Self::STAGES[1..].iter().zip(&self.layers) {
+            let train = self.eval.train(stage, train);
+            for block in blocks {
+                x = block.forward_t(&x, train);
+            }
         }
         x.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
     }
@@ -199,6 +204,15 @@ impl Classifier for ResNet {
         replace_linear(&mut self.head, classes)?;
         self.config.classes = classes;
         Ok(())
+    }
+
+    fn set_eval_stages(&mut self, stages: &[&str]) -> Result<()> {
+        self.eval = EvalStages::new(&self.stages(), stages)?;
+        Ok(())
+    }
+
+    fn eval_stages(&self) -> Vec<String> {
+        self.eval.names()
     }
 }
 
@@ -280,6 +294,50 @@ mod tests {
         let _ = tch::no_grad(|| net.forward_t(&x, true));
         assert!(!mean().equal(&start));
         assert_eq!(net.features(&x, false).size(), [4, 16]);
+    }
+
+    #[test]
+    fn eval_stages_run_in_eval_mode_while_the_other_stages_train() {
+        tch::manual_seed(7);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let mut net = ResNet::new(&vs.root(), &small());
+        // Move the running statistics away from their initial values (0 and 1), so that
+        // evaluation and training mode differ in every stage.
+        let x = Tensor::randn([4, 1, 28, 28], tch::kind::FLOAT_CPU) * 2.0 + 0.5;
+        let _ = tch::no_grad(|| net.forward_t(&x, true));
+        net.set_eval_stages(&["layer1", "stem"]).unwrap();
+        assert_eq!(net.eval_stages(), ["stem", "layer1"]);
+
+        // By hand: stem and layer1 with `train = false`, layer2 and layer3 with `true`.
+        let expected = tch::no_grad(|| {
+            let mut h = x.apply(&net.stem.conv).apply_t(&net.stem.bn, false).relu();
+            for block in &net.layers[0] {
+                h = block.forward_t(&h, false);
+            }
+            // The stem and layer1 part equals that of a full evaluation-mode pass.
+            let mut full_eval = x.apply(&net.stem.conv).apply_t(&net.stem.bn, false).relu();
+            for block in &net.layers[0] {
+                full_eval = block.forward_t(&full_eval, false);
+            }
+            assert!(h.equal(&full_eval));
+            for block in net.layers[1..].iter().flatten() {
+                h = block.forward_t(&h, true);
+            }
+            h.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+        });
+        let mean = |name: &str| vs.variables()[name].detach().copy();
+        let (stem, layer2) = (
+            mean("stem.bn.running_mean"),
+            mean("layer2.0.bn1.running_mean"),
+        );
+        let features = tch::no_grad(|| net.features(&x, true));
+        assert!(features.equal(&expected));
+        assert!(mean("stem.bn.running_mean").equal(&stem));
+        assert!(!mean("layer2.0.bn1.running_mean").equal(&layer2));
+        // Differs from a pass where every stage trains.
+        net.set_eval_stages(&[]).unwrap();
+        assert!(net.eval_stages().is_empty());
+        assert!(!tch::no_grad(|| net.features(&x, true)).equal(&expected));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tch::nn::{self, ModuleT};
 
 use super::face::{blocks_2d, validate_blocks};
 use super::layers::{self, ConvBn};
-use super::{Classifier, HEAD, expect_valid, positive, replace_linear};
+use super::{Classifier, EvalStages, HEAD, expect_valid, positive, replace_linear};
 
 /// Widths of the spectrogram CNN.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +50,7 @@ pub struct SpectrogramCnn {
     stages: Vec<String>,
     blocks: Vec<ConvBn<nn::Conv2D>>,
     head: nn::Linear,
+    eval: EvalStages,
 }
 
 impl SpectrogramCnn {
@@ -67,6 +68,7 @@ impl SpectrogramCnn {
             stages,
             blocks,
             head: layers::linear(p / HEAD, width, cfg.classes),
+            eval: EvalStages::default(),
         }
     }
 
@@ -84,8 +86,10 @@ impl Classifier for SpectrogramCnn {
     fn features(&self, xs: &Tensor, train: bool) -> Tensor {
         self.blocks
             .iter()
-            .fold(xs.shallow_clone(), |x, b| {
-                b.forward_t(&x, train).max_pool2d_default(2)
+            .zip(&self.stages)
+            .fold(xs.shallow_clone(), |x, (b, stage)| {
+                b.forward_t(&x, self.eval.train(stage, train))
+                    .max_pool2d_default(2)
             })
             // [N, C, mels, frames]: mean over frequency, then max over time.
             .mean_dim(2, false, None)
@@ -108,6 +112,15 @@ impl Classifier for SpectrogramCnn {
         replace_linear(&mut self.head, classes)?;
         self.config.classes = classes;
         Ok(())
+    }
+
+    fn set_eval_stages(&mut self, stages: &[&str]) -> Result<()> {
+        self.eval = EvalStages::new(&self.stages(), stages)?;
+        Ok(())
+    }
+
+    fn eval_stages(&self) -> Vec<String> {
+        self.eval.names()
     }
 }
 
