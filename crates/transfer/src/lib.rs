@@ -6,4 +6,6 @@
 
 pub mod input;
 pub mod strategy;
+pub mod target;
 pub mod transferability;
+pub mod x1;
