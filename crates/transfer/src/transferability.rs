@@ -498,3 +498,40 @@ impl Labels {
         Ok(Labels { counts, onehot })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn average_ranks_share_tied_positions() {
+        assert_eq!(
+            average_ranks(&[3.0, -1.0, 3.0, 0.0, 3.0, -0.0]),
+            [5.0, 1.0, 5.0, 2.5, 5.0, 2.5]
+        );
+    }
+
+    #[test]
+    fn evidence_shortcut_counts_the_directions_outside_the_svd() {
+        // D = 3 features, r = 1 singular direction: log|A| must include 2 log α.
+        let problem = Regression {
+            sigma: &[4.0],
+            x2: &[1.0],
+            outside: 0.5,
+            n: 2.0,
+            d: 3.0,
+        };
+        let (alpha, beta) = (2.0f64, 3.0f64);
+        // m² = σx² / (t + σ)², residual = x² t² / (t + σ)² + outside with t = 2/3.
+        let t = alpha / beta;
+        let m2 = 4.0 / (t + 4.0f64).powi(2);
+        let residual2 = t * t / (t + 4.0f64).powi(2) + 0.5;
+        let log_det_a = (alpha + beta * 4.0).ln() + 2.0 * alpha.ln();
+        let want = 1.5 * alpha.ln() + beta.ln()
+            - alpha / 2.0 * m2
+            - beta / 2.0 * residual2
+            - log_det_a / 2.0
+            - (2.0 * std::f64::consts::PI).ln();
+        assert!((problem.log_evidence(alpha, beta) - want).abs() < 1e-12);
+    }
+}
