@@ -38,3 +38,24 @@ pub fn epoch_bar(label: &str) -> Option<impl FnMut(Progress) + use<>> {
         }
     })
 }
+
+/// For binaries: logs `tracing` events to standard error at `default_level` (overridden by
+/// `RUST_LOG`), runs `body`, and turns its error into a one-line message and exit status 1.
+pub fn run_main<E: std::fmt::Display>(
+    default_level: &str,
+    body: impl FnOnce() -> std::result::Result<(), E>,
+) -> std::process::ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    match body() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

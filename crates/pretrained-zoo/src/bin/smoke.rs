@@ -80,20 +80,8 @@ const MNIST_STD: f64 = 0.3081;
 const VALIDATION: i64 = 5_000;
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Args::parse()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    // `{:#}` shows the whole chain of causes on one line.
+    core_tensor::progress::run_main("info", || run(Args::parse()).map_err(|e| format!("{e:#}")))
 }
 
 fn normalise(images: &Tensor) -> Tensor {

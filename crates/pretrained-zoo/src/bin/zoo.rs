@@ -53,20 +53,8 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Cli::parse()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    // `{:#}` shows the whole chain of causes on one line.
+    core_tensor::progress::run_main("info", || run(Cli::parse()).map_err(|e| format!("{e:#}")))
 }
 
 /// `Ok(true)` when the entry's weights exist and match their expected checksum.
