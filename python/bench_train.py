@@ -1,9 +1,10 @@
 """Training-step benchmark, PyTorch side: the twin of `crates/pretrained-zoo/src/bin/bench.rs`.
 
-One run is one round: for each model (MLP 784-256-10, the LeNet-style CNN), batch size (64,
-1024) and optimizer (SGD with momentum 0.9, Adam) it trains on real MNIST on the CPU, `warmup`
-steps untimed and then `steps` timed ones, and reports milliseconds per step; then it times full
-passes of shuffled batches of 64 over the training set (the data path alone, `x[perm[i:i+b]]`).
+For each model (MLP 784-256-10, the LeNet-style CNN), batch size (64, 1024) and optimizer (SGD
+with momentum 0.9, Adam) selected by `--only` (all by default) it trains on real MNIST on the
+CPU, `warmup` steps untimed and then `steps` timed ones, and reports milliseconds per step; then
+it times full passes of shuffled batches of 64 over the training set (the data path alone,
+`x[perm[i:i+b]]`).
 
 Plain eager PyTorch as a user writes it: `torch.nn` modules, `F.cross_entropy`,
 `torch.optim.SGD/Adam` with their defaults (on the CPU the defaults pick neither `foreach` nor
@@ -13,8 +14,8 @@ steps, never inside the loop.
 
     .cache/torch-venv/bin/python python/bench_train.py --threads 2 > round.json
 
-`cargo xtask bench` alternates rounds of this script and of the Rust binary; see
-`docs/benchmarks.md`. The result is one JSON object on stdout.
+`cargo xtask bench` runs each row in a fresh process of this script and of the Rust binary,
+alternating; see `docs/benchmarks.md`. The result is one JSON object on stdout.
 """
 
 import argparse
@@ -43,7 +44,8 @@ def parse_args(argv=None):
     p.add_argument("--large-warmup", type=int, default=5, help="untimed steps, LeNet at batch 1024")
     p.add_argument("--large-steps", type=int, default=50, help="timed steps, LeNet at batch 1024")
     p.add_argument("--epochs", type=int, default=5, help="timed passes for the data-path row")
-    p.add_argument("--only", default=None, help="only rows whose name contains this")
+    p.add_argument("--only", default=None,
+                   help="only rows whose name (model/batch/optimizer, or data/64) starts with this")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", type=Path, default=None,
                    help="fixture cache (default: $TRANSFERLAB_CACHE or <repo>/.cache/fixtures)")
@@ -107,13 +109,15 @@ class LeNet(nn.Module):
 
 def optimizer_impl(opt):
     """Which implementation `opt.step()` runs: the defaults resolve foreach/fused per call."""
-    from torch.optim.optimizer import _default_to_fused_or_foreach
-
     group = opt.param_groups[0]
     if group.get("fused"):
         return "fused"
     if group.get("foreach") is not None:
         return "foreach" if group["foreach"] else "for-loop"
+    try:  # the rule torch.optim applies when neither is given (a private helper)
+        from torch.optim.optimizer import _default_to_fused_or_foreach
+    except ImportError:
+        return "default (unknown)"
     _, foreach = _default_to_fused_or_foreach(group["params"], False, False)
     return "foreach" if foreach else "for-loop"
 
@@ -197,7 +201,7 @@ def main(argv=None):
     x, y = load_mnist_train(cache_dir(args.cache))
 
     def wanted(name):
-        return args.only is None or args.only in name
+        return args.only is None or name.startswith(args.only)
 
     rows, impls = [], set()
     for model in ("mlp", "lenet"):
@@ -218,7 +222,7 @@ def main(argv=None):
         "threads": torch.get_num_threads(),
         # `cargo xtask bench --tune-python-malloc` sets these (see core_tensor::alloc).
         "malloc_tuned": os.environ.get("MALLOC_MMAP_MAX_") == "0",
-        "optimizer_impl": "torch.optim defaults: " + ", ".join(sorted(impls)),
+        "optimizer_impl": "torch.optim defaults: " + (", ".join(sorted(impls)) or "n/a"),
         "rows": rows,
         "data": data,
         "cpu_seconds": sum(os.times()[:2]),

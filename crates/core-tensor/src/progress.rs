@@ -39,12 +39,14 @@ pub fn epoch_bar(label: &str) -> Option<impl FnMut(Progress) + use<>> {
     })
 }
 
-/// For binaries: logs `tracing` events to standard error at `default_level` (overridden by
-/// `RUST_LOG`), runs `body`, and turns its error into a one-line message and exit status 1.
+/// For binaries: tunes glibc's allocator for training ([`crate::alloc::tune_malloc`]), logs
+/// `tracing` events to standard error at `default_level` (overridden by `RUST_LOG`), runs
+/// `body`, and turns its error into a one-line message and exit status 1.
 pub fn run_main<E: std::fmt::Display>(
     default_level: &str,
     body: impl FnOnce() -> std::result::Result<(), E>,
 ) -> std::process::ExitCode {
+    crate::alloc::tune_malloc();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let _ = tracing_subscriber::fmt()

@@ -1,14 +1,17 @@
 //! Training-step benchmark, Rust side: the twin of `python/bench_train.py`.
 //!
-//! One run is one round: for each model (MLP 784-256-10, the LeNet-style CNN), batch size
-//! (64, 1024) and optimizer (SGD with momentum 0.9, Adam) it trains on real MNIST on the CPU,
-//! `warmup` steps untimed and then `steps` timed ones, and reports milliseconds per step; then
-//! it times full passes of shuffled batches of 64 over the training set (the data path alone).
+//! For each model (MLP 784-256-10, the LeNet-style CNN), batch size (64, 1024) and optimizer
+//! (SGD with momentum 0.9, Adam) selected by `--only` (all by default) it trains on real MNIST
+//! on the CPU, `warmup` steps untimed and then `steps` timed ones, and reports milliseconds per
+//! step; then it times full passes of shuffled batches of 64 over the training set (the data
+//! path alone).
 //! A step is: next batch (one `index_select`), `zero_grad`, forward, cross-entropy, backward,
 //! optimizer step. The loss is read once, after the timed steps, never inside the loop.
 //!
-//! `cargo xtask bench` alternates rounds of this binary and of the Python script and prints the
-//! comparison; see `docs/benchmarks.md`. The result is one JSON object on stdout.
+//! glibc's malloc is tuned first (`core_tensor::alloc::tune_malloc`, off with
+//! `--no-tune-malloc`). `cargo xtask bench` runs each row in a fresh process of this binary and
+//! of the Python script, alternating, and prints the comparison; see `docs/benchmarks.md`. The
+//! result is one JSON object on stdout.
 
 use std::time::Instant;
 
@@ -47,7 +50,8 @@ struct Args {
     /// Leave glibc's malloc thresholds at their defaults (to measure what tuning them buys).
     #[arg(long)]
     no_tune_malloc: bool,
-    /// Only the rows whose name contains this (e.g. `lenet/1024`, `adam`, `data`).
+    /// Only the rows whose name (`model/batch/optimizer`, or `data/64`) starts with this
+    /// (e.g. `lenet`, `mlp/64`, `lenet/1024/adam`, `data`).
     #[arg(long)]
     only: Option<String>,
     /// Seed of initialisation and shuffling.
@@ -136,7 +140,7 @@ fn run(args: Args, malloc_tuned: bool) -> Result<()> {
         .context("loading MNIST train (run `cargo xtask fetch mnist`)")?;
     let images = (train.images.to_kind(Kind::Float) / 255.0 - MNIST_MEAN) / MNIST_STD;
     let data = TensorDataset::new(images, train.labels)?;
-    let wanted = |name: &str| args.only.as_deref().is_none_or(|o| name.contains(o));
+    let wanted = |name: &str| args.only.as_deref().is_none_or(|o| name.starts_with(o));
 
     let mut rows = Vec::new();
     for model in ["mlp", "lenet"] {
