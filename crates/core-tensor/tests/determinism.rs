@@ -4,39 +4,13 @@
 //! test binary: tests running in parallel threads of one process would draw from it between
 //! the seeding and the initialisation.
 
-use core_tensor::data::TensorDataset;
-use core_tensor::optim::OptimizerKind;
-use core_tensor::train::{TrainConfig, Trainer};
-use tch::nn::{self, Module, VarStore};
-use tch::{Device, Kind, Tensor};
+#[path = "common/toy.rs"]
+mod toy;
 
-fn config(epochs: usize) -> TrainConfig {
-    TrainConfig {
-        epochs,
-        batch_size: 16,
-        optimizer: OptimizerKind::adam(),
-        lr: 1e-2,
-        weight_decay: 0.0,
-        schedule: Default::default(),
-        grad_clip_norm: None,
-        early_stopping: None,
-    }
-}
-
-fn toy_data(seed: i64) -> TensorDataset {
-    tch::manual_seed(seed);
-    let x = Tensor::randn([64, 4], (Kind::Float, Device::Cpu));
-    let y = x.select(1, 0).gt(0.0).to_kind(Kind::Int64);
-    TensorDataset::new(x, y).unwrap()
-}
-
-fn mlp(vs: &VarStore) -> impl Module {
-    let p = vs.root();
-    nn::seq()
-        .add(nn::linear(&p / "fc1", 4, 8, Default::default()))
-        .add_fn(|x| x.relu())
-        .add(nn::linear(&p / "fc2", 8, 2, Default::default()))
-}
+use core_tensor::train::Trainer;
+use tch::nn::{Module, VarStore};
+use tch::{Device, Tensor};
+use toy::{config, mlp, toy_data};
 
 fn train_once(seed: i64) -> Vec<(String, Tensor)> {
     let data = toy_data(100);

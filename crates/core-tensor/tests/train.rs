@@ -1,42 +1,16 @@
 //! The training engine: early stopping, divergence, determinism, freezing, hooks, configs.
 
+#[path = "common/toy.rs"]
+mod toy;
+
 use std::cell::{Cell, RefCell};
 
 use core_tensor::Error;
-use core_tensor::data::TensorDataset;
 use core_tensor::optim::{OptimizerKind, freeze};
 use core_tensor::train::{EarlyStopping, Goal, TrainConfig, Trainer, snapshot};
-use tch::nn::{self, Module, VarStore};
-use tch::{Device, Kind, Tensor};
-
-fn config(epochs: usize) -> TrainConfig {
-    TrainConfig {
-        epochs,
-        batch_size: 16,
-        optimizer: OptimizerKind::adam(),
-        lr: 1e-2,
-        weight_decay: 0.0,
-        schedule: Default::default(),
-        grad_clip_norm: None,
-        early_stopping: None,
-    }
-}
-
-/// 64 random points in 4-D labelled by the sign of their first coordinate.
-fn toy_data(seed: i64) -> TensorDataset {
-    tch::manual_seed(seed);
-    let x = Tensor::randn([64, 4], (Kind::Float, Device::Cpu));
-    let y = x.select(1, 0).gt(0.0).to_kind(Kind::Int64);
-    TensorDataset::new(x, y).unwrap()
-}
-
-fn mlp(vs: &VarStore) -> impl Module {
-    let p = vs.root();
-    nn::seq()
-        .add(nn::linear(&p / "fc1", 4, 8, Default::default()))
-        .add_fn(|x| x.relu())
-        .add(nn::linear(&p / "fc2", 8, 2, Default::default()))
-}
+use tch::nn::{Module, VarStore};
+use tch::{Device, Kind};
+use toy::{config, mlp, toy_data};
 
 #[test]
 fn early_stopping_restores_the_best_weights() {
