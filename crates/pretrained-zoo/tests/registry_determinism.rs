@@ -3,27 +3,12 @@
 //! Alone in its test binary: libtorch's random generator is global to the process, and other
 //! tests running in parallel threads would draw from it between seeding and initialisation.
 
-use pretrained_zoo::registry::{self, Registry};
+#[path = "common/tiny.rs"]
+mod tiny;
+
+use pretrained_zoo::registry;
 use tch::Device;
-
-const TINY: &str = r#"
-[models.tiny-mlp]
-description = "a small MLP on 20 MNIST digits per class, for tests"
-model = { arch = "mlp", inputs = 784, hidden = [32], classes = 10 }
-
-[models.tiny-mlp.recipe]
-data = { dataset = "mnist", mean = 0.1307, std = 0.3081 }
-per_class = 20
-validation = 40
-seed = 3
-train = { epochs = 3, batch_size = 16, lr = 1e-3, optimizer = { kind = "adam" } }
-"#;
-
-fn tiny_registry(dir: &std::path::Path) -> (Registry, std::path::PathBuf) {
-    let path = dir.join("zoo.toml");
-    std::fs::write(&path, TINY).unwrap();
-    (Registry::load(&path).unwrap(), path)
-}
+use tiny::tiny_registry;
 
 #[test]
 fn a_recipe_builds_deterministically_and_loads_verified() {
