@@ -351,7 +351,7 @@ mod tests {
     #[test]
     fn random_shift_moves_pixels_within_bounds() {
         // One bright pixel at the centre of a 9x9 image moves by at most 2 in each direction.
-        let mut img = Tensor::zeros([64, 1, 9, 9], (Kind::Float, Device::Cpu));
+        let img = Tensor::zeros([64, 1, 9, 9], (Kind::Float, Device::Cpu));
         let _ = img.narrow(2, 4, 1).narrow(3, 4, 1).fill_(1.0);
         let out = augment::random_shift(&img, 2, 7);
         assert_eq!(out.size(), [64, 1, 9, 9]);
