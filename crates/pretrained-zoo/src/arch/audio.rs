@@ -14,7 +14,7 @@ use tch::nn::{self, ModuleT};
 
 use super::face::validate_blocks;
 use super::layers::{self, ConvBn, ConvSpec};
-use super::{Classifier, EvalStages, HEAD, expect_valid, positive, replace_linear};
+use super::{Classifier, EvalStages, HEAD, expect_valid, positive};
 
 /// Shape of the waveform CNN.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,31 +144,10 @@ impl Classifier for AudioCnn1d {
             .expect("validated: at least one block")
     }
 
-    fn classes(&self) -> i64 {
-        self.config.classes
-    }
-
-    fn replace_head(&mut self, classes: i64) -> Result<()> {
-        replace_linear(&mut self.head, classes)?;
-        self.config.classes = classes;
-        Ok(())
-    }
-
-    fn set_eval_stages(&mut self, stages: &[&str]) -> Result<()> {
-        self.eval = EvalStages::new(&self.stages(), stages)?;
-        Ok(())
-    }
-
-    fn eval_stages(&self) -> Vec<String> {
-        self.eval.names()
-    }
+    head_methods!();
 }
 
-impl ModuleT for AudioCnn1d {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.features(xs, train).apply(&self.head)
-    }
-}
+forward_through_head!(AudioCnn1d);
 
 #[cfg(test)]
 mod tests {

@@ -11,7 +11,7 @@ use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
 use super::layers::{self, ConvBn};
-use super::{Classifier, EvalStages, HEAD, expect_valid, positive, replace_linear};
+use super::{Classifier, EvalStages, HEAD, expect_valid, positive};
 
 /// Widths of the face CNN.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,31 +129,10 @@ impl Classifier for FaceCnn {
             .expect("validated: at least one block")
     }
 
-    fn classes(&self) -> i64 {
-        self.config.classes
-    }
-
-    fn replace_head(&mut self, classes: i64) -> Result<()> {
-        replace_linear(&mut self.head, classes)?;
-        self.config.classes = classes;
-        Ok(())
-    }
-
-    fn set_eval_stages(&mut self, stages: &[&str]) -> Result<()> {
-        self.eval = EvalStages::new(&self.stages(), stages)?;
-        Ok(())
-    }
-
-    fn eval_stages(&self) -> Vec<String> {
-        self.eval.names()
-    }
+    head_methods!();
 }
 
-impl ModuleT for FaceCnn {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.features(xs, train).apply(&self.head)
-    }
-}
+forward_through_head!(FaceCnn);
 
 #[cfg(test)]
 mod tests {

@@ -8,10 +8,10 @@
 use core_tensor::Result;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
-use tch::nn::{self, ModuleT};
+use tch::nn;
 
 use super::layers::{self, ConvSpec};
-use super::{Classifier, EvalStages, HEAD, expect_valid, positive, replace_linear};
+use super::{Classifier, EvalStages, HEAD, expect_valid, positive};
 
 /// Widths of the LeNet-style CNN.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,31 +120,10 @@ impl Classifier for LeNet {
         self.config.hidden[1]
     }
 
-    fn classes(&self) -> i64 {
-        self.config.classes
-    }
-
-    fn replace_head(&mut self, classes: i64) -> Result<()> {
-        replace_linear(&mut self.head, classes)?;
-        self.config.classes = classes;
-        Ok(())
-    }
-
-    fn set_eval_stages(&mut self, stages: &[&str]) -> Result<()> {
-        self.eval = EvalStages::new(&self.stages(), stages)?;
-        Ok(())
-    }
-
-    fn eval_stages(&self) -> Vec<String> {
-        self.eval.names()
-    }
+    head_methods!();
 }
 
-impl ModuleT for LeNet {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.features(xs, train).apply(&self.head)
-    }
-}
+forward_through_head!(LeNet);
 
 #[cfg(test)]
 mod tests {

@@ -7,9 +7,9 @@
 use core_tensor::Result;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
-use tch::nn::{self, ModuleT};
+use tch::nn;
 
-use super::{Classifier, EvalStages, HEAD, expect_valid, layers, positive, replace_linear};
+use super::{Classifier, EvalStages, HEAD, expect_valid, layers, positive};
 
 /// Widths of the perceptron.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,36 +107,16 @@ impl Classifier for Mlp {
             .unwrap_or(self.config.inputs)
     }
 
-    fn classes(&self) -> i64 {
-        self.config.classes
-    }
-
-    fn replace_head(&mut self, classes: i64) -> Result<()> {
-        replace_linear(&mut self.head, classes)?;
-        self.config.classes = classes;
-        Ok(())
-    }
-
-    fn set_eval_stages(&mut self, stages: &[&str]) -> Result<()> {
-        self.eval = EvalStages::new(&self.stages(), stages)?;
-        Ok(())
-    }
-
-    fn eval_stages(&self) -> Vec<String> {
-        self.eval.names()
-    }
+    head_methods!();
 }
 
-impl ModuleT for Mlp {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.features(xs, train).apply(&self.head)
-    }
-}
+forward_through_head!(Mlp);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::arch::test_util::*;
+    use tch::nn::ModuleT;
 
     fn small() -> MlpConfig {
         MlpConfig {

@@ -44,6 +44,43 @@
 //! # Ok::<(), core_tensor::Error>(())
 //! ```
 
+/// The [`Classifier`] methods every architecture shares, for a struct with the fields
+/// `config` (with `classes`), `head` (an `nn::Linear`) and `eval` ([`EvalStages`]). Used
+/// inside `impl Classifier for …`.
+macro_rules! head_methods {
+    () => {
+        fn classes(&self) -> i64 {
+            self.config.classes
+        }
+
+        fn replace_head(&mut self, classes: i64) -> core_tensor::Result<()> {
+            $crate::arch::replace_linear(&mut self.head, classes)?;
+            self.config.classes = classes;
+            Ok(())
+        }
+
+        fn set_eval_stages(&mut self, stages: &[&str]) -> core_tensor::Result<()> {
+            self.eval = $crate::arch::EvalStages::new(&self.stages(), stages)?;
+            Ok(())
+        }
+
+        fn eval_stages(&self) -> Vec<String> {
+            self.eval.names()
+        }
+    };
+}
+
+/// `impl ModuleT`: the head applied to [`Classifier::features`].
+macro_rules! forward_through_head {
+    ($net:ty) => {
+        impl tch::nn::ModuleT for $net {
+            fn forward_t(&self, xs: &tch::Tensor, train: bool) -> tch::Tensor {
+                $crate::arch::Classifier::features(self, xs, train).apply(&self.head)
+            }
+        }
+    };
+}
+
 pub mod audio;
 pub mod face;
 pub mod layers;

@@ -13,7 +13,7 @@ use tch::nn::{self, ModuleT};
 
 use super::face::{blocks_2d, validate_blocks};
 use super::layers::{self, ConvBn};
-use super::{Classifier, EvalStages, HEAD, expect_valid, positive, replace_linear};
+use super::{Classifier, EvalStages, HEAD, expect_valid, positive};
 
 /// Widths of the spectrogram CNN.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,31 +104,10 @@ impl Classifier for SpectrogramCnn {
             .expect("validated: at least one block")
     }
 
-    fn classes(&self) -> i64 {
-        self.config.classes
-    }
-
-    fn replace_head(&mut self, classes: i64) -> Result<()> {
-        replace_linear(&mut self.head, classes)?;
-        self.config.classes = classes;
-        Ok(())
-    }
-
-    fn set_eval_stages(&mut self, stages: &[&str]) -> Result<()> {
-        self.eval = EvalStages::new(&self.stages(), stages)?;
-        Ok(())
-    }
-
-    fn eval_stages(&self) -> Vec<String> {
-        self.eval.names()
-    }
+    head_methods!();
 }
 
-impl ModuleT for SpectrogramCnn {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.features(xs, train).apply(&self.head)
-    }
-}
+forward_through_head!(SpectrogramCnn);
 
 #[cfg(test)]
 mod tests {
