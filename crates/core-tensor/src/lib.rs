@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod optim;
 pub mod persist;
 pub mod progress;
+pub mod report;
 pub mod runs;
 pub mod schedule;
 pub mod stats;
