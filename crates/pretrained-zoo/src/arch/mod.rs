@@ -326,6 +326,15 @@ impl ArchConfig {
         value.expect("configs are plain data and always serialise")
     }
 
+    /// The same architecture with a head of `classes` outputs.
+    pub fn with_classes(&self, classes: i64) -> Result<ArchConfig> {
+        positive("classes", classes)?;
+        let mut value = serde_json::to_value(self).expect("configs always serialise");
+        value["classes"] = classes.into();
+        serde_json::from_value(value)
+            .map_err(|e| Error::InvalidArgument(format!("{} has no `classes` field: {e}", self.name())))
+    }
+
     /// Validates the configuration and creates the network's variables under `p`.
     pub fn build(&self, p: &nn::Path) -> Result<Box<dyn Classifier>> {
         self.validate()?;
