@@ -6,3 +6,4 @@ pub mod gain;
 pub mod net;
 pub mod scenes;
 pub mod task;
+pub mod train;
