@@ -149,7 +149,9 @@ impl BalancerConfig {
             BalancerConfig::GradNorm { alpha, .. } if !(*alpha >= 0.0 && alpha.is_finite()) => {
                 return bad("alpha", format!("must be >= 0, got {alpha}"));
             }
-            BalancerConfig::Dwa { temperature } if !(*temperature > 0.0) => {
+            BalancerConfig::Dwa { temperature }
+                if !temperature.is_finite() || *temperature <= 0.0 =>
+            {
                 return bad("temperature", format!("must be > 0, got {temperature}"));
             }
             _ => {}
@@ -509,7 +511,8 @@ pub fn project_conflicting(grads: &[Tensor], seed: u64) -> Result<Vec<Tensor>> {
             let dot = g.f_dot(gj)?;
             // No branch on the device: the coefficient is 0 without a conflict.
             let coef = dot.f_clamp_max(0.0)? / gj.f_dot(gj)?.f_clamp_min(1e-30)?;
-            g = g - gj * coef;
+            // Out of place: `g` starts as a handle on `grads[i]`, which later rows still read.
+            g = g.f_sub(&(gj * coef))?;
         }
         out.push(g);
     }
