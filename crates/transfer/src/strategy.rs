@@ -13,6 +13,9 @@
 //!                    (w⁰ the source weights) + β/2 ‖w_head‖² (Li, Grandvalet, Davoine 2018)
 //! lp_ft              linear probe for `probe_epochs`, then fine-tune every layer at
 //!                    lr · lr_factor (Kumar et al. 2022)
+//! layer_transfer     the first `stages` backbone stages copied from the source, frozen or
+//!                    trained, every later stage and the head freshly initialised (the AnB /
+//!                    AnB+ networks of Yosinski et al. 2014)
 //! ```
 //!
 //! The new head always gets PyTorch's default initialisation for the target's class count.
@@ -116,6 +119,13 @@ pub enum Strategy {
         #[serde(default = "one")]
         lr_factor: f64,
     },
+    /// The first `stages` backbone stages from the source, the rest re-initialised.
+    LayerTransfer {
+        /// Backbone stages copied (0 = none: the same as scratch).
+        stages: usize,
+        /// Whether the copied stages stay frozen (AnB) or are trained too (AnB+).
+        frozen: bool,
+    },
 }
 
 fn one() -> f64 {
@@ -133,6 +143,7 @@ impl Strategy {
             Strategy::DiscriminativeLr { .. } => "discriminative_lr",
             Strategy::L2Sp { .. } => "l2_sp",
             Strategy::LpFt { .. } => "lp_ft",
+            Strategy::LayerTransfer { .. } => "layer_transfer",
         }
     }
 
@@ -288,6 +299,7 @@ fn validate_with<'a>(
     move || train::accuracy(net, val, batch)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn fit_all(
     vs: &VarStore,
     net: &dyn Classifier,
@@ -454,7 +466,7 @@ pub fn adapt(
     core_tensor::device::seed(seed);
     let eval_batch = cfg.eval_batch;
     let (vs, mut net) = match strategy {
-        Strategy::Scratch => {
+        Strategy::Scratch | Strategy::LayerTransfer { .. } => {
             let vs = VarStore::new(device);
             let mut net = source.model.build(&vs.root())?;
             net.replace_head(classes)?;
@@ -465,6 +477,15 @@ pub fn adapt(
     let backbone = net.stages().len() - 1;
     let mut reports = Vec::new();
     match strategy {
+        Strategy::LayerTransfer { stages, frozen } => {
+            copy_stages(&vs, &*net, source, *stages)?;
+            if *frozen {
+                freeze_stages(&mut *net, &vs, *stages, cfg.batch_norm)?;
+            }
+            reports.push(fit_all(
+                &vs, &*net, train_set, val, &cfg.train, None, eval_batch, seed,
+            )?);
+        }
         Strategy::Scratch | Strategy::FineTune => {
             reports.push(fit_all(
                 &vs, &*net, train_set, val, &cfg.train, None, eval_batch, seed,

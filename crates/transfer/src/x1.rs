@@ -12,9 +12,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use core_tensor::device::DeviceSpec;
+use core_tensor::report::{
+    Cell as ReportCell, ClaimVerdict, ExperimentReport, Plot, Point, Series, Table,
+    Verdict as ReportVerdict,
+};
 use core_tensor::runs::{RunId, RunStore};
 use core_tensor::stats::{Summary, paired_difference, summarize};
-use core_tensor::train::TrainConfig;
 use core_tensor::{Error, Result};
 use pretrained_zoo::registry::Registry;
 use serde::{Deserialize, Serialize};
@@ -136,7 +139,7 @@ impl X1Config {
 
     /// Checks the fields.
     pub fn validate(&self) -> Result<()> {
-        if !self.strategies.iter().any(|s| *s == Strategy::Scratch) {
+        if !self.strategies.contains(&Strategy::Scratch) {
             return Err(Error::InvalidArgument(
                 "strategies: must include { kind = \"scratch\" }, the baseline".into(),
             ));
@@ -155,22 +158,182 @@ impl X1Config {
         Ok(())
     }
 
-    /// The training settings for `per_class` examples per class of `classes` classes.
+    /// The training settings for `per_class` examples per class of `classes` classes (see
+    /// [`crate::runner::resolve_adapt`]).
     fn resolved(&self, per_class: usize, classes: usize) -> AdaptConfig {
-        let mut adapt = self.adapt.clone();
-        let steps_per_epoch = (per_class * classes)
-            .div_ceil(adapt.train.batch_size)
-            .max(1);
-        let epochs = self
-            .min_steps
-            .div_ceil(steps_per_epoch)
-            .clamp(adapt.train.epochs, self.max_epochs);
-        adapt.train = TrainConfig {
-            epochs,
-            ..adapt.train
-        };
-        adapt
+        crate::runner::resolve_adapt(
+            &self.adapt,
+            per_class,
+            classes,
+            self.min_steps,
+            self.max_epochs,
+        )
     }
+}
+
+/// Runs X1 from its config file (resumable) and builds its report: the tables of
+/// [`markdown`], accuracy-vs-N and gain-vs-N plots per target, and the T-1 verdicts.
+pub fn run_report(
+    config_path: &Path,
+    opts: &crate::experiments::RunOptions,
+    mut on_run: impl FnMut(&str, bool),
+) -> Result<ExperimentReport> {
+    let started = std::time::Instant::now();
+    let cfg = X1Config::load(config_path)?;
+    let store = RunStore::new(&opts.store);
+    let (mut runs, mut stored, mut run_seconds) = (0, 0, 0.0);
+    let summary = run(
+        &cfg,
+        &opts.profile,
+        opts.seeds,
+        &store,
+        opts.device,
+        |_, _, label, cached| {
+            runs += 1;
+            stored += usize::from(cached);
+            on_run(label, cached);
+        },
+    )?;
+    for rec in store.records::<X1Result>("x1")? {
+        run_seconds += rec.seconds;
+    }
+    let mut table = Table::new(
+        "x1-target-size",
+        &[
+            "target",
+            "N/class",
+            "strategy",
+            "accuracy (%)",
+            "gain over scratch (points)",
+        ],
+    );
+    let mut plots = Vec::new();
+    for &tgt in &cfg.targets {
+        let mut acc_plot = Plot {
+            id: format!("x1-{}-accuracy", tgt.dataset()),
+            title: format!(
+                "X1: test accuracy vs target size, {} (source MNIST)",
+                tgt.dataset()
+            ),
+            x_label: "target examples per class (N)".into(),
+            y_label: "test accuracy (%)".into(),
+            log_x: true,
+            y_scale: 100.0,
+            zero_line: false,
+            series: Vec::new(),
+            reference: None,
+        };
+        let mut gain_plot = Plot {
+            id: format!("x1-{}-gain", tgt.dataset()),
+            title: format!("X1: gain over scratch vs target size, {}", tgt.dataset()),
+            x_label: "target examples per class (N)".into(),
+            y_label: "strategy − scratch (accuracy points)".into(),
+            log_x: true,
+            y_scale: 100.0,
+            zero_line: true,
+            series: Vec::new(),
+            reference: Some(
+                "He, Girshick, Dollár 2019: the gain of pre-training shrinks as the target grows"
+                    .into(),
+            ),
+        };
+        for s in &cfg.strategies {
+            let cells: Vec<&Cell> = summary
+                .cells
+                .iter()
+                .filter(|c| c.target == tgt && c.strategy == s.name())
+                .collect();
+            acc_plot.series.push(Series {
+                name: s.name().into(),
+                points: cells
+                    .iter()
+                    .map(|c| Point {
+                        x: c.per_class as f64,
+                        y: c.accuracy,
+                    })
+                    .collect(),
+            });
+            if *s != Strategy::Scratch {
+                gain_plot.series.push(Series {
+                    name: s.name().into(),
+                    points: cells
+                        .iter()
+                        .filter_map(|c| {
+                            c.gain.map(|g| Point {
+                                x: c.per_class as f64,
+                                y: g,
+                            })
+                        })
+                        .collect(),
+                });
+            }
+        }
+        plots.push(acc_plot);
+        plots.push(gain_plot);
+    }
+    for c in &summary.cells {
+        table.push(vec![
+            ReportCell::text(c.target.dataset()),
+            ReportCell::int(c.per_class as i64),
+            ReportCell::text(&c.strategy),
+            ReportCell::pct(c.accuracy),
+            c.gain
+                .map(ReportCell::pct)
+                .unwrap_or_else(|| ReportCell::text("—")),
+        ]);
+    }
+    let verdicts = summary
+        .verdicts
+        .iter()
+        .map(|v| ClaimVerdict {
+            claim: "T-1".into(),
+            experiment: "X1".into(),
+            scope: v.target.dataset().into(),
+            verdict: match v.verdict.as_str() {
+                "supported" => ReportVerdict::Supported,
+                "not supported" => ReportVerdict::NotSupported,
+                _ => ReportVerdict::Inconclusive,
+            },
+            rule: v.rule.clone(),
+            effect_label: "fine_tune − scratch at the smallest N, points".into(),
+            effect: Some(v.gain_smallest),
+            detail: format!(
+                "At the largest N: {}.",
+                core_tensor::report::format_summary(&v.gain_largest, 100.0)
+            ),
+        })
+        .collect();
+    Ok(ExperimentReport {
+        id: "X1".into(),
+        title: "target-size sweep".into(),
+        claims: vec!["T-1".into()],
+        description: format!(
+            "Source: zoo entry {} (LeNet on all of MNIST). Targets {} with N examples per class,              strategies {}.",
+            cfg.source,
+            cfg.targets
+                .iter()
+                .map(|t| t.dataset())
+                .collect::<Vec<_>>()
+                .join(" and "),
+            cfg.strategies
+                .iter()
+                .map(Strategy::name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        profile: opts.profile.clone(),
+        seeds: summary.seeds,
+        device: format!("{:?}", opts.device.resolve()?),
+        runs,
+        runs_stored: stored,
+        seconds: started.elapsed().as_secs_f64(),
+        run_seconds,
+        config: serde_json::to_value(&cfg).unwrap_or_default(),
+        verdicts,
+        tables: vec![table],
+        plots,
+        notes: Vec::new(),
+    })
 }
 
 /// Runs (or loads from `store`) every run of `profile` and summarises them.
@@ -286,7 +449,7 @@ fn summarise(
                 });
             }
         }
-        if cfg.strategies.iter().any(|s| *s == Strategy::FineTune) {
+        if cfg.strategies.contains(&Strategy::FineTune) {
             let gain_at = |n: usize| {
                 paired_difference(
                     &results[&(t.clone(), n, "fine_tune".to_string())],

@@ -267,3 +267,46 @@ fn every_strategy_runs_and_bad_parameters_are_named() {
         toml::from_str::<Strategy>("kind = \"l2_sp\"\nalpha = 1\nbeta = 1\ngamma = 2").is_err()
     );
 }
+
+#[test]
+fn anb_keeps_its_n_copied_stages_frozen_and_anb_plus_trains_them() {
+    let src = source(lenet(), 21);
+    let train = data(32, 3, 22);
+    let val = data(8, 3, 23);
+    let n = 2;
+    for frozen in [true, false] {
+        let a = adapt(
+            &Strategy::LayerTransfer { stages: n, frozen },
+            &src,
+            3,
+            &train,
+            &val,
+            &cfg(2),
+            5,
+        )
+        .unwrap();
+        let after = snapshot(&a.vs);
+        let stages = a.net.stages();
+        for (name, var) in &after {
+            let stage = stages
+                .iter()
+                .position(|s| name.starts_with(&format!("{s}.")))
+                .unwrap();
+            if stage == stages.len() - 1 {
+                assert_eq!(
+                    var.size()[0],
+                    3,
+                    "{name}: the head has the target's classes"
+                );
+                continue;
+            }
+            let same = var.equal(&src.weights[name]);
+            // Copied and frozen: identical. Copied and trained, or re-initialised: different.
+            assert_eq!(
+                same,
+                frozen && stage < n,
+                "frozen = {frozen}: {name} (stage {stage})"
+            );
+        }
+    }
+}

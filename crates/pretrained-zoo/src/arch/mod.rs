@@ -331,8 +331,9 @@ impl ArchConfig {
         positive("classes", classes)?;
         let mut value = serde_json::to_value(self).expect("configs always serialise");
         value["classes"] = classes.into();
-        serde_json::from_value(value)
-            .map_err(|e| Error::InvalidArgument(format!("{} has no `classes` field: {e}", self.name())))
+        serde_json::from_value(value).map_err(|e| {
+            Error::InvalidArgument(format!("{} has no `classes` field: {e}", self.name()))
+        })
     }
 
     /// Validates the configuration and creates the network's variables under `p`.

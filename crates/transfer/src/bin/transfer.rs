@@ -3,19 +3,22 @@
 //! ```text
 //! transfer finetune --config finetune.toml      # one adaptation, prints test accuracy
 //! transfer x1 [--profile quick] [--out DIR]     # experiment X1, resumable
+//! transfer x2 … x6 [--profile quick] [--out DIR] # experiments X2–X6, resumable
 //! ```
+//!
+//! Experiments store each run in `DIR/runs` as it finishes and write `DIR/<id>/summary.json`,
+//! `report.md` and a CSV per table.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use core_tensor::device::DeviceSpec;
-use core_tensor::runs::RunStore;
 use pretrained_zoo::registry::Registry;
 use serde::{Deserialize, Serialize};
+use transfer::experiments;
 use transfer::strategy::{AdaptConfig, SourceModel, Strategy, adapt};
 use transfer::target::{self, Target};
-use transfer::x1::{self, X1Config};
 
 #[derive(Parser, Debug)]
 #[command(about = "Fine-tune zoo models and run the transfer experiments")]
@@ -38,24 +41,83 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Experiment X1: target-size sweep.
-    X1 {
-        /// The experiment config.
-        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/x1.toml"))]
-        config: PathBuf,
-        /// Profile: quick or full.
-        #[arg(long, default_value = "quick")]
-        profile: String,
-        /// Seeds (default: the profile's).
-        #[arg(long)]
-        seeds: Option<u64>,
-        /// Output folder: runs/ (the store), x1/summary.json and x1/table.md.
-        #[arg(long, default_value = "out/suite")]
-        out: PathBuf,
-        /// cpu, cuda, cuda:N or auto.
-        #[arg(long, default_value = "cpu")]
-        device: DeviceSpec,
-    },
+    /// Experiment X1: target-size sweep (T-1).
+    X1(ExpArgs),
+    /// Experiment X2: source-size sweep (T-2).
+    X2(ExpArgs),
+    /// Experiment X3: layer transfer, Yosinski-style (T-1, T-3).
+    X3(ExpArgs),
+    /// Experiment X4: source relatedness and negative transfer (T-3).
+    X4(ExpArgs),
+    /// Experiment X5: audio transfer across speakers (T-1 on sound).
+    X5(ExpArgs),
+    /// Experiment X6: transferability estimates vs measured accuracy.
+    X6(ExpArgs),
+    /// Every experiment, X1 to X6, in one store (X6 reuses X2's and X4's runs).
+    All(ExpArgs),
+}
+
+/// Options of experiments X2–X6.
+#[derive(clap::Args, Debug)]
+struct ExpArgs {
+    /// The experiment config (default: the crate's experiments/<id>.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Profile: quick or full.
+    #[arg(long, default_value = "quick")]
+    profile: String,
+    /// Seeds (default: the profile's).
+    #[arg(long)]
+    seeds: Option<u64>,
+    /// Output folder: runs/ (the store) and <id>/ (summary.json, report.md, CSV).
+    #[arg(long, default_value = "out/suite")]
+    out: PathBuf,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceSpec,
+}
+
+type ExpFn = fn(
+    &std::path::Path,
+    &experiments::RunOptions,
+    &mut dyn FnMut(&str, bool),
+) -> core_tensor::Result<core_tensor::report::ExperimentReport>;
+
+const EXPERIMENTS: [(&str, ExpFn); 6] = [
+    ("x1", |c, o, f| transfer::x1::run_report(c, o, f)),
+    ("x2", |c, o, f| transfer::x2::run(c, o, f)),
+    ("x3", |c, o, f| transfer::x3::run(c, o, f)),
+    ("x4", |c, o, f| transfer::x4::run(c, o, f)),
+    ("x5", |c, o, f| transfer::x5::run(c, o, f)),
+    ("x6", |c, o, f| transfer::x6::run(c, o, f)),
+];
+
+fn experiment(id: &str, args: ExpArgs, f: ExpFn) -> Result<()> {
+    let config = args.config.unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("experiments")
+            .join(format!("{id}.toml"))
+    });
+    let opts = experiments::RunOptions {
+        profile: args.profile,
+        seeds: args.seeds,
+        device: args.device,
+        store: args.out.join("runs"),
+    };
+    let start = std::time::Instant::now();
+    let mut n = 0;
+    let mut on_run = |label: &str, stored: bool| {
+        n += 1;
+        let how = if stored { "stored" } else { "ran" };
+        eprintln!(
+            "[{n}] {label}: {how} ({:.0} s)",
+            start.elapsed().as_secs_f64()
+        );
+    };
+    let report = f(&config, &opts, &mut on_run)?;
+    report.write(&args.out.join(id))?;
+    println!("{}", report.markdown());
+    Ok(())
 }
 
 /// `finetune` config.
@@ -85,6 +147,29 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::All(args) => {
+            if args.config.is_some() {
+                anyhow::bail!(
+                    "--config names one experiment's file; `all` takes each from experiments/"
+                );
+            }
+            for (id, f) in EXPERIMENTS {
+                let args = ExpArgs {
+                    config: None,
+                    profile: args.profile.clone(),
+                    seeds: args.seeds,
+                    out: args.out.clone(),
+                    device: args.device,
+                };
+                experiment(id, args, f)?;
+            }
+        }
+        Command::X1(args) => experiment("x1", args, |c, o, f| transfer::x1::run_report(c, o, f))?,
+        Command::X2(args) => experiment("x2", args, |c, o, f| transfer::x2::run(c, o, f))?,
+        Command::X3(args) => experiment("x3", args, |c, o, f| transfer::x3::run(c, o, f))?,
+        Command::X4(args) => experiment("x4", args, |c, o, f| transfer::x4::run(c, o, f))?,
+        Command::X5(args) => experiment("x5", args, |c, o, f| transfer::x5::run(c, o, f))?,
+        Command::X6(args) => experiment("x6", args, |c, o, f| transfer::x6::run(c, o, f))?,
         Command::Finetune {
             config,
             device,
@@ -127,35 +212,6 @@ fn run(cli: Cli) -> Result<()> {
                 let json = serde_json::json!({ "config": cfg, "test_accuracy": acc, "reports": adapted.reports });
                 core_tensor::persist::write_json(&out, &json)?;
             }
-        }
-        Command::X1 {
-            config,
-            profile,
-            seeds,
-            out,
-            device,
-        } => {
-            let cfg = X1Config::load(&config)?;
-            let store = RunStore::new(out.join("runs"));
-            let start = std::time::Instant::now();
-            let summary = x1::run(
-                &cfg,
-                &profile,
-                seeds,
-                &store,
-                device,
-                |done, total, label, cached| {
-                    let how = if cached { "stored" } else { "ran" };
-                    eprintln!(
-                        "[{done}/{total}] x1 {label}: {how} ({:.0} s)",
-                        start.elapsed().as_secs_f64()
-                    );
-                },
-            )?;
-            core_tensor::persist::write_json(&out.join("x1").join("summary.json"), &summary)?;
-            let table = x1::markdown(&summary);
-            core_tensor::persist::write_atomic(&out.join("x1").join("table.md"), table.as_bytes())?;
-            println!("{table}");
         }
     }
     Ok(())

@@ -1,0 +1,235 @@
+//! What the experiments X2–X6 share: the common settings file, config loading, the run
+//! options and the bookkeeping of results per seed.
+//!
+//! Every experiment config (`experiments/x2.toml`…) names a common settings file
+//! (`common = "common.toml"`, relative to the config) holding the pre-training recipe of the
+//! image sources and the adaptation settings, so that runs which are the same run in two
+//! experiments (the MNIST source of X2 and X4, every fine-tuning of X6) have the same key and
+//! are trained once.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use core_tensor::device::DeviceSpec;
+use core_tensor::report::{ClaimVerdict, ExperimentReport, Verdict};
+use core_tensor::runs::RunStore;
+use core_tensor::stats::{Summary, paired_difference, summarize};
+use core_tensor::{Error, Result};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::runner::{AdaptRun, Context, DataSpec, PretrainRecipe, SourceSpec, resolve_adapt};
+use crate::strategy::{AdaptConfig, Strategy};
+use crate::target;
+
+/// Settings shared by the image experiments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Common {
+    /// How image sources are pre-trained.
+    pub recipe: PretrainRecipe,
+    /// How sources are adapted to targets.
+    pub adapt: Adaptation,
+}
+
+/// Adaptation settings with the step budget that resolves epochs per N.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Adaptation {
+    /// Training settings; `epochs` is the least number of epochs.
+    pub train: core_tensor::train::TrainConfig,
+    /// Batch norm in frozen stages.
+    pub batch_norm: pretrained_zoo::arch::BatchNormPolicy,
+    /// Batch size of evaluation and feature extraction.
+    pub eval_batch: usize,
+    /// Each adaptation trains at least this many steps…
+    pub min_steps: usize,
+    /// … within this many epochs.
+    pub max_epochs: usize,
+}
+
+impl Adaptation {
+    /// The settings as the strategies take them.
+    pub fn settings(&self) -> AdaptConfig {
+        AdaptConfig {
+            train: self.train.clone(),
+            batch_norm: self.batch_norm,
+            eval_batch: self.eval_batch,
+        }
+    }
+
+    /// One adaptation run of `source` to `target` with `per_class` examples per class.
+    pub fn run(
+        &self,
+        source: SourceSpec,
+        source_seed: u64,
+        target: DataSpec,
+        classes: usize,
+        per_class: usize,
+        strategy: Strategy,
+    ) -> AdaptRun {
+        AdaptRun {
+            source,
+            source_seed,
+            target,
+            per_class,
+            val_per_class: target::validation_per_class(per_class),
+            strategy,
+            adapt: resolve_adapt(
+                &self.settings(),
+                per_class,
+                classes,
+                self.min_steps,
+                self.max_epochs,
+            ),
+        }
+    }
+}
+
+/// Reads a TOML file; errors name the file and the field.
+pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    toml::from_str(&text).map_err(|e| Error::format(path, e.to_string()))
+}
+
+/// Reads the common settings named by an experiment config at `config_path`.
+pub fn load_common(config_path: &Path, common: &Path) -> Result<Common> {
+    let path = config_path
+        .parent()
+        .map(|d| d.join(common))
+        .unwrap_or_else(|| common.to_path_buf());
+    let c: Common = load_toml(&path)?;
+    c.adapt
+        .train
+        .validate()
+        .and_then(|()| c.recipe.train.validate())
+        .and_then(|()| c.recipe.model.validate())
+        .map_err(|e| Error::format(&path, e.to_string()))?;
+    Ok(c)
+}
+
+/// How an experiment is run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Profile name.
+    pub profile: String,
+    /// Seeds instead of the profile's.
+    pub seeds: Option<u64>,
+    /// Device.
+    pub device: DeviceSpec,
+    /// The run store.
+    pub store: PathBuf,
+}
+
+/// The profile `name` of `profiles`, or an error listing the profiles there are.
+pub fn profile<'p, P>(profiles: &'p BTreeMap<String, P>, name: &str) -> Result<&'p P> {
+    profiles.get(name).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "no profile {name:?}; the config has {:?}",
+            profiles.keys().collect::<Vec<_>>()
+        ))
+    })
+}
+
+/// A context on the options' store and device that reports each run to `on_run`.
+pub fn with_context<'a, T>(
+    store: &'a RunStore,
+    opts: &RunOptions,
+    on_run: impl FnMut(&str, bool) + 'a,
+    body: impl FnOnce(&mut Context<'a>) -> Result<T>,
+) -> Result<T> {
+    let device = opts.device.resolve()?;
+    let mut ctx = Context::new(store, device, on_run);
+    body(&mut ctx)
+}
+
+/// Results per configuration label, one value per seed in seed order.
+#[derive(Debug, Default, Clone)]
+pub struct Results(BTreeMap<String, Vec<f64>>);
+
+impl Results {
+    /// Records `value` for `key` (call in seed order).
+    pub fn push(&mut self, key: impl Into<String>, value: f64) {
+        self.0.entry(key.into()).or_default().push(value);
+    }
+
+    /// Values of `key`.
+    pub fn get(&self, key: &str) -> Result<&[f64]> {
+        self.0
+            .get(key)
+            .map(Vec::as_slice)
+            .ok_or_else(|| Error::InvalidArgument(format!("no results for {key}")))
+    }
+
+    /// Summary of `key`.
+    pub fn summary(&self, key: &str) -> Result<Summary> {
+        summarize(self.get(key)?)
+    }
+
+    /// `a − b` paired by seed.
+    pub fn gain(&self, a: &str, b: &str) -> Result<Summary> {
+        paired_difference(self.get(a)?, self.get(b)?)
+    }
+}
+
+/// A verdict record.
+#[allow(clippy::too_many_arguments)]
+pub fn claim(
+    claim: &str,
+    experiment: &str,
+    scope: &str,
+    verdict: Verdict,
+    rule: &str,
+    effect_label: String,
+    effect: Summary,
+    detail: String,
+) -> ClaimVerdict {
+    ClaimVerdict {
+        claim: claim.into(),
+        experiment: experiment.into(),
+        scope: scope.into(),
+        verdict,
+        rule: rule.into(),
+        effect_label,
+        effect: Some(effect),
+        detail,
+    }
+}
+
+/// `mean [lo, hi]` in accuracy points.
+pub fn pts(s: &Summary) -> String {
+    core_tensor::report::format_summary(s, 100.0)
+}
+
+/// The skeleton of a report; the experiment fills in verdicts, tables and plots.
+#[allow(clippy::too_many_arguments)]
+pub fn report(
+    id: &str,
+    title: &str,
+    claims: &[&str],
+    description: String,
+    opts: &RunOptions,
+    seeds: u64,
+    ctx: &Context<'_>,
+    started: std::time::Instant,
+    config: &impl Serialize,
+) -> ExperimentReport {
+    ExperimentReport {
+        id: id.into(),
+        title: title.into(),
+        claims: claims.iter().map(|c| c.to_string()).collect(),
+        description,
+        profile: opts.profile.clone(),
+        seeds,
+        device: format!("{:?}", ctx.device),
+        runs: ctx.runs,
+        runs_stored: ctx.stored,
+        seconds: started.elapsed().as_secs_f64(),
+        run_seconds: ctx.run_seconds,
+        config: serde_json::to_value(config).unwrap_or_default(),
+        verdicts: Vec::new(),
+        tables: Vec::new(),
+        plots: Vec::new(),
+        notes: Vec::new(),
+    }
+}
