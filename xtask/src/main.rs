@@ -5,6 +5,7 @@
 
 mod bench;
 mod fetch;
+mod report;
 mod setup;
 mod suite;
 mod test;
@@ -28,7 +29,7 @@ enum Command {
     Fetch(fetch::Args),
     /// Set up, fetch every dataset, then run the workspace's tests.
     Test(test::Args),
-    /// Set up, fetch, and run the experiment suite (today: the MNIST smoke job).
+    /// Set up, fetch, build the zoo, run every experiment and write the report.
     Suite(suite::Args),
     /// Time training steps in Rust against PyTorch eager (docs/benchmarks.md).
     Bench(bench::Args),

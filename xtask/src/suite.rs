@@ -1,54 +1,426 @@
-//! `cargo xtask suite`: the project's main job.
-//!
-//! Until the experiment crates land it runs the smoke experiment: a LeNet-style CNN trained on
-//! MNIST on the CPU, whose accuracy and timing are written as JSON under the output folder.
+//! `cargo xtask suite`: the project's main job. Sets up libtorch, fetches the datasets, builds
+//! the zoo entries the experiments need, runs every experiment that exists (each a process of
+//! an experiment crate's binary, all sharing one run store, so a rerun skips finished runs), and
+//! writes the report (`report.html`, `report.md`, `plots/*.svg`, `results.jsonl`, CSV tables).
 
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 
 use crate::util::{cargo, project_root, run_status};
 
 /// Options of `cargo xtask suite`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Output folder (default: out/suite in the project root).
+    /// Output folder: runs/ (the store), one folder per experiment, the report.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Profile of every experiment: quick (two CPU cores, minutes) or full.
+    #[arg(long, default_value = "quick")]
+    pub profile: String,
     /// Device: cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Seed of the smoke run.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Seeds instead of each profile's.
+    #[arg(long)]
+    pub seeds: Option<u64>,
+    /// Only these experiments (comma-separated IDs, e.g. X1,X3).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Experiments run in parallel, each with its share of the cores' threads.
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Rebuild the report from the stored results without training.
+    #[arg(long)]
+    pub rebuild_report: bool,
 }
 
-/// Sets up, fetches MNIST, and runs the smoke experiment.
+/// An experiment: its ID, the binary and subcommand that run it, what it needs.
+struct Experiment {
+    id: &'static str,
+    package: &'static str,
+    bin: &'static str,
+    sub: &'static str,
+    /// Zoo entries needed (quick profile; `full` may need more, see `zoo_full`).
+    zoo: &'static [&'static str],
+    zoo_full: &'static [&'static str],
+    /// Run after these (they make runs this one reuses).
+    after: &'static [&'static str],
+}
+
+const EXPERIMENTS: &[Experiment] = &[
+    exp(
+        "X1",
+        "transfer",
+        "x1",
+        &["mnist-lenet"],
+        &["mnist-lenet"],
+        &[],
+    ),
+    exp("X2", "transfer", "x2", &[], &[], &[]),
+    exp("X3", "transfer", "x3", &[], &[], &[]),
+    exp("X4", "transfer", "x4", &[], &[], &[]),
+    exp("X5", "transfer", "x5", &[], &[], &[]),
+    exp(
+        "X6",
+        "transfer",
+        "x6",
+        &["mnist-lenet"],
+        &["mnist-lenet", "fashion-lenet"],
+        &["X2", "X4"],
+    ),
+    exp("M1", "multitask", "m1", &[], &[], &[]),
+    exp("M2", "multitask", "m2", &[], &[], &[]),
+    exp("M3", "multitask", "m3", &[], &[], &[]),
+    exp("M4", "multitask", "m4", &[], &[], &[]),
+    exp("M5", "multitask", "m5", &[], &[], &[]),
+    exp("M6", "multitask", "m6", &[], &[], &[]),
+    exp("P1", "e2e-vs-pipeline", "p1", &[], &[], &[]),
+    exp("P2", "e2e-vs-pipeline", "p2", &[], &[], &[]),
+    exp("P3", "e2e-vs-pipeline", "p3", &[], &[], &[]),
+    exp("P4", "e2e-vs-pipeline", "p4", &[], &[], &[]),
+];
+
+const fn exp(
+    id: &'static str,
+    package: &'static str,
+    sub: &'static str,
+    zoo: &'static [&'static str],
+    zoo_full: &'static [&'static str],
+    after: &'static [&'static str],
+) -> Experiment {
+    let bin = match package.as_bytes()[0] {
+        b't' => "transfer",
+        b'm' => "multitask",
+        _ => "e2e",
+    };
+    Experiment {
+        id,
+        package,
+        bin,
+        sub,
+        zoo,
+        zoo_full,
+        after,
+    }
+}
+
+impl Experiment {
+    /// Whether the crate has its binary yet (experiments land crate by crate).
+    fn exists(&self) -> bool {
+        project_root()
+            .join("crates")
+            .join(self.package)
+            .join("src/bin")
+            .join(format!("{}.rs", self.bin))
+            .is_file()
+    }
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"))
+}
+
+/// Runs the suite.
 pub fn run(args: &Args) -> Result<()> {
-    crate::setup::ensure(false)?;
-    crate::fetch::run(&crate::fetch::Args {
-        datasets: vec!["mnist".into()],
-        offline: false,
-    })?;
+    let started = Instant::now();
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| project_root().join("out").join("suite"));
-    run_status(
-        cargo()
+    if args.jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
+    let known: Vec<&str> = EXPERIMENTS.iter().map(|e| e.id).collect();
+    for id in &args.only {
+        if !known.iter().any(|k| k.eq_ignore_ascii_case(id)) {
+            bail!(
+                "--only: unknown experiment {id:?}; known: {}",
+                known.join(", ")
+            );
+        }
+    }
+    let selected: Vec<&Experiment> = EXPERIMENTS
+        .iter()
+        .filter(|e| args.only.is_empty() || args.only.iter().any(|o| o.eq_ignore_ascii_case(e.id)))
+        .collect();
+    let (runnable, missing): (Vec<&Experiment>, Vec<&Experiment>) =
+        selected.into_iter().partition(|e| e.exists());
+    if !missing.is_empty() {
+        eprintln!(
+            "not implemented yet, so not run (the report marks their claims \"not measured\"): {}",
+            missing.iter().map(|e| e.id).collect::<Vec<_>>().join(", ")
+        );
+    }
+    if !args.rebuild_report {
+        crate::setup::ensure(false)?;
+        crate::fetch::run(&crate::fetch::Args {
+            datasets: Vec::new(),
+            offline: false,
+        })?;
+        let mut zoo: Vec<String> = Vec::new();
+        for e in &runnable {
+            let need = if args.profile == "full" {
+                e.zoo_full
+            } else {
+                e.zoo
+            };
+            for z in need {
+                if !zoo.iter().any(|x| x == z) {
+                    zoo.push(z.to_string());
+                }
+            }
+        }
+        if !zoo.is_empty() {
+            let mut a = vec!["build".to_string()];
+            a.extend(zoo);
+            crate::zoo::run_zoo(&a)?;
+        }
+        let mut packages: Vec<&str> = runnable.iter().map(|e| e.package).collect();
+        packages.dedup();
+        let mut build = cargo();
+        build
             .current_dir(project_root())
-            .args([
-                "run",
-                "--quiet",
-                "--release",
-                "--package",
-                "pretrained-zoo",
-                "--bin",
-                "smoke",
-                "--",
-            ])
-            .arg("--out")
-            .arg(&out)
-            .args(["--device", &args.device, "--seed", &args.seed.to_string()]),
-    )
+            .args(["build", "--release", "--quiet"]);
+        for p in &packages {
+            build.args(["--package", p]);
+        }
+        run_status(&mut build)?;
+        run_all(&runnable, args, &out)?;
+    }
+    let claims = crate::report::load_claims(&project_root().join("fixtures").join("claims.toml"))?;
+    let env = environment(args, started);
+    let written = crate::report::write(&out, &claims, &env)?;
+    eprintln!(
+        "report: {} ({} files written, {:.0} s in all)",
+        out.join("report.html").display(),
+        written.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Runs the experiments in a pool of `args.jobs` processes, respecting `after`.
+fn run_all(exps: &[&Experiment], args: &Args, out: &Path) -> Result<()> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let threads = (cores / args.jobs).max(1);
+    let logs = out.join("logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let bars = indicatif::MultiProgress::new();
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let total = exps.len();
+    let overall = bars.add(indicatif::ProgressBar::new(total as u64));
+    overall.set_style(
+        indicatif::ProgressStyle::with_template(
+            "suite [{elapsed_precise}] {bar:30} {pos}/{len} experiments, ~{eta} left",
+        )
+        .expect("a valid template"),
+    );
+    let done: Arc<Mutex<Vec<&str>>> = Arc::new(Mutex::new(Vec::new()));
+    let failed: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let queue: Arc<Mutex<Vec<&Experiment>>> = Arc::new(Mutex::new(exps.to_vec()));
+    let ids: Vec<&str> = exps.iter().map(|e| e.id).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..args.jobs.min(total.max(1)) {
+            let (queue, done, failed, bars, overall, logs, ids) = (
+                queue.clone(),
+                done.clone(),
+                failed.clone(),
+                &bars,
+                &overall,
+                &logs,
+                &ids,
+            );
+            scope.spawn(move || {
+                loop {
+                    // The next experiment whose predecessors (if selected) are done.
+                    let next = {
+                        let mut q = queue.lock().expect("no poisoned lock");
+                        if q.is_empty() {
+                            break;
+                        }
+                        let d = done.lock().expect("no poisoned lock");
+                        let pos = q.iter().position(|e| {
+                            e.after.iter().all(|a| !ids.contains(a) || d.contains(a))
+                        });
+                        pos.map(|i| q.remove(i))
+                    };
+                    let Some(e) = next else {
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                        continue;
+                    };
+                    let bar = bars.add(indicatif::ProgressBar::new_spinner());
+                    bar.enable_steady_tick(std::time::Duration::from_millis(250));
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template("  {prefix} [{elapsed}] {msg}")
+                            .expect("a valid template"),
+                    );
+                    bar.set_prefix(e.id);
+                    let result = run_one(e, args, out, logs, threads, &bar);
+                    bar.finish_and_clear();
+                    match result {
+                        Ok(secs) => eprintln!("{} done in {secs:.0} s", e.id),
+                        Err(err) => {
+                            eprintln!("{} failed: {err:#}", e.id);
+                            failed
+                                .lock()
+                                .expect("no poisoned lock")
+                                .push(format!("{}: {err:#}", e.id));
+                        }
+                    }
+                    done.lock().expect("no poisoned lock").push(e.id);
+                    overall.inc(1);
+                }
+            });
+        }
+    });
+    overall.finish_and_clear();
+    let failed = failed.lock().expect("no poisoned lock");
+    if !failed.is_empty() {
+        eprintln!(
+            "{} experiment(s) failed; the report shows the others:\n  {}",
+            failed.len(),
+            failed.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+/// Runs one experiment's process; its standard error goes to `logs/<id>.log` and its last
+/// run label to the spinner.
+fn run_one(
+    e: &Experiment,
+    args: &Args,
+    out: &Path,
+    logs: &Path,
+    threads: usize,
+    bar: &indicatif::ProgressBar,
+) -> Result<f64> {
+    let start = Instant::now();
+    let exe = target_dir().join("release").join(e.bin);
+    let mut cmd = Command::new(&exe);
+    cmd.arg(e.sub)
+        .args(["--profile", &args.profile, "--device", &args.device])
+        .arg("--out")
+        .arg(out)
+        .env("TRANSFERLAB_THREADS", threads.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(s) = args.seeds {
+        cmd.args(["--seeds", &s.to_string()]);
+    }
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("could not start {}", exe.display()))?;
+    let log_path = logs.join(format!("{}.log", e.id.to_lowercase()));
+    let mut log = std::fs::File::create(&log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
+    let stderr = child.stderr.take().expect("piped");
+    let mut last_error = String::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap_or_default();
+        use std::io::Write;
+        let _ = writeln!(log, "{line}");
+        if line.starts_with('[') {
+            bar.set_message(line.clone());
+            if !bar.is_hidden() {
+                continue;
+            }
+            tracing_line(e.id, &line);
+        } else if line.starts_with("error") {
+            last_error = line;
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!(
+            "{status}: {} (log: {})",
+            if last_error.is_empty() {
+                "see the log"
+            } else {
+                &last_error
+            },
+            log_path.display()
+        );
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// Without a terminal, progress goes out as plain lines.
+fn tracing_line(id: &str, line: &str) {
+    eprintln!("{id} {line}");
+}
+
+fn environment(args: &Args, started: Instant) -> crate::report::Environment {
+    let git = |a: &[&str]| {
+        Command::new("git")
+            .current_dir(project_root())
+            .args(a)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty = git(&["status", "--porcelain"]).is_some_and(|s| !s.is_empty());
+    let libtorch = std::fs::read_to_string(project_root().join(".cache/libtorch/version.py"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("__version__"))
+                .map(|l| l.split('\'').nth(1).unwrap_or(l).to_string())
+        })
+        .or_else(|| std::env::var("LIBTORCH").ok())
+        .unwrap_or_else(|| "see `cargo xtask setup`".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    crate::report::Environment {
+        items: vec![
+            (
+                "commit".into(),
+                format!(
+                    "{commit}{}",
+                    if dirty {
+                        " (with uncommitted changes)"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+            ("libtorch".into(), libtorch),
+            ("device".into(), args.device.clone()),
+            ("profile".into(), args.profile.clone()),
+            ("cores".into(), cores.to_string()),
+            (
+                "jobs".into(),
+                format!(
+                    "{} (threads per job: {})",
+                    args.jobs,
+                    (cores / args.jobs.max(1)).max(1)
+                ),
+            ),
+            (
+                "time".into(),
+                if args.rebuild_report {
+                    "report rebuilt from stored results (no training)".into()
+                } else {
+                    format!(
+                        "{:.1} min for this invocation",
+                        started.elapsed().as_secs_f64() / 60.0
+                    )
+                },
+            ),
+        ],
+    }
 }

@@ -47,6 +47,13 @@ pub fn run_main<E: std::fmt::Display>(
     body: impl FnOnce() -> std::result::Result<(), E>,
 ) -> std::process::ExitCode {
     crate::alloc::tune_malloc();
+    // `cargo xtask suite --jobs N` gives each process its share of the cores.
+    if let Some(n) = std::env::var("TRANSFERLAB_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        crate::device::set_threads(n);
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let _ = tracing_subscriber::fmt()

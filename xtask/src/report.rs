@@ -1,0 +1,901 @@
+//! The suite's report: every experiment's `summary.json` (written by the experiment crates
+//! through `core_tensor::report`) turned into one static HTML page and the same in Markdown,
+//! with a claims ledger up front, SVG plots with 95% interval bands, `results.jsonl` (every
+//! stored run, one per line) and links to each experiment's CSV tables.
+//!
+//! xtask links no libtorch, so the summary format is mirrored here; unknown fields are ignored
+//! so that the experiment crates can add to it.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+/// Mean and 95% interval over seeds.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct Summary {
+    /// Number of seeds.
+    pub n: usize,
+    /// Mean.
+    pub mean: f64,
+    /// 95% interval.
+    pub ci95: Option<(f64, f64)>,
+}
+
+/// A verdict on a claim.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClaimVerdict {
+    /// Claim ID.
+    pub claim: String,
+    /// Experiment ID.
+    pub experiment: String,
+    /// Where it was judged.
+    pub scope: String,
+    /// supported / not_supported / inconclusive.
+    pub verdict: String,
+    /// The rule.
+    pub rule: String,
+    /// What the effect is.
+    pub effect_label: String,
+    /// The effect.
+    pub effect: Option<Summary>,
+    /// More numbers.
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// A table cell.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cell {
+    /// Text.
+    Text(String),
+    /// A number.
+    Num(f64),
+    /// A summary, displayed times `scale`.
+    Stat {
+        /// The summary.
+        summary: Summary,
+        /// Display factor.
+        scale: f64,
+    },
+}
+
+/// A table.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Table {
+    /// Name (CSV stem).
+    pub name: String,
+    /// Headers.
+    pub columns: Vec<String>,
+    /// Rows.
+    pub rows: Vec<Vec<Cell>>,
+}
+
+/// A point.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Point {
+    /// X.
+    pub x: f64,
+    /// Y over seeds.
+    pub y: Summary,
+}
+
+/// A curve.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Series {
+    /// Legend.
+    pub name: String,
+    /// Points.
+    pub points: Vec<Point>,
+}
+
+/// A plot's data.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Plot {
+    /// File stem.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// X label.
+    pub x_label: String,
+    /// Y label.
+    pub y_label: String,
+    /// Log x axis.
+    pub log_x: bool,
+    /// Display factor of y.
+    pub y_scale: f64,
+    /// Line at y = 0.
+    pub zero_line: bool,
+    /// Curves.
+    pub series: Vec<Series>,
+    /// Literature reference.
+    pub reference: Option<String>,
+}
+
+/// One experiment's report.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Experiment {
+    /// ID.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Claims tested.
+    pub claims: Vec<String>,
+    /// What was run.
+    pub description: String,
+    /// Profile.
+    pub profile: String,
+    /// Seeds.
+    pub seeds: u64,
+    /// Device.
+    pub device: String,
+    /// Runs.
+    pub runs: usize,
+    /// Runs from the store.
+    pub runs_stored: usize,
+    /// Wall time of the invocation.
+    pub seconds: f64,
+    /// Summed run time.
+    pub run_seconds: f64,
+    /// Verdicts.
+    pub verdicts: Vec<ClaimVerdict>,
+    /// Tables.
+    pub tables: Vec<Table>,
+    /// Plots.
+    pub plots: Vec<Plot>,
+    /// Notes.
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+/// A claim of the ledger (`fixtures/claims.toml`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClaimDef {
+    /// ID.
+    pub id: String,
+    /// Statement.
+    pub claim: String,
+    /// Experiments testing it.
+    pub experiments: Vec<String>,
+    /// Literature's reference shape.
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ClaimsFile {
+    claims: Vec<ClaimDef>,
+}
+
+/// What the environment section says.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    /// Lines of `key: value`.
+    pub items: Vec<(String, String)>,
+}
+
+/// Reads the ledger's claims.
+pub fn load_claims(path: &Path) -> Result<Vec<ClaimDef>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let f: ClaimsFile = toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+    Ok(f.claims)
+}
+
+/// Every `<out>/<dir>/summary.json`, ordered X…, M…, P…, then by ID.
+pub fn load_experiments(out: &Path) -> Result<Vec<Experiment>> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return Ok(found);
+    };
+    for e in entries.flatten() {
+        let path = e.path().join("summary.json");
+        if path.is_file() {
+            let text = std::fs::read_to_string(&path)?;
+            let exp: Experiment = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not an experiment summary", path.display()))?;
+            found.push(exp);
+        }
+    }
+    let rank = |id: &str| match id.chars().next() {
+        Some('X') => 0,
+        Some('M') => 1,
+        Some('P') => 2,
+        _ => 3,
+    };
+    found.sort_by(|a, b| {
+        (rank(&a.id), a.id.len(), a.id.clone()).cmp(&(rank(&b.id), b.id.len(), b.id.clone()))
+    });
+    Ok(found)
+}
+
+fn fmt_summary(s: &Summary, scale: f64) -> String {
+    match s.ci95 {
+        Some((lo, hi)) => format!(
+            "{:.1} [{:.1}, {:.1}]",
+            scale * s.mean,
+            scale * lo,
+            scale * hi
+        ),
+        None => format!("{:.1} (n = {}, no interval)", scale * s.mean, s.n),
+    }
+}
+
+fn cell_text(c: &Cell) -> String {
+    match c {
+        Cell::Text(s) => s.clone(),
+        Cell::Num(v) if v.fract() == 0.0 && v.abs() < 1e15 => format!("{v:.0}"),
+        Cell::Num(v) => format!("{v:.4}"),
+        Cell::Stat { summary, scale } => fmt_summary(summary, *scale),
+    }
+}
+
+fn verdict_word(v: &str) -> &str {
+    match v {
+        "supported" => "supported",
+        "not_supported" => "not supported",
+        "inconclusive" => "inconclusive",
+        other => other,
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The ledger: per claim, its verdicts (one per scope) or "not measured".
+fn ledger_rows<'a>(
+    claims: &'a [ClaimDef],
+    exps: &'a [Experiment],
+) -> Vec<(&'a ClaimDef, Vec<&'a ClaimVerdict>)> {
+    claims
+        .iter()
+        .map(|c| {
+            let vs = exps
+                .iter()
+                .flat_map(|e| e.verdicts.iter())
+                .filter(|v| v.claim == c.id)
+                .collect();
+            (c, vs)
+        })
+        .collect()
+}
+
+fn overall(vs: &[&ClaimVerdict]) -> String {
+    if vs.is_empty() {
+        return "not measured".into();
+    }
+    let first = &vs[0].verdict;
+    if vs.iter().all(|v| &v.verdict == first) {
+        verdict_word(first).into()
+    } else {
+        "mixed".into()
+    }
+}
+
+/// Writes `report.md`, `report.html`, `plots/*.svg` and `results.jsonl` into `out`.
+pub fn write(out: &Path, claims: &[ClaimDef], env: &Environment) -> Result<Vec<PathBuf>> {
+    let exps = load_experiments(out)?;
+    let plots_dir = out.join("plots");
+    std::fs::create_dir_all(&plots_dir)?;
+    let mut written = Vec::new();
+    for e in &exps {
+        for p in &e.plots {
+            let path = plots_dir.join(format!("{}.svg", p.id));
+            write_atomic(&path, svg(p).as_bytes())?;
+            written.push(path);
+        }
+    }
+    let rows = ledger_rows(claims, &exps);
+    write_atomic(
+        &out.join("report.md"),
+        markdown(&exps, &rows, env).as_bytes(),
+    )?;
+    write_atomic(&out.join("report.html"), html(&exps, &rows, env).as_bytes())?;
+    write_atomic(
+        &out.join("results.jsonl"),
+        results_jsonl(&out.join("runs"))?.as_bytes(),
+    )?;
+    written.extend([
+        out.join("report.md"),
+        out.join("report.html"),
+        out.join("results.jsonl"),
+    ]);
+    Ok(written)
+}
+
+/// Every stored run as one JSON line (`{ "store": kind, ...record }`), sorted by path.
+fn results_jsonl(runs: &Path) -> Result<String> {
+    let mut paths = Vec::new();
+    if let Ok(kinds) = std::fs::read_dir(runs) {
+        for k in kinds.flatten() {
+            if let Ok(files) = std::fs::read_dir(k.path()) {
+                for f in files.flatten() {
+                    let p = f.path();
+                    if p.extension().is_some_and(|x| x == "json") {
+                        paths.push(p);
+                    }
+                }
+            }
+        }
+    }
+    paths.sort();
+    let mut out = String::new();
+    for p in paths {
+        let text = std::fs::read_to_string(&p)?;
+        let mut v: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a run record", p.display()))?;
+        if let Some(obj) = v.as_object_mut() {
+            let kind = p
+                .parent()
+                .and_then(|d| d.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            obj.insert("store".into(), kind.into());
+        }
+        out.push_str(&v.to_string());
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
+
+fn markdown(
+    exps: &[Experiment],
+    rows: &[(&ClaimDef, Vec<&ClaimVerdict>)],
+    env: &Environment,
+) -> String {
+    let mut s = String::from(
+        "# transferlab: the chapter's claims, measured\n\n## Claims ledger\n\n| claim | statement | experiments | measured effect [95% CI] | verdict |\n|---|---|---|---|---|\n",
+    );
+    for (c, vs) in rows {
+        let effects: Vec<String> = vs
+            .iter()
+            .map(|v| {
+                format!(
+                    "{} {}: {} = {} → {}",
+                    v.experiment,
+                    v.scope,
+                    v.effect_label,
+                    v.effect
+                        .as_ref()
+                        .map(|e| fmt_summary(e, 100.0))
+                        .unwrap_or_else(|| "—".into()),
+                    verdict_word(&v.verdict)
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | **{}** |",
+            c.id,
+            match &c.reference {
+                Some(r) => format!("{}<br>*Literature:* {r}", c.claim),
+                None => c.claim.clone(),
+            },
+            c.experiments.join(", "),
+            if effects.is_empty() {
+                "—".into()
+            } else {
+                effects.join("<br>")
+            },
+            overall(vs)
+        );
+    }
+    s.push_str("\nA verdict is computed by the experiment's rule, fixed in code before the run; \"not measured\" means no experiment testing the claim has run (or exists yet).\n\n");
+    for e in exps {
+        let _ = write!(
+            s,
+            "## {} {}\n\nClaims {}; profile `{}`, {} seeds, device {}, {} runs ({} from the store), {:.0} s (run time {:.0} s).\n\n{}\n\n",
+            e.id,
+            e.title,
+            e.claims.join(", "),
+            e.profile,
+            e.seeds,
+            e.device,
+            e.runs,
+            e.runs_stored,
+            e.seconds,
+            e.run_seconds,
+            e.description
+        );
+        for v in &e.verdicts {
+            let _ = writeln!(
+                s,
+                "- **{} ({})**: {}. {} = {}. {} Rule: {}",
+                v.claim,
+                v.scope,
+                verdict_word(&v.verdict),
+                v.effect_label,
+                v.effect
+                    .as_ref()
+                    .map(|x| fmt_summary(x, 100.0))
+                    .unwrap_or_else(|| "—".into()),
+                v.detail,
+                v.rule
+            );
+        }
+        for p in &e.plots {
+            let _ = writeln!(s, "\n![{}](plots/{}.svg)", p.title, p.id);
+            if let Some(r) = &p.reference {
+                let _ = writeln!(s, "\n*Reference:* {r}");
+            }
+        }
+        for t in &e.tables {
+            let _ = writeln!(
+                s,
+                "\n### {}\n\n| {} |\n|{}",
+                t.name,
+                t.columns.join(" | "),
+                "---|".repeat(t.columns.len())
+            );
+            for r in &t.rows {
+                let cells: Vec<String> = r.iter().map(cell_text).collect();
+                let _ = writeln!(s, "| {} |", cells.join(" | "));
+            }
+        }
+        for n in &e.notes {
+            let _ = writeln!(s, "\n- {n}");
+        }
+        s.push('\n');
+    }
+    s.push_str("## Environment\n\n");
+    for (k, v) in &env.items {
+        let _ = writeln!(s, "- {k}: {v}");
+    }
+    s
+}
+
+fn html(
+    exps: &[Experiment],
+    rows: &[(&ClaimDef, Vec<&ClaimVerdict>)],
+    env: &Environment,
+) -> String {
+    let mut s = String::from(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>transferlab report</title>\n<style>\nbody{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\ntable{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}th{background:#f4f4f4}\n.supported{background:#e3f6e3}.not-supported{background:#fbe0e0}.inconclusive{background:#fff6d6}.not-measured{color:#888}.mixed{background:#eee}\nimg{max-width:100%;border:1px solid #eee}.rule{color:#555;font-size:13px}\n</style></head><body>\n<h1>transferlab: the chapter's claims, measured</h1>\n<h2 id=\"ledger\">Claims ledger</h2>\n<table id=\"claims-ledger\"><tr><th>claim</th><th>statement</th><th>experiments</th><th>measured effect [95% CI]</th><th>verdict</th></tr>\n",
+    );
+    for (c, vs) in rows {
+        let verdict = overall(vs);
+        let effects: Vec<String> = vs
+            .iter()
+            .map(|v| {
+                format!(
+                    "<a href=\"#{}\">{}</a> {}: {} = {} → {}",
+                    esc(&v.experiment.to_lowercase()),
+                    esc(&v.experiment),
+                    esc(&v.scope),
+                    esc(&v.effect_label),
+                    v.effect
+                        .as_ref()
+                        .map(|e| fmt_summary(e, 100.0))
+                        .unwrap_or_else(|| "—".into()),
+                    esc(verdict_word(&v.verdict))
+                )
+            })
+            .collect();
+        let links: Vec<String> = c
+            .experiments
+            .iter()
+            .map(|x| {
+                if exps.iter().any(|e| &e.id == x) {
+                    format!("<a href=\"#{}\">{}</a>", esc(&x.to_lowercase()), esc(x))
+                } else {
+                    esc(x)
+                }
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "<tr class=\"claim-row {}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><b>{}</b></td></tr>",
+            verdict.replace(' ', "-"),
+            esc(&c.id),
+            match &c.reference {
+                Some(r) => format!(
+                    "{}<br><span class=\"rule\"><i>Literature:</i> {}</span>",
+                    esc(&c.claim),
+                    esc(r)
+                ),
+                None => esc(&c.claim),
+            },
+            links.join(", "),
+            if effects.is_empty() {
+                "—".into()
+            } else {
+                effects.join("<br>")
+            },
+            esc(&verdict)
+        );
+    }
+    s.push_str("</table>\n<p class=\"rule\">Each verdict is computed by the experiment's rule, fixed in code before the run. \"not measured\": no experiment testing the claim has run (or exists yet). \"mixed\": the verdicts of its settings differ (see each).</p>\n");
+    for e in exps {
+        let _ = write!(
+            s,
+            "<section id=\"{}\"><h2>{} {}</h2>\n<p>Claims {}; profile <code>{}</code>, {} seeds, device {}, {} runs ({} from the store), {:.0} s (run time {:.0} s).</p>\n<p>{}</p>\n<ul>\n",
+            esc(&e.id.to_lowercase()),
+            esc(&e.id),
+            esc(&e.title),
+            esc(&e.claims.join(", ")),
+            esc(&e.profile),
+            e.seeds,
+            esc(&e.device),
+            e.runs,
+            e.runs_stored,
+            e.seconds,
+            e.run_seconds,
+            esc(&e.description)
+        );
+        for v in &e.verdicts {
+            let _ = writeln!(
+                s,
+                "<li class=\"{}\"><b>{} ({}): {}</b>. {} = {}. {}<br><span class=\"rule\">Rule: {}</span></li>",
+                verdict_word(&v.verdict).replace(' ', "-"),
+                esc(&v.claim),
+                esc(&v.scope),
+                esc(verdict_word(&v.verdict)),
+                esc(&v.effect_label),
+                v.effect
+                    .as_ref()
+                    .map(|x| fmt_summary(x, 100.0))
+                    .unwrap_or_else(|| "—".into()),
+                esc(&v.detail),
+                esc(&v.rule)
+            );
+        }
+        s.push_str("</ul>\n");
+        for p in &e.plots {
+            let _ = writeln!(
+                s,
+                "<figure><img class=\"plot\" src=\"plots/{}.svg\" alt=\"{}\"><figcaption>{}{}</figcaption></figure>",
+                esc(&p.id),
+                esc(&p.title),
+                esc(&p.title),
+                p.reference
+                    .as_ref()
+                    .map(|r| format!("<br><i>Reference:</i> {}", esc(r)))
+                    .unwrap_or_default()
+            );
+        }
+        for t in &e.tables {
+            let _ = write!(
+                s,
+                "<h3>{}</h3><p><a href=\"{}/{}.csv\">CSV</a></p><table><tr>",
+                esc(&t.name),
+                esc(&e.id.to_lowercase()),
+                esc(&csv_stem(&t.name))
+            );
+            for c in &t.columns {
+                let _ = write!(s, "<th>{}</th>", esc(c));
+            }
+            s.push_str("</tr>\n");
+            for r in &t.rows {
+                s.push_str("<tr>");
+                for c in r {
+                    let _ = write!(s, "<td>{}</td>", esc(&cell_text(c)));
+                }
+                s.push_str("</tr>\n");
+            }
+            s.push_str("</table>\n");
+        }
+        if !e.notes.is_empty() {
+            s.push_str("<ul>");
+            for n in &e.notes {
+                let _ = write!(s, "<li>{}</li>", esc(n));
+            }
+            s.push_str("</ul>\n");
+        }
+        s.push_str("</section>\n");
+    }
+    s.push_str("<h2 id=\"environment\">Environment</h2><ul>\n");
+    for (k, v) in &env.items {
+        let _ = writeln!(s, "<li>{}: {}</li>", esc(k), esc(v));
+    }
+    s.push_str("</ul>\n<p><a href=\"results.jsonl\">results.jsonl</a>: every stored run, one JSON object per line.</p>\n</body></html>\n");
+    s
+}
+
+fn csv_stem(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+const COLORS: [&str; 10] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf",
+];
+
+/// One plot as a standalone SVG: a line per series, its 95% interval as a band, a legend.
+pub fn svg(p: &Plot) -> String {
+    let (w, h) = (720.0, 420.0);
+    let (left, right, top, bottom) = (70.0, 200.0, 40.0, 55.0);
+    let (pw, ph) = (w - left - right, h - top - bottom);
+    let tx = |x: f64| if p.log_x { x.max(1e-12).log10() } else { x };
+    let mut xs = Vec::new();
+    let mut ys = Vec::new();
+    for s in &p.series {
+        for pt in &s.points {
+            xs.push(tx(pt.x));
+            ys.push(p.y_scale * pt.y.mean);
+            if let Some((lo, hi)) = pt.y.ci95 {
+                ys.push(p.y_scale * lo);
+                ys.push(p.y_scale * hi);
+            }
+        }
+    }
+    if p.zero_line {
+        ys.push(0.0);
+    }
+    let finite = |v: &Vec<f64>| {
+        v.iter()
+            .copied()
+            .filter(|x| x.is_finite())
+            .collect::<Vec<_>>()
+    };
+    let (xs, ys) = (finite(&xs), finite(&ys));
+    let range = |v: &[f64]| {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if !lo.is_finite() {
+            (0.0, 1.0)
+        } else if (hi - lo).abs() < 1e-12 {
+            (lo - 0.5, hi + 0.5)
+        } else {
+            (lo, hi)
+        }
+    };
+    let (x0, x1) = range(&xs);
+    let (y0, y1) = range(&ys);
+    let pad_x = (x1 - x0) * 0.05;
+    let pad_y = (y1 - y0) * 0.08;
+    let (x0, x1, y0, y1) = (x0 - pad_x, x1 + pad_x, y0 - pad_y, y1 + pad_y);
+    let sx = |x: f64| left + (tx(x) - x0) / (x1 - x0) * pw;
+    let sy = |y: f64| top + (1.0 - (p.y_scale * y - y0) / (y1 - y0)) * ph;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>\n<text x=\"{}\" y=\"22\" font-size=\"14\" text-anchor=\"middle\">{}</text>\n",
+        left + pw / 2.0,
+        esc(&p.title)
+    );
+    // Axes and ticks.
+    let _ = writeln!(
+        s,
+        "<rect x=\"{left}\" y=\"{top}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" stroke=\"#444\"/>"
+    );
+    for v in nice_ticks(y0, y1) {
+        let y = top + (1.0 - (v - y0) / (y1 - y0)) * ph;
+        let _ = writeln!(
+            s,
+            "<line x1=\"{left}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#eee\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            left + pw,
+            left - 6.0,
+            y + 4.0,
+            tick(v)
+        );
+    }
+    let xticks: Vec<f64> = if p.log_x {
+        let (a, b) = (x0.floor() as i32, x1.ceil() as i32);
+        (a..=b)
+            .flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e)))
+            .filter(|v| {
+                let t = v.log10();
+                t >= x0 && t <= x1
+            })
+            .collect()
+    } else {
+        nice_ticks(x0, x1)
+    };
+    for v in xticks {
+        let x = sx(v);
+        let _ = writeln!(
+            s,
+            "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{top}\" y2=\"{}\" stroke=\"#eee\"/><text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            top + ph,
+            top + ph + 16.0,
+            tick(v)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n<text transform=\"translate(16,{}) rotate(-90)\" text-anchor=\"middle\">{}</text>",
+        left + pw / 2.0,
+        h - 14.0,
+        esc(&p.x_label),
+        top + ph / 2.0,
+        esc(&p.y_label)
+    );
+    if p.zero_line && y0 < 0.0 && y1 > 0.0 {
+        let y = top + (1.0 - (0.0 - y0) / (y1 - y0)) * ph;
+        let _ = writeln!(
+            s,
+            "<line x1=\"{left}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#000\" stroke-dasharray=\"4 3\"/>",
+            left + pw
+        );
+    }
+    for (i, ser) in p.series.iter().enumerate() {
+        let c = COLORS[i % COLORS.len()];
+        let band: Vec<(f64, f64, f64)> = ser
+            .points
+            .iter()
+            .filter_map(|pt| pt.y.ci95.map(|(lo, hi)| (pt.x, lo, hi)))
+            .collect();
+        if band.len() >= 2 {
+            let mut pts: Vec<String> = band
+                .iter()
+                .map(|(x, _, hi)| format!("{:.1},{:.1}", sx(*x), sy(*hi)))
+                .collect();
+            pts.extend(
+                band.iter()
+                    .rev()
+                    .map(|(x, lo, _)| format!("{:.1},{:.1}", sx(*x), sy(*lo))),
+            );
+            let _ = writeln!(
+                s,
+                "<polygon class=\"band\" points=\"{}\" fill=\"{c}\" fill-opacity=\"0.15\" stroke=\"none\"/>",
+                pts.join(" ")
+            );
+        } else {
+            for (x, lo, hi) in &band {
+                let _ = writeln!(
+                    s,
+                    "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1:.1}\" y2=\"{2:.1}\" stroke=\"{c}\" stroke-opacity=\"0.5\" stroke-width=\"3\"/>",
+                    sx(*x),
+                    sy(*lo),
+                    sy(*hi)
+                );
+            }
+        }
+        let line: Vec<String> = ser
+            .points
+            .iter()
+            .map(|pt| format!("{:.1},{:.1}", sx(pt.x), sy(pt.y.mean)))
+            .collect();
+        if line.len() >= 2 {
+            let _ = writeln!(
+                s,
+                "<polyline class=\"series\" points=\"{}\" fill=\"none\" stroke=\"{c}\" stroke-width=\"2\"/>",
+                line.join(" ")
+            );
+        }
+        for pt in &ser.points {
+            let _ = writeln!(
+                s,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{c}\"/>",
+                sx(pt.x),
+                sy(pt.y.mean)
+            );
+        }
+        let ly = top + 14.0 + 18.0 * i as f64;
+        let _ = writeln!(
+            s,
+            "<rect x=\"{}\" y=\"{}\" width=\"14\" height=\"4\" fill=\"{c}\"/><text x=\"{}\" y=\"{ly:.1}\">{}</text>",
+            left + pw + 12.0,
+            ly - 6.0,
+            left + pw + 32.0,
+            esc(&ser.name)
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// About five round values (1, 2 or 5 times a power of ten apart) within `[lo, hi]`.
+fn nice_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let raw = (hi - lo) / 5.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag);
+    let mut v = (lo / step).ceil() * step;
+    let mut out = Vec::new();
+    while v <= hi + 1e-9 * step {
+        out.push(if v.abs() < 1e-9 * step { 0.0 } else { v });
+        v += step;
+    }
+    out
+}
+
+fn tick(v: f64) -> String {
+    let a = v.abs();
+    if a >= 100.0 || (a - a.round()).abs() < 1e-9 {
+        format!("{v:.0}")
+    } else if a >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(mean: f64, ci: Option<(f64, f64)>) -> Summary {
+        Summary {
+            n: 3,
+            mean,
+            ci95: ci,
+        }
+    }
+
+    #[test]
+    fn a_plot_has_a_band_and_a_line_per_series_and_a_legend() {
+        let p = Plot {
+            id: "t".into(),
+            title: "A <title>".into(),
+            x_label: "N".into(),
+            y_label: "acc".into(),
+            log_x: true,
+            y_scale: 100.0,
+            zero_line: true,
+            series: vec![
+                Series {
+                    name: "a".into(),
+                    points: vec![
+                        Point {
+                            x: 1.0,
+                            y: summary(0.5, Some((0.4, 0.6))),
+                        },
+                        Point {
+                            x: 100.0,
+                            y: summary(0.9, Some((0.85, 0.95))),
+                        },
+                    ],
+                },
+                Series {
+                    name: "b".into(),
+                    points: vec![Point {
+                        x: 10.0,
+                        y: summary(-0.1, None),
+                    }],
+                },
+            ],
+            reference: None,
+        };
+        let svg = svg(&p);
+        assert_eq!(svg.matches("class=\"band\"").count(), 1);
+        assert_eq!(svg.matches("class=\"series\"").count(), 1);
+        assert_eq!(svg.matches("<circle").count(), 3);
+        assert!(svg.contains("A &lt;title&gt;"));
+        assert!(svg.contains("stroke-dasharray"), "zero line");
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    }
+
+    #[test]
+    fn ticks_are_round() {
+        assert_eq!(
+            nice_ticks(0.0, 1.0),
+            vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]
+        );
+        assert_eq!(nice_ticks(61.7, 102.0), vec![70.0, 80.0, 90.0, 100.0]);
+    }
+
+    #[test]
+    fn the_ledger_marks_unmeasured_and_mixed_claims() {
+        let v = |verdict: &str| ClaimVerdict {
+            claim: "T-1".into(),
+            experiment: "X1".into(),
+            scope: "s".into(),
+            verdict: verdict.into(),
+            rule: "r".into(),
+            effect_label: "e".into(),
+            effect: None,
+            detail: String::new(),
+        };
+        let a = v("supported");
+        let b = v("inconclusive");
+        assert_eq!(overall(&[]), "not measured");
+        assert_eq!(overall(&[&a, &a]), "supported");
+        assert_eq!(overall(&[&a, &b]), "mixed");
+    }
+}
