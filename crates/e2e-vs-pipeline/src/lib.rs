@@ -5,3 +5,4 @@ pub mod features;
 pub mod lines;
 pub mod localise;
 pub mod scenes;
+pub mod sweep;
