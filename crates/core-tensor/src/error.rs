@@ -32,6 +32,16 @@ pub enum Error {
         /// The dataset name to pass to `cargo xtask fetch`.
         dataset: String,
     },
+    /// A run belongs to another shard of a sharded sweep (`--shard i/n`) and is not stored yet.
+    #[error("run {key} belongs to shard {shard} of {of}, not this one")]
+    OutOfShard {
+        /// The run's key.
+        key: String,
+        /// Its shard (0-based).
+        shard: u64,
+        /// Number of shards.
+        of: u64,
+    },
     /// A device was requested that this machine or libtorch build cannot provide.
     #[error("device: {0}")]
     Device(String),

@@ -73,12 +73,74 @@ pub struct RunRecord<T> {
 #[derive(Debug, Clone)]
 pub struct RunStore {
     dir: PathBuf,
+    shard: Option<Shard>,
+}
+
+/// The i-th of n disjoint slices of every sweep's runs (`--shard i/n`): a run belongs to the
+/// slice given by its key, so the slices do not depend on the order runs are met in, and the
+/// stores of all n slices together hold exactly the runs of one unsharded sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This slice, `0..of`.
+    pub index: u64,
+    /// Number of slices.
+    pub of: u64,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = Error;
+
+    /// `i/n` with 0 ≤ i < n (`1/2` is the second of two).
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::InvalidArgument(format!(
+                "shard {s:?}: expected i/n with 0 <= i < n, e.g. 0/4 for the first of four"
+            ))
+        };
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, of) = (
+            i.trim().parse::<u64>().map_err(|_| bad())?,
+            n.trim().parse::<u64>().map_err(|_| bad())?,
+        );
+        if of == 0 || index >= of {
+            return Err(bad());
+        }
+        Ok(Shard { index, of })
+    }
+}
+
+impl Shard {
+    /// The slice a run key belongs to.
+    pub fn of_key(key: &str, of: u64) -> u64 {
+        // Keys are sha256 hex digits: the first 15 are a uniform 60-bit number.
+        u64::from_str_radix(&key[..15.min(key.len())], 16).unwrap_or(0) % of
+    }
 }
 
 impl RunStore {
     /// The store in `dir` (created when the first run is written).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        RunStore { dir: dir.into() }
+        RunStore {
+            dir: dir.into(),
+            shard: None,
+        }
+    }
+
+    /// The same store, running only the runs of `shard` (see [`Shard`]).
+    pub fn with_shard(mut self, shard: Option<Shard>) -> Self {
+        self.shard = shard;
+        self
+    }
+
+    /// Whether the run with `key` is this store's to run (always, unless sharded).
+    pub fn in_shard(&self, key: &str) -> bool {
+        self.shard
+            .is_none_or(|s| Shard::of_key(key, s.of) == s.index)
+    }
+
+    /// The slice this store runs, if sharded.
+    pub fn shard(&self) -> Option<Shard> {
+        self.shard
     }
 
     /// The store's folder.
@@ -116,7 +178,8 @@ impl RunStore {
     }
 
     /// Returns the stored result of `id`, or runs `f`, stores its result and returns it.
-    /// The flag is true when the result came from the store.
+    /// The flag is true when the result came from the store. In a sharded store, a run of
+    /// another slice that is not stored yet is [`Error::OutOfShard`] (and `f` is not called).
     pub fn run_or_load<T, F>(&self, id: &RunId, device: &str, f: F) -> Result<(RunRecord<T>, bool)>
     where
         T: Serialize + DeserializeOwned,
@@ -124,6 +187,17 @@ impl RunStore {
     {
         if let Some(rec) = self.get(id)? {
             return Ok((rec, true));
+        }
+        if let Some(s) = self.shard {
+            let key = id.key();
+            let shard = Shard::of_key(&key, s.of);
+            if shard != s.index {
+                return Err(Error::OutOfShard {
+                    key,
+                    shard,
+                    of: s.of,
+                });
+            }
         }
         let start = std::time::Instant::now();
         let result = f()?;
@@ -187,6 +261,42 @@ mod tests {
         let a = RunId::new("x", &serde_json::json!({"a": 1, "b": 2}), 0, []).unwrap();
         let b = RunId::new("x", &serde_json::json!({"b": 2, "a": 1}), 0, []).unwrap();
         assert_eq!(a.key(), b.key());
+    }
+
+    #[test]
+    fn shards_split_the_runs_into_disjoint_slices_that_cover_them_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids: Vec<RunId> = (0..40).map(|s| id(0.1, s)).collect();
+        let mut ran = Vec::new();
+        for index in 0..3 {
+            let store = RunStore::new(dir.path().join(index.to_string()))
+                .with_shard(Some(Shard { index, of: 3 }));
+            for i in &ids {
+                match store.run_or_load(i, "cpu", || Ok(i.seed)) {
+                    Ok((rec, false)) => ran.push(rec.result),
+                    Err(Error::OutOfShard { shard, of: 3, .. }) => assert_ne!(shard, index),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        ran.sort_unstable();
+        assert_eq!(
+            ran,
+            (0..40).collect::<Vec<u64>>(),
+            "each run in exactly one shard"
+        );
+        // A stored run is returned whatever the shard.
+        let store = RunStore::new(dir.path().join("0")).with_shard(Some(Shard { index: 1, of: 3 }));
+        let stored = ids
+            .iter()
+            .filter(|i| store.get::<u64>(i).unwrap().is_some())
+            .count();
+        assert!(stored > 0 && stored < 40);
+        assert_eq!("1/3".parse::<Shard>().unwrap(), Shard { index: 1, of: 3 });
+        for bad in ["3/3", "1", "a/2", "0/0"] {
+            let err = bad.parse::<Shard>().unwrap_err().to_string();
+            assert!(err.contains("i/n"), "{err}");
+        }
     }
 
     #[test]

@@ -119,6 +119,15 @@ pub struct RunOptions {
     pub device: DeviceSpec,
     /// The run store.
     pub store: PathBuf,
+    /// Run only this slice of the runs (no report).
+    pub shard: Option<core_tensor::runs::Shard>,
+}
+
+impl RunOptions {
+    /// The run store, sharded as asked.
+    pub fn run_store(&self) -> RunStore {
+        RunStore::new(&self.store).with_shard(self.shard)
+    }
 }
 
 /// The profile `name` of `profiles`, or an error listing the profiles there are.
@@ -214,6 +223,14 @@ pub fn report(
     started: std::time::Instant,
     config: &impl Serialize,
 ) -> ExperimentReport {
+    let notes = match opts.shard {
+        Some(s) => vec![format!(
+            "Shard {}/{}: {} runs left to the other shards; no verdicts or tables (merge the \
+             shards' stores and run again for the report).",
+            s.index, s.of, ctx.skipped
+        )],
+        None => Vec::new(),
+    };
     ExperimentReport {
         id: id.into(),
         title: title.into(),
@@ -230,6 +247,6 @@ pub fn report(
         verdicts: Vec::new(),
         tables: Vec::new(),
         plots: Vec::new(),
-        notes: Vec::new(),
+        notes,
     }
 }

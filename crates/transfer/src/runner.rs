@@ -277,6 +277,8 @@ pub struct Context<'a> {
     pub stored: usize,
     /// Summed recorded wall time of the runs.
     pub run_seconds: f64,
+    /// Runs left to other shards (`--shard`); their results are NaN here.
+    pub skipped: usize,
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -307,6 +309,7 @@ impl<'a> Context<'a> {
             runs: 0,
             stored: 0,
             run_seconds: 0.0,
+            skipped: 0,
         }
     }
 
@@ -491,7 +494,14 @@ impl<'a> Context<'a> {
         })
     }
 
-    /// Runs (or loads) one adaptation with `seed`.
+    /// Whether the store is a shard of a sweep: results of other shards' runs are then NaN
+    /// placeholders and the experiment writes no report.
+    pub fn sharded(&self) -> bool {
+        self.store.shard().is_some()
+    }
+
+    /// Runs (or loads) one adaptation with `seed`. In a sharded store, a run of another shard
+    /// that is not stored yet is skipped: its result is NaN and nothing is trained for it.
     pub fn adapt(&mut self, run: &AdaptRun, seed: u64, label: &str) -> Result<AdaptResult> {
         let mut run = run.clone();
         if run.strategy == Strategy::Scratch {
@@ -517,6 +527,15 @@ impl<'a> Context<'a> {
         if let Some(rec) = self.store.get::<AdaptResult>(&id)? {
             self.count(&rec, true, label);
             return Ok(rec.result);
+        }
+        if !self.store.in_shard(&id.key()) {
+            self.skipped += 1;
+            return Ok(AdaptResult {
+                test_accuracy: f64::NAN,
+                validation_accuracy: None,
+                epochs: 0,
+                estimates: None,
+            });
         }
         let source = self.source(&run.source, run.source_seed)?;
         let input = self.source_input(&run.source)?;

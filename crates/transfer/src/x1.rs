@@ -180,7 +180,7 @@ pub fn run_report(
 ) -> Result<ExperimentReport> {
     let started = std::time::Instant::now();
     let cfg = X1Config::load(config_path)?;
-    let store = RunStore::new(&opts.store);
+    let store = opts.run_store();
     let (mut runs, mut stored, mut run_seconds) = (0, 0, 0.0);
     let summary = run(
         &cfg,
@@ -194,6 +194,29 @@ pub fn run_report(
             on_run(label, cached);
         },
     )?;
+    if let Some(s) = opts.shard {
+        return Ok(ExperimentReport {
+            id: "X1".into(),
+            title: "target-size sweep".into(),
+            claims: vec!["T-1".into()],
+            description: String::new(),
+            profile: opts.profile.clone(),
+            seeds: summary.seeds,
+            device: format!("{:?}", opts.device.resolve()?),
+            runs,
+            runs_stored: stored,
+            seconds: started.elapsed().as_secs_f64(),
+            run_seconds: 0.0,
+            config: serde_json::Value::Null,
+            verdicts: Vec::new(),
+            tables: Vec::new(),
+            plots: Vec::new(),
+            notes: vec![format!(
+                "Shard {}/{}: no report for a shard.",
+                s.index, s.of
+            )],
+        });
+    }
     for rec in store.records::<X1Result>("x1")? {
         run_seconds += rec.seconds;
     }
@@ -387,7 +410,7 @@ pub fn run(
                         [("source_weights".to_string(), weights_sha.clone())],
                     )?;
                     let label = format!("{} N={n} {} seed {seed}", tgt.dataset(), strategy.name());
-                    let (rec, cached) = store.run_or_load(&id, &format!("{dev:?}"), || {
+                    let outcome = store.run_or_load(&id, &format!("{dev:?}"), || {
                         let (train, val) = target::sample(&data, n, val_n, seed, dev)?;
                         let adapted = adapt(
                             strategy,
@@ -406,7 +429,12 @@ pub fn run(
                                 .and_then(|r| r.best_validation),
                             epochs: adapted.reports.iter().map(|r| r.epochs.len()).sum(),
                         })
-                    })?;
+                    });
+                    let (rec, cached) = match outcome {
+                        // Another shard's run: nothing to record here.
+                        Err(Error::OutOfShard { .. }) => continue,
+                        other => other?,
+                    };
                     done += 1;
                     on_run(done, total, &label, cached);
                     results
@@ -416,6 +444,14 @@ pub fn run(
                 }
             }
         }
+    }
+    if store.shard().is_some() {
+        return Ok(X1Summary {
+            profile: profile_name.to_string(),
+            seeds,
+            cells: Vec::new(),
+            verdicts: Vec::new(),
+        });
     }
     summarise(cfg, profile_name, seeds, profile, &results)
 }

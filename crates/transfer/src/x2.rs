@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 use core_tensor::Result;
 use core_tensor::report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
-use core_tensor::runs::RunStore;
 use serde::{Deserialize, Serialize};
 
 use crate::experiments::{self, Common, Results, RunOptions, claim, pts};
@@ -97,7 +96,7 @@ pub fn run(
     if p.include_all {
         sizes.push(None);
     }
-    let store = RunStore::new(&opts.store);
+    let store = opts.run_store();
     let source_for = |m: Option<usize>| {
         SourceSpec::Pretrain(Pretrain {
             data: cfg.source.clone(),
@@ -170,6 +169,9 @@ pub fn run(
             },
         ))
     })?;
+    if opts.shard.is_some() {
+        return Ok(rep);
+    }
 
     let mut table = Table::new(
         "x2-source-size",

@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 
 use core_tensor::Result;
 use core_tensor::report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
-use core_tensor::runs::RunStore;
 use core_tensor::stats::Summary;
 use serde::{Deserialize, Serialize};
 
@@ -105,7 +104,7 @@ pub fn run(
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let seeds = opts.seeds.unwrap_or(p.seeds);
     let n = p.per_class;
-    let store = RunStore::new(&opts.store);
+    let store = opts.run_store();
     let stages = {
         let vs = tch::nn::VarStore::new(tch::Device::Cpu);
         common.recipe.model.build(&vs.root())?.stages().len() - 1
@@ -180,6 +179,9 @@ pub fn run(
             },
         ))
     })?;
+    if opts.shard.is_some() {
+        return Ok(rep);
+    }
 
     let mut table = Table::new(
         "x3-layer-transfer",

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use core_tensor::Result;
 use core_tensor::report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
-use core_tensor::runs::RunStore;
 use core_tensor::stats::Summary;
 use serde::{Deserialize, Serialize};
 
@@ -112,7 +111,7 @@ pub fn run(
     let common = experiments::load_common(config_path, &cfg.common)?;
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let seeds = opts.seeds.unwrap_or(p.seeds);
-    let store = RunStore::new(&opts.store);
+    let store = opts.run_store();
     let applies = |s: &SourceVariant, t: &DataSpec| s.data.dataset() != t.dataset();
     let mut results = Results::default();
     let mut rep = experiments::with_context(&store, opts, on_run, |ctx| {
@@ -180,6 +179,9 @@ pub fn run(
             },
         ))
     })?;
+    if opts.shard.is_some() {
+        return Ok(rep);
+    }
 
     let mut table = Table::new(
         "x4-relatedness",

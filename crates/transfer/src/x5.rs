@@ -10,7 +10,6 @@ use std::path::Path;
 
 use core_tensor::Result;
 use core_tensor::report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
-use core_tensor::runs::RunStore;
 use core_tensor::stats::Summary;
 use serde::{Deserialize, Serialize};
 
@@ -91,7 +90,7 @@ pub fn run(
         }
     }
     let seeds = opts.seeds.unwrap_or(p.seeds);
-    let store = RunStore::new(&opts.store);
+    let store = opts.run_store();
     let mut results = Results::default();
     let mut rep = experiments::with_context(&store, opts, on_run, |ctx| {
         for held in &p.held_out {
@@ -164,6 +163,9 @@ pub fn run(
             &cfg,
         ))
     })?;
+    if opts.shard.is_some() {
+        return Ok(rep);
+    }
 
     let mut table = Table::new(
         "x5-speaker-transfer",

@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 
 use core_tensor::Result;
 use core_tensor::report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
-use core_tensor::runs::RunStore;
 use core_tensor::stats::{Summary, summarize};
 use serde::{Deserialize, Serialize};
 
@@ -88,7 +87,7 @@ pub fn run(
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let seeds = opts.seeds.unwrap_or(p.seeds);
     let n = p.per_class;
-    let store = RunStore::new(&opts.store);
+    let store = opts.run_store();
     // (target, source) → per seed (accuracy, [LogME, LEEP, H-score]).
     type Row = (f64, [f64; 3]);
     let mut rows: BTreeMap<(String, String), Vec<Row>> = BTreeMap::new();
@@ -123,11 +122,16 @@ pub fn run(
                         cfg.strategy.clone(),
                     );
                     let r = ctx.adapt(&run, seed, &format!("x6 {t} {name} seed {seed}"))?;
-                    let e = r.estimates.ok_or_else(|| {
-                        core_tensor::Error::InvalidArgument(
-                            "x6: the strategy must not be scratch (no source to score)".into(),
-                        )
-                    })?;
+                    let e = match r.estimates {
+                        Some(e) => e,
+                        // Another shard's run.
+                        None if ctx.sharded() => continue,
+                        None => {
+                            return Err(core_tensor::Error::InvalidArgument(
+                                "x6: the strategy must not be scratch (no source to score)".into(),
+                            ));
+                        }
+                    };
                     rows.entry((t.clone(), name.clone()))
                         .or_default()
                         .push((r.test_accuracy, [e.log_me, e.leep, e.h_score]));
@@ -154,6 +158,9 @@ pub fn run(
             },
         ))
     })?;
+    if opts.shard.is_some() {
+        return Ok(rep);
+    }
 
     let mut sources_table = Table::new(
         "x6-sources",

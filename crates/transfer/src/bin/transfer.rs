@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use core_tensor::device::DeviceSpec;
+use core_tensor::runs::Shard;
 use pretrained_zoo::registry::Registry;
 use serde::{Deserialize, Serialize};
 use transfer::experiments;
@@ -75,6 +76,10 @@ struct ExpArgs {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
     device: DeviceSpec,
+    /// Run only the i-th of n disjoint slices of the runs (e.g. 0/4); no report is written.
+    /// Merge the shards' stores with `cargo xtask merge`, then run again for the report.
+    #[arg(long)]
+    shard: Option<Shard>,
 }
 
 type ExpFn = fn(
@@ -103,6 +108,7 @@ fn experiment(id: &str, args: ExpArgs, f: ExpFn) -> Result<()> {
         seeds: args.seeds,
         device: args.device,
         store: args.out.join("runs"),
+        shard: args.shard,
     };
     let start = std::time::Instant::now();
     let mut n = 0;
@@ -115,6 +121,17 @@ fn experiment(id: &str, args: ExpArgs, f: ExpFn) -> Result<()> {
         );
     };
     let report = f(&config, &opts, &mut on_run)?;
+    if let Some(s) = args.shard {
+        eprintln!(
+            "{id} shard {}/{}: {} runs here ({} from the store); {}",
+            s.index,
+            s.of,
+            report.runs,
+            report.runs_stored,
+            report.notes.join(" ")
+        );
+        return Ok(());
+    }
     report.write(&args.out.join(id))?;
     println!("{}", report.markdown());
     Ok(())
@@ -160,6 +177,7 @@ fn run(cli: Cli) -> Result<()> {
                     seeds: args.seeds,
                     out: args.out.clone(),
                     device: args.device,
+                    shard: args.shard,
                 };
                 experiment(id, args, f)?;
             }
