@@ -5,6 +5,7 @@
 
 mod bench;
 mod fetch;
+mod merge;
 mod report;
 mod setup;
 mod suite;
@@ -31,6 +32,8 @@ enum Command {
     Test(test::Args),
     /// Set up, fetch, build the zoo, run every experiment and write the report.
     Suite(suite::Args),
+    /// Combine the run stores of several suite outputs (shards) into one.
+    Merge(merge::Args),
     /// Time training steps in Rust against PyTorch eager (docs/benchmarks.md).
     Bench(bench::Args),
     /// Build, list or verify the pre-trained models of fixtures/zoo.toml.
@@ -44,6 +47,7 @@ fn main() -> std::process::ExitCode {
         Command::Fetch(args) => fetch::run(&args),
         Command::Test(args) => test::run(&args),
         Command::Suite(args) => suite::run(&args),
+        Command::Merge(args) => merge::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Zoo(args) => zoo::run(&args),
     };

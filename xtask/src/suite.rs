@@ -37,6 +37,11 @@ pub struct Args {
     /// Rebuild the report from the stored results without training.
     #[arg(long)]
     pub rebuild_report: bool,
+    /// Run only the i-th of n disjoint slices of every experiment's runs (e.g. 0/4), for
+    /// spreading the suite over machines; no report. Then `cargo xtask merge` the shards'
+    /// folders and run the suite on the merged folder for the report (docs/cluster.md).
+    #[arg(long)]
+    pub shard: Option<String>,
 }
 
 /// An experiment: its ID, the binary and subcommand that run it, what it needs.
@@ -137,6 +142,20 @@ pub fn run(args: &Args) -> Result<()> {
     if args.jobs == 0 {
         bail!("--jobs must be at least 1");
     }
+    if let Some(s) = &args.shard {
+        let ok = s
+            .split_once('/')
+            .and_then(|(i, n)| Some((i.parse::<u64>().ok()?, n.parse::<u64>().ok()?)))
+            .is_some_and(|(i, n)| n > 0 && i < n);
+        if !ok {
+            bail!("--shard {s:?}: expected i/n with 0 <= i < n, e.g. 0/4 for the first of four");
+        }
+        if args.rebuild_report {
+            bail!(
+                "--shard runs a slice of the runs; --rebuild-report needs them all (merge first)"
+            );
+        }
+    }
     let known: Vec<&str> = EXPERIMENTS.iter().map(|e| e.id).collect();
     for id in &args.only {
         if !known.iter().any(|k| k.eq_ignore_ascii_case(id)) {
@@ -193,6 +212,15 @@ pub fn run(args: &Args) -> Result<()> {
         }
         run_status(&mut build)?;
         run_all(&runnable, args, &out)?;
+    }
+    if let Some(s) = &args.shard {
+        eprintln!(
+            "shard {s} done in {:.0} s: stores in {}; merge the shards with `cargo xtask merge \
+             --out DIR <shard folders>`, then `cargo xtask suite --out DIR` for the report",
+            started.elapsed().as_secs_f64(),
+            out.join("runs").display()
+        );
+        return Ok(());
     }
     let claims = crate::report::load_claims(&project_root().join("fixtures").join("claims.toml"))?;
     let env = environment(args, started);
@@ -318,6 +346,9 @@ fn run_one(
         .stderr(Stdio::piped());
     if let Some(s) = args.seeds {
         cmd.args(["--seeds", &s.to_string()]);
+    }
+    if let Some(s) = &args.shard {
+        cmd.args(["--shard", s]);
     }
     let mut child = cmd
         .spawn()
