@@ -4,6 +4,8 @@
 //! (`fetch`), and drives `cargo` to build and run the crates that do.
 
 mod bench;
+#[cfg(test)]
+mod browser_test;
 mod fetch;
 mod merge;
 mod report;

@@ -599,7 +599,9 @@ fn html(
     for (k, v) in &env.items {
         let _ = writeln!(s, "<li>{}: {}</li>", esc(k), esc(v));
     }
-    s.push_str("</ul>\n<p><a href=\"results.jsonl\">results.jsonl</a>: every stored run, one JSON object per line.</p>\n</body></html>\n");
+    s.push_str("</ul>\n<p><a href=\"results.jsonl\">results.jsonl</a>: every stored run, one JSON object per line.</p>\n");
+    // Marks on <body> how many plots loaded (read by the headless-browser test).
+    s.push_str("<script>\nwindow.addEventListener('load', function () {\n  var imgs = document.querySelectorAll('img.plot'), ok = 0, broken = [];\n  imgs.forEach(function (i) { if (i.complete && i.naturalWidth > 0) { ok++; } else { broken.push(i.getAttribute('src')); } });\n  document.body.setAttribute('data-plots', imgs.length);\n  document.body.setAttribute('data-plots-loaded', ok);\n  document.body.setAttribute('data-plots-broken', broken.join(' '));\n});\n</script>\n</body></html>\n");
     s
 }
 
