@@ -229,9 +229,7 @@ impl Fetcher {
                 let text = e.to_string();
                 anyhow::anyhow!(
                     "{}",
-                    text.strip_prefix(&format!("{url}: "))
-                        .unwrap_or(&text)
-                        .to_string()
+                    text.strip_prefix(&format!("{url}: ")).unwrap_or(&text)
                 )
             })?;
             let len = response
