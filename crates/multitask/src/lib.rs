@@ -84,7 +84,14 @@
 //! ```
 
 pub mod balance;
+pub mod experiments;
 pub mod gain;
+pub mod m1;
+pub mod m2;
+pub mod m3;
+pub mod m4;
+pub mod m5;
+pub mod m6;
 pub mod net;
 pub mod scenes;
 pub mod task;
