@@ -1,0 +1,146 @@
+//! `multitask`: run the multi-task experiments M1–M6.
+//!
+//! ```text
+//! multitask m1 [--profile quick|full] [--seeds N] [--out DIR] [--device cpu|cuda|auto]
+//! multitask m2 … m6 (same options)
+//! multitask all [--profile quick|full] [--out DIR]   # M1 to M6 in one store
+//! ```
+//!
+//! Each experiment stores every run in `DIR/runs` as it finishes (a second invocation loads
+//! what is there and trains only what is missing) and writes `DIR/<id>/summary.json`,
+//! `report.md` and a CSV per table.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use core_tensor::device::DeviceSpec;
+use multitask::experiments;
+
+#[derive(Parser, Debug)]
+#[command(about = "Run the multi-task experiments M1-M6")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// M1: multi-label scenes, one shared network vs one per task (M-1, M-5).
+    M1(ExpArgs),
+    /// M2: many small tasks, gain vs the other tasks' data (M-2).
+    M2(ExpArgs),
+    /// M3: trunk-width sweep, where MTL stops losing (M-3).
+    M3(ExpArgs),
+    /// M4: missing labels, masked loss vs fully labelled examples only (M-4).
+    M4(ExpArgs),
+    /// M5: loss balancing of tasks of different type and scale.
+    M5(ExpArgs),
+    /// M6: a task paired with random-label tasks (M-1 converse).
+    M6(ExpArgs),
+    /// Every experiment, M1 to M6, in one store (shared runs are trained once).
+    All(ExpArgs),
+}
+
+/// Options of every experiment.
+#[derive(clap::Args, Debug, Clone)]
+struct ExpArgs {
+    /// The experiment config (default: the crate's experiments/<id>.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Profile: quick, full (or tiny, a smoke test).
+    #[arg(long, default_value = "quick")]
+    profile: String,
+    /// Seeds (default: the profile's).
+    #[arg(long)]
+    seeds: Option<u64>,
+    /// Output folder: runs/ (the store) and <id>/ (summary.json, report.md, CSV).
+    #[arg(long, default_value = "out/suite")]
+    out: PathBuf,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceSpec,
+}
+
+type ExpFn = fn(
+    &std::path::Path,
+    &experiments::RunOptions,
+    &mut dyn FnMut(&str, bool),
+) -> core_tensor::Result<core_tensor::report::ExperimentReport>;
+
+const EXPERIMENTS: [(&str, ExpFn); 6] = [
+    ("m1", |c, o, f| multitask::m1::run(c, o, f)),
+    ("m2", |c, o, f| multitask::m2::run(c, o, f)),
+    ("m3", |c, o, f| multitask::m3::run(c, o, f)),
+    ("m4", |c, o, f| multitask::m4::run(c, o, f)),
+    ("m5", |c, o, f| multitask::m5::run(c, o, f)),
+    ("m6", |c, o, f| multitask::m6::run(c, o, f)),
+];
+
+fn experiment(id: &str, args: ExpArgs, f: ExpFn) -> Result<()> {
+    let config = args.config.unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("experiments")
+            .join(format!("{id}.toml"))
+    });
+    if !config.is_file() {
+        anyhow::bail!(
+            "no experiment config at {}; pass one with --config FILE",
+            config.display()
+        );
+    }
+    let opts = experiments::RunOptions {
+        profile: args.profile,
+        seeds: args.seeds,
+        device: args.device,
+        store: args.out.join("runs"),
+    };
+    let start = std::time::Instant::now();
+    let mut n = 0;
+    let mut on_run = |label: &str, stored: bool| {
+        n += 1;
+        let how = if stored { "stored" } else { "ran" };
+        eprintln!(
+            "[{n}] {label}: {how} ({:.0} s)",
+            start.elapsed().as_secs_f64()
+        );
+    };
+    let report = f(&config, &opts, &mut on_run)
+        .map_err(|e| anyhow::anyhow!("{id} ({}): {e}", config.display()))?;
+    report.write(&args.out.join(id))?;
+    println!("{}", report.markdown());
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    // `{:#}` shows the whole chain of causes on one line.
+    core_tensor::progress::run_main("warn", || run(Cli::parse()).map_err(|e| format!("{e:#}")))
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let (id, args) = match cli.command {
+        Command::All(args) => {
+            if args.config.is_some() {
+                anyhow::bail!(
+                    "--config names one experiment's file; `all` takes each from experiments/"
+                );
+            }
+            for (id, f) in EXPERIMENTS {
+                experiment(id, args.clone(), f)?;
+            }
+            return Ok(());
+        }
+        Command::M1(a) => ("m1", a),
+        Command::M2(a) => ("m2", a),
+        Command::M3(a) => ("m3", a),
+        Command::M4(a) => ("m4", a),
+        Command::M5(a) => ("m5", a),
+        Command::M6(a) => ("m6", a),
+    };
+    let f = EXPERIMENTS
+        .iter()
+        .find(|(name, _)| *name == id)
+        .map(|(_, f)| *f)
+        .expect("every subcommand is in EXPERIMENTS");
+    experiment(id, args, f)
+}

@@ -1,0 +1,121 @@
+//! The experiments end to end on their `tiny` profiles: reports with the expected structure,
+//! and a second invocation that loads every run from the store.
+
+use std::path::PathBuf;
+
+use core_tensor::device::DeviceSpec;
+use core_tensor::report::ExperimentReport;
+use multitask::experiments::RunOptions;
+
+fn config(id: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("experiments")
+        .join(format!("{id}.toml"))
+}
+
+fn options(store: &std::path::Path) -> RunOptions {
+    RunOptions {
+        profile: "tiny".into(),
+        seeds: None,
+        device: DeviceSpec::Cpu,
+        store: store.to_path_buf(),
+    }
+}
+
+fn check_structure(rep: &ExperimentReport, id: &str) {
+    assert_eq!(rep.id, id);
+    assert_eq!(rep.seeds, 2);
+    assert!(!rep.tables.is_empty() && !rep.plots.is_empty());
+    for t in &rep.tables {
+        assert!(!t.rows.is_empty(), "{id}: table {} is empty", t.name);
+        assert!(t.rows.iter().all(|r| r.len() == t.columns.len()));
+    }
+    for p in &rep.plots {
+        assert!(
+            p.series.iter().all(|s| !s.points.is_empty()),
+            "{id}: {}",
+            p.id
+        );
+    }
+}
+
+#[test]
+fn m1_runs_end_to_end_and_resumes_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(&dir.path().join("runs"));
+    let rep = multitask::m1::run(&config("m1"), &opts, |_, _| {}).unwrap();
+    check_structure(&rep, "M1");
+    // 2 seeds x (1 shared + 3 single-task networks).
+    assert_eq!((rep.runs, rep.runs_stored), (8, 0));
+    let claims: Vec<_> = rep.verdicts.iter().map(|v| v.claim.as_str()).collect();
+    assert_eq!(claims, ["M-1", "M-5"]);
+    assert!(
+        rep.verdicts
+            .iter()
+            .all(|v| v.effect.is_some_and(|e| e.n == 2))
+    );
+    rep.write(&dir.path().join("m1")).unwrap();
+    for f in [
+        "summary.json",
+        "report.md",
+        "m1-per-task.csv",
+        "m1-delta-m.csv",
+    ] {
+        assert!(dir.path().join("m1").join(f).is_file(), "{f}");
+    }
+    let again = multitask::m1::run(&config("m1"), &opts, |_, stored| assert!(stored)).unwrap();
+    assert_eq!((again.runs, again.runs_stored), (8, 8));
+    // The same numbers (JSON may move a float by an ulp: compare them as printed).
+    let printed = |r: &ExperimentReport| r.tables.iter().map(|t| t.markdown()).collect::<Vec<_>>();
+    assert_eq!(printed(&again), printed(&rep));
+    assert_eq!(
+        again.verdicts.iter().map(|v| v.verdict).collect::<Vec<_>>(),
+        rep.verdicts.iter().map(|v| v.verdict).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn every_other_experiment_runs_on_its_tiny_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(&dir.path().join("runs"));
+    type Run = fn(
+        &std::path::Path,
+        &RunOptions,
+        &mut dyn FnMut(&str, bool),
+    ) -> core_tensor::Result<ExperimentReport>;
+    let runs: [(&str, &str, Run); 5] = [
+        ("m2", "M2", |c, o, f| multitask::m2::run(c, o, f)),
+        ("m3", "M3", |c, o, f| multitask::m3::run(c, o, f)),
+        ("m4", "M4", |c, o, f| multitask::m4::run(c, o, f)),
+        ("m5", "M5", |c, o, f| multitask::m5::run(c, o, f)),
+        ("m6", "M6", |c, o, f| multitask::m6::run(c, o, f)),
+    ];
+    for (file, id, run) in runs {
+        let rep = run(&config(file), &opts, &mut |_, _| {}).unwrap();
+        check_structure(&rep, id);
+    }
+}
+
+#[test]
+fn bad_configs_name_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(&dir.path().join("runs"));
+    opts.profile = "nope".into();
+    let err = multitask::m1::run(&config("m1"), &opts, |_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nope") && err.contains("quick"), "{err}");
+    let bad = dir.path().join("m4.toml");
+    std::fs::write(
+        &bad,
+        format!(
+            "common = {:?}\n[profiles.tiny]\nhidden = [1.5]\nseeds = 2\n",
+            config("common").display().to_string()
+        ),
+    )
+    .unwrap();
+    let err = multitask::m4::run(&bad, &options(&dir.path().join("runs")), |_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("hidden"), "{err}");
+}
