@@ -31,9 +31,15 @@ pub struct Args {
     /// Only these experiments (comma-separated IDs, e.g. X1,X3).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
-    /// Experiments run in parallel, each with its share of the cores' threads.
+    /// Experiments run in parallel (default: one per core).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// libtorch intra-op threads of each experiment process. Results are deterministic for a
+    /// given thread count (reductions split differently with more threads), so the default of
+    /// one keeps them independent of `--jobs` and of the machine; small models gain little
+    /// from more threads, while processes in parallel use the cores.
     #[arg(long, default_value_t = 1)]
-    pub jobs: usize,
+    pub threads: usize,
     /// Rebuild the report from the stored results without training.
     #[arg(long)]
     pub rebuild_report: bool,
@@ -139,8 +145,8 @@ pub fn run(args: &Args) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| project_root().join("out").join("suite"));
-    if args.jobs == 0 {
-        bail!("--jobs must be at least 1");
+    if args.jobs == Some(0) || args.threads == 0 {
+        bail!("--jobs and --threads must be at least 1");
     }
     if let Some(s) = &args.shard {
         let ok = s
