@@ -242,10 +242,8 @@ pub fn run(args: &Args) -> Result<()> {
 
 /// Runs the experiments in a pool of `args.jobs` processes, respecting `after`.
 fn run_all(exps: &[&Experiment], args: &Args, out: &Path) -> Result<()> {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
-    let threads = (cores / args.jobs).max(1);
+    let jobs = jobs(args);
+    let threads = args.threads;
     let logs = out.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
     let bars = indicatif::MultiProgress::new();
@@ -265,7 +263,7 @@ fn run_all(exps: &[&Experiment], args: &Args, out: &Path) -> Result<()> {
     let queue: Arc<Mutex<Vec<&Experiment>>> = Arc::new(Mutex::new(exps.to_vec()));
     let ids: Vec<&str> = exps.iter().map(|e| e.id).collect();
     std::thread::scope(|scope| {
-        for _ in 0..args.jobs.min(total.max(1)) {
+        for _ in 0..jobs.min(total.max(1)) {
             let (queue, done, failed, bars, overall, logs, ids) = (
                 queue.clone(),
                 done.clone(),
@@ -398,6 +396,15 @@ fn tracing_line(id: &str, line: &str) {
     eprintln!("{id} {line}");
 }
 
+/// Processes in parallel: `--jobs`, or one per core.
+fn jobs(args: &Args) -> usize {
+    args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
+}
+
 fn environment(args: &Args, started: Instant) -> crate::report::Environment {
     let git = |a: &[&str]| {
         Command::new("git")
@@ -442,9 +449,9 @@ fn environment(args: &Args, started: Instant) -> crate::report::Environment {
             (
                 "jobs".into(),
                 format!(
-                    "{} (threads per job: {})",
-                    args.jobs,
-                    (cores / args.jobs.max(1)).max(1)
+                    "{} processes, {} libtorch thread(s) each",
+                    jobs(args),
+                    args.threads
                 ),
             ),
             (
