@@ -17,7 +17,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use core_tensor::device::DeviceSpec;
-use core_tensor::report::{Cell as TableCell, ClaimVerdict, ExperimentReport, Plot, Table, Verdict};
+use core_tensor::report::{
+    Cell as TableCell, ClaimVerdict, ExperimentReport, Plot, Table, Verdict,
+};
 use core_tensor::runs::{RunId, RunStore};
 use core_tensor::stats::Summary;
 use core_tensor::train::TrainConfig;

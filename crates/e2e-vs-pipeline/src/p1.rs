@@ -227,7 +227,11 @@ pub struct ComponentScores {
     pub pipeline: f64,
 }
 
-fn score_components(c: &Components, test: &scenes::Scenes, device: Device) -> Result<ComponentScores> {
+fn score_components(
+    c: &Components,
+    test: &scenes::Scenes,
+    device: Device,
+) -> Result<ComponentScores> {
     let boxes = c.boxes(&test.images, device);
     let classify = |crops: Tensor| -> Result<f64> {
         let m = &c.classifier;
@@ -327,28 +331,47 @@ pub fn run(
     let label = "p1 digits";
     let result = {
         let mut contenders = vec![
-            stored(&ctx, "p1-detect-identify", label, &scope, PIPELINE, |_, seed| {
-                let c = component(seed)?;
-                Ok(score_components(&c, &test, device)?.pipeline)
-            }),
-            stored(&ctx, "p1-detect-identify", label, &scope, END_TO_END, |n, seed| {
-                let slices = Slices::new(&cfg, train_pool.images.size()[0], seed);
-                let v = experiment::validation_size(n);
-                let (tw, vw) = slices.end_to_end(n, v)?;
-                let tr = train_pool.scenes(&tw, &cfg.scenes, 0xE2E0_0000 + seed)?;
-                let va = train_pool.scenes(&vw, &cfg.scenes, 0xE2E1_0000 + seed)?;
-                let mut m = EndToEnd::new(
-                    END_TO_END,
-                    LearnedStage::from_arch(device, &cfg.end_to_end, Objective::Classification, seed)?,
-                );
-                m.stage.fit(
-                    &TensorDataset::new(tr.images, tr.labels)?,
-                    Some(&TensorDataset::new(va.images, va.labels)?),
-                    &cfg.end_to_end_recipe.resolve(n),
-                    seed,
-                )?;
-                evaluate(&m, &test_data, 256, Metric::Accuracy)
-            }),
+            stored(
+                &ctx,
+                "p1-detect-identify",
+                label,
+                &scope,
+                PIPELINE,
+                |_, seed| {
+                    let c = component(seed)?;
+                    Ok(score_components(&c, &test, device)?.pipeline)
+                },
+            ),
+            stored(
+                &ctx,
+                "p1-detect-identify",
+                label,
+                &scope,
+                END_TO_END,
+                |n, seed| {
+                    let slices = Slices::new(&cfg, train_pool.images.size()[0], seed);
+                    let v = experiment::validation_size(n);
+                    let (tw, vw) = slices.end_to_end(n, v)?;
+                    let tr = train_pool.scenes(&tw, &cfg.scenes, 0xE2E0_0000 + seed)?;
+                    let va = train_pool.scenes(&vw, &cfg.scenes, 0xE2E1_0000 + seed)?;
+                    let mut m = EndToEnd::new(
+                        END_TO_END,
+                        LearnedStage::from_arch(
+                            device,
+                            &cfg.end_to_end,
+                            Objective::Classification,
+                            seed,
+                        )?,
+                    );
+                    m.stage.fit(
+                        &TensorDataset::new(tr.images, tr.labels)?,
+                        Some(&TensorDataset::new(va.images, va.labels)?),
+                        &cfg.end_to_end_recipe.resolve(n),
+                        seed,
+                    )?;
+                    evaluate(&m, &test_data, 256, Metric::Accuracy)
+                },
+            ),
         ];
         let plan = SweepPlan {
             sizes: p.sizes.clone(),
@@ -399,7 +422,8 @@ pub fn run(
     );
     rep.tables.push(result.table("p1-accuracy (%)", true)?);
     let pairs = [(END_TO_END, PIPELINE)];
-    let (t, crossovers) = experiment::crossover_table("p1-crossover", &result, &pairs, &cfg.crossover)?;
+    let (t, crossovers) =
+        experiment::crossover_table("p1-crossover", &result, &pairs, &cfg.crossover)?;
     rep.tables.push(t);
     rep.tables.push(experiment::advantage_table(
         "p1-advantage (accuracy points)",

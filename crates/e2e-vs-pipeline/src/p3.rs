@@ -108,7 +108,11 @@ impl P3Config {
             ("end_to_end_recipe", &self.end_to_end_recipe),
         ] {
             r.validate(name)?;
-            if r.train.early_stopping.as_ref().is_some_and(|e| e.goal != Goal::Minimize) {
+            if r.train
+                .early_stopping
+                .as_ref()
+                .is_some_and(|e| e.goal != Goal::Minimize)
+            {
                 return Err(Error::InvalidArgument(format!(
                     "{name}.train.early_stopping.goal must be \"minimize\" (MAE)"
                 )));
@@ -134,9 +138,17 @@ fn world_name(w: World) -> &'static str {
 
 /// The `n` training and validation images of a point, from `seed` (the same for every
 /// contender).
-fn training_set(cfg: &P3Config, world: World, n: usize, seed: u64) -> Result<(bone_age::BoneAgeSet, usize)> {
+fn training_set(
+    cfg: &P3Config,
+    world: World,
+    n: usize,
+    seed: u64,
+) -> Result<(bone_age::BoneAgeSet, usize)> {
     let v = experiment::validation_size(n);
-    Ok((bone_age::generate(&cfg.generator(world), n + v, 1000 + seed)?, v))
+    Ok((
+        bone_age::generate(&cfg.generator(world), n + v, 1000 + seed)?,
+        v,
+    ))
 }
 
 fn split(x: &Tensor, n: usize, v: usize) -> (Tensor, Tensor) {
@@ -144,6 +156,7 @@ fn split(x: &Tensor, n: usize, v: usize) -> (Tensor, Tensor) {
 }
 
 /// Trains the regressor on features `[n, bones]` → age and scores it on the test features.
+#[allow(clippy::too_many_arguments)]
 fn regress(
     cfg: &P3Config,
     features: &Tensor,
@@ -206,7 +219,11 @@ fn forward_batched(stage: &LearnedStage, xs: &Tensor) -> Tensor {
     let n = xs.size()[0];
     let parts: Vec<Tensor> = (0..n)
         .step_by(512)
-        .map(|i| stage.forward(&xs.narrow(0, i, (n - i).min(512))).to_device(Device::Cpu))
+        .map(|i| {
+            stage
+                .forward(&xs.narrow(0, i, (n - i).min(512)))
+                .to_device(Device::Cpu)
+        })
         .collect();
     Tensor::cat(&parts, 0)
 }
@@ -267,8 +284,14 @@ fn sweep_world(
 ) -> Result<SweepResult> {
     let generator = cfg.generator(world);
     let test_set = bone_age::generate(&generator, cfg.test_examples, TEST_SEED)?;
-    let test_images = TensorDataset::new(test_set.images.shallow_clone(), test_set.age.shallow_clone())?;
-    let test_hand = TensorDataset::new(hand_lengths(&test_set.images, &generator)?, test_set.age.shallow_clone())?;
+    let test_images = TensorDataset::new(
+        test_set.images.shallow_clone(),
+        test_set.age.shallow_clone(),
+    )?;
+    let test_hand = TensorDataset::new(
+        hand_lengths(&test_set.images, &generator)?,
+        test_set.age.shallow_clone(),
+    )?;
     let measurement = |seed: u64| -> Result<Rc<LearnedStage>> {
         if let Some(m) = measurements.borrow().get(&seed) {
             return Ok(m.clone());
@@ -296,7 +319,10 @@ fn sweep_world(
             let (set, v) = training_set(cfg, world, n, seed)?;
             let stage = measurement(seed)?;
             let features = forward_batched(&stage, &set.images);
-            let test = TensorDataset::new(forward_batched(&stage, &test_set.images), test_set.age.shallow_clone())?;
+            let test = TensorDataset::new(
+                forward_batched(&stage, &test_set.images),
+                test_set.age.shallow_clone(),
+            )?;
             regress(cfg, &features, &set.age, n, v, &test, seed, device)
         }),
         stored(ctx, "p3-bone-age", &label, &scope, END_TO_END, |n, seed| {
@@ -332,14 +358,18 @@ pub fn run(
 ) -> Result<ExperimentReport> {
     let started = std::time::Instant::now();
     let cfg: P3Config = experiment::load_toml(config_path)?;
-    cfg.validate().map_err(|e| Error::format(config_path, e.to_string()))?;
+    cfg.validate()
+        .map_err(|e| Error::format(config_path, e.to_string()))?;
     let p = experiment::profile(&cfg.profiles, &opts.profile)?;
     let seeds = opts.seeds.unwrap_or(p.seeds);
     let ctx = Ctx::new(opts, on_run)?;
     let mut results = Vec::new();
     let measurements = RefCell::new(HashMap::new());
     for &world in &p.worlds {
-        results.push((world, sweep_world(&cfg, p, world, seeds, &ctx, &measurements)?));
+        results.push((
+            world,
+            sweep_world(&cfg, p, world, seeds, &ctx, &measurements)?,
+        ));
     }
     let mut rep = ctx.report(
         "P3",
@@ -356,7 +386,12 @@ pub fn run(
             b = cfg.bones,
             ln = cfg.length_noise,
             bn = cfg.noise,
-            worlds = p.worlds.iter().map(|w| world_name(*w)).collect::<Vec<_>>().join(", "),
+            worlds = p
+                .worlds
+                .iter()
+                .map(|w| world_name(*w))
+                .collect::<Vec<_>>()
+                .join(", "),
             sizes = p.sizes,
             t = cfg.test_examples,
             rh = cfg.regressor_hidden,
@@ -399,7 +434,9 @@ pub fn run(
             "test MAE (% of the age range)",
             true,
             match world {
-                World::LengthsPartial => Some("best MAE from exact lengths alone: 12.5% of the age range"),
+                World::LengthsPartial => {
+                    Some("best MAE from exact lengths alone: 12.5% of the age range")
+                }
                 World::LengthsSuffice => None,
             },
         )?);
@@ -413,11 +450,26 @@ pub fn run(
     }
     let in_world = |w: World| results.iter().find(|(x, _)| *x == w).map(|(_, r)| r);
     let first = |r: &SweepResult, a: &str, b: &str| -> Result<Summary> {
-        Ok(r.crossover(a, b, &CrossoverConfig { bootstrap: 0, seed: 0 })?.advantage[0])
+        Ok(r.crossover(
+            a,
+            b,
+            &CrossoverConfig {
+                bootstrap: 0,
+                seed: 0,
+            },
+        )?
+        .advantage[0])
     };
     let last = |r: &SweepResult, a: &str, b: &str| -> Result<Summary> {
         Ok(*r
-            .crossover(a, b, &CrossoverConfig { bootstrap: 0, seed: 0 })?
+            .crossover(
+                a,
+                b,
+                &CrossoverConfig {
+                    bootstrap: 0,
+                    seed: 0,
+                },
+            )?
             .advantage
             .last()
             .expect("sizes are not empty"))
@@ -432,7 +484,9 @@ pub fn run(
             "bone age, lengths suffice",
             verdict_e4(&adv),
             RULE_E4,
-            format!("MAE(end-to-end) − MAE(learned measurement) at N = {small}, % of the age range"),
+            format!(
+                "MAE(end-to-end) − MAE(learned measurement) at N = {small}, % of the age range"
+            ),
             adv,
             format!(
                 "The hand-measurement pipeline's advantage there: {} (% of the age range).",
@@ -461,7 +515,10 @@ pub fn run(
             format!(
                 "End-to-end MAE at N = {large}: {}%; the better pipeline's: {}% (floor from exact \
                  lengths alone: 12.5%).",
-                fmt(r.learning_curve(END_TO_END)?.last().expect("not empty"), 100.0),
+                fmt(
+                    r.learning_curve(END_TO_END)?.last().expect("not empty"),
+                    100.0
+                ),
                 fmt(r.learning_curve(better)?.last().expect("not empty"), 100.0),
             ),
         ));

@@ -179,7 +179,11 @@ pub fn run_one(
     let train = all
         .subset(&Tensor::arange(n as i64, (Kind::Int64, Device::Cpu)))?
         .to_device(device);
-    let val = all.subset(&Tensor::arange_start(n as i64, (n + v) as i64, (Kind::Int64, Device::Cpu)))?;
+    let val = all.subset(&Tensor::arange_start(
+        n as i64,
+        (n + v) as i64,
+        (Kind::Int64, Device::Cpu),
+    ))?;
     let test = dataset(&lines::generate(&task, cfg.test_examples, TEST_SEED)?)?;
 
     let vs = nn::VarStore::new(device);
@@ -249,7 +253,10 @@ pub fn run(
     if p.ks.is_empty() || p.ks.windows(2).any(|w| w[0] >= w[1]) {
         return Err(Error::format(
             config_path,
-            format!("profiles.{}.ks must be increasing and not empty", opts.profile),
+            format!(
+                "profiles.{}.ks must be increasing and not empty",
+                opts.profile
+            ),
         ));
     }
     let seeds = opts.seeds.unwrap_or(p.seeds);
@@ -414,7 +421,8 @@ mod tests {
                 "per_image.fc2.weight"
             ]
         );
-        let (steep, parity) = net.forward_both(&Tensor::zeros([5, 3, 10, 10], (Kind::Float, Device::Cpu)));
+        let (steep, parity) =
+            net.forward_both(&Tensor::zeros([5, 3, 10, 10], (Kind::Float, Device::Cpu)));
         assert_eq!((steep.size(), parity.size()), (vec![5, 3], vec![5, 2]));
     }
 }
