@@ -316,7 +316,7 @@ pub fn crossover_table(
             TableCell::text(a),
             TableCell::text(b),
             match c.estimate {
-                Some(e) => TableCell::Num((e.n * 10.0).round() / 10.0),
+                Some(e) => TableCell::Num(e.n.round()),
                 None => TableCell::text("no crossover in range"),
             },
             match c.interval {
