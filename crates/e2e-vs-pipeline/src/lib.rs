@@ -59,9 +59,14 @@
 #![warn(missing_docs)]
 
 pub mod bone_age;
+pub mod experiment;
 pub mod features;
 pub mod lines;
 pub mod localise;
+pub mod p1;
+pub mod p2;
+pub mod p3;
+pub mod p4;
 pub mod pipeline;
 pub mod scenes;
 pub mod sweep;

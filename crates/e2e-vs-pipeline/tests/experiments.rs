@@ -1,0 +1,153 @@
+//! The experiments end to end on tiny profiles: each writes a complete report into a temporary
+//! folder, and a second run loads every run from the store instead of training again.
+//!
+//! The tiny profiles are the crate's own configs (`experiments/p3.toml`, `p4.toml`) with a
+//! `tiny` profile added and the step budgets and test sets shrunk, so the code paths are the
+//! real ones and each test takes a few seconds.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use core_tensor::device::DeviceSpec;
+use core_tensor::report::ExperimentReport;
+use e2e_vs_pipeline::experiment::RunOptions;
+
+fn config(id: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("experiments")
+        .join(format!("{id}.toml"))
+}
+
+/// The crate's config `id` with `edit` applied, written into `dir`.
+fn tiny_config(dir: &Path, id: &str, edit: impl FnOnce(&mut toml::Table)) -> Result<PathBuf> {
+    let mut t: toml::Table = toml::from_str(&std::fs::read_to_string(config(id))?)?;
+    edit(&mut t);
+    let path = dir.join(format!("{id}.toml"));
+    std::fs::write(&path, toml::to_string(&t)?)?;
+    Ok(path)
+}
+
+fn shrink_recipe(t: &mut toml::Table, name: &str, min_steps: i64) {
+    let r = t[name].as_table_mut().unwrap();
+    r.insert("min_steps".into(), min_steps.into());
+    r.insert("max_epochs".into(), 3.into());
+    let train = r["train"].as_table_mut().unwrap();
+    train.insert("epochs".into(), 1.into());
+}
+
+fn options(dir: &Path) -> RunOptions {
+    RunOptions {
+        profile: "tiny".into(),
+        seeds: None,
+        device: DeviceSpec::Cpu,
+        store: dir.join("runs"),
+    }
+}
+
+/// Runs `run` twice: the second time every run must come from the store and the numbers
+/// must be the same.
+fn twice(
+    run: impl Fn(&mut dyn FnMut(&str, bool)) -> core_tensor::Result<ExperimentReport>,
+) -> Result<ExperimentReport> {
+    let mut first = Vec::new();
+    let report = run(&mut |label, stored| first.push((label.to_string(), stored)))?;
+    assert!(!first.is_empty() && first.iter().all(|(_, stored)| !stored));
+    let mut second = Vec::new();
+    let again = run(&mut |label, stored| second.push((label.to_string(), stored)))?;
+    assert_eq!(second.len(), first.len());
+    assert!(second.iter().all(|(_, stored)| *stored), "{second:?}");
+    assert_eq!((again.runs, again.runs_stored), (first.len(), first.len()));
+    // The same numbers (as shown: a stored float may differ from the computed one in the
+    // last bit after the JSON round trip).
+    let shown = |r: &ExperimentReport| r.tables.iter().map(|t| t.markdown()).collect::<Vec<_>>();
+    assert_eq!(shown(&again), shown(&report));
+    Ok(report)
+}
+
+fn check_written(report: &ExperimentReport, dir: &Path) -> Result<()> {
+    let out = dir.join(report.id.to_lowercase());
+    report.write(&out)?;
+    for f in ["summary.json", "report.md"] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    let csvs = std::fs::read_dir(&out)?
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "csv"))
+        })
+        .count();
+    assert_eq!(csvs, report.tables.len());
+    for v in &report.verdicts {
+        assert!(!v.rule.is_empty() && v.effect.is_some());
+    }
+    Ok(())
+}
+
+#[test]
+fn p4_runs_end_to_end_and_resumes_from_the_store() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = tiny_config(dir.path(), "p4", |t| {
+        t.insert("test_examples".into(), 200.into());
+        shrink_recipe(t, "recipe", 20);
+        let profiles = t["profiles"].as_table_mut().unwrap();
+        profiles.insert(
+            "tiny".into(),
+            toml::toml! { ks = [1, 2] train_examples = 64 seeds = 2 }.into(),
+        );
+    })?;
+    let opts = options(dir.path());
+    let report = twice(|f| e2e_vs_pipeline::p4::run(&path, &opts, f))?;
+    assert_eq!((report.id.as_str(), report.seeds), ("P4", 2));
+    assert_eq!(report.runs, 2 * 2 * 2);
+    assert_eq!(report.verdicts.len(), 1);
+    assert_eq!(report.verdicts[0].claim, "E-4");
+    assert_eq!(report.tables[0].rows.len(), 2);
+    let plot = &report.plots[0];
+    assert_eq!(plot.series.len(), 2);
+    assert!(plot.series.iter().all(|s| s.points.len() == 2));
+    check_written(&report, dir.path())
+}
+
+#[test]
+fn p3_sweeps_both_worlds_with_crossovers_and_resumes() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = tiny_config(dir.path(), "p3", |t| {
+        t.insert("test_examples".into(), 64.into());
+        t.insert("measure_examples".into(), 64.into());
+        t.insert("cnn_channels".into(), toml::Value::Array(vec![4.into()]));
+        t.insert(
+            "crossover".into(),
+            toml::toml! { bootstrap = 50 seed = 0 }.into(),
+        );
+        for r in ["measure_recipe", "regressor_recipe", "end_to_end_recipe"] {
+            shrink_recipe(t, r, 10);
+        }
+        let profiles = t["profiles"].as_table_mut().unwrap();
+        profiles.insert(
+            "tiny".into(),
+            toml::toml! {
+                worlds = ["lengths_suffice", "lengths_partial"]
+                sizes = [10, 20]
+                seeds = 2
+            }
+            .into(),
+        );
+    })?;
+    let opts = options(dir.path());
+    let report = twice(|f| e2e_vs_pipeline::p3::run(&path, &opts, f))?;
+    assert_eq!(report.runs, 2 * 3 * 2 * 2);
+    let claims: Vec<&str> = report.verdicts.iter().map(|v| v.claim.as_str()).collect();
+    assert_eq!(claims, ["E-4", "E-5", "E-6"]);
+    // Per world: learning curves, crossovers, advantages; one plot per world, log N.
+    assert_eq!(report.tables.len(), 6);
+    assert_eq!(report.tables[1].rows.len(), 3);
+    assert_eq!(report.plots.len(), 2);
+    assert!(report.plots.iter().all(|p| p.log_x && p.series.len() == 3));
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("overtakes") || n.contains("no crossover in range"))
+    );
+    check_written(&report, dir.path())
+}
