@@ -4,8 +4,8 @@
 //!
 //! A record (`runs/<kind>/<key>.json`) and its weights (`<key>.safetensors`) are copied when the
 //! destination lacks them. When two stores hold the same key, their results must agree (runs are
-//! deterministic by seed on the CPU); a disagreement is an error naming the key and both files,
-//! and nothing of that key is overwritten.
+//! deterministic by seed on the CPU; fields that measure time are not compared); a disagreement
+//! is an error naming the key and both files, and nothing of that key is overwritten.
 
 use std::path::{Path, PathBuf};
 
@@ -105,6 +105,21 @@ fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
+/// `v` without fields that measure time (`seconds`, `seconds_per_step`, …), which differ
+/// between two runs of the same deterministic computation.
+fn without_timings(v: &serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => m
+            .iter()
+            .filter(|(k, _)| !k.contains("seconds"))
+            .map(|(k, v)| (k.clone(), without_timings(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+        serde_json::Value::Array(a) => a.iter().map(without_timings).collect(),
+        other => other.clone(),
+    }
+}
+
 fn same_result(a: &Path, b: &Path) -> Result<()> {
     let read = |p: &Path| -> Result<serde_json::Value> {
         let text =
@@ -112,7 +127,7 @@ fn same_result(a: &Path, b: &Path) -> Result<()> {
         serde_json::from_str(&text).with_context(|| format!("{} is not a run record", p.display()))
     };
     let (x, y) = (read(a)?, read(b)?);
-    if x["result"] != y["result"] {
+    if without_timings(&x["result"]) != without_timings(&y["result"]) {
         bail!(
             "{} and {} hold the same run with different results; runs are deterministic on the \
              CPU, so one of them comes from other code or another device: keep the one you trust",
@@ -130,8 +145,17 @@ mod tests {
     fn record(dir: &Path, kind: &str, key: &str, result: f64) {
         let d = dir.join("runs").join(kind);
         std::fs::create_dir_all(&d).unwrap();
-        let v = serde_json::json!({ "key": key, "result": { "test_accuracy": result }, "seconds": 1.0 });
+        // Timings differ between two runs of the same computation.
+        let v = serde_json::json!({
+            "key": key,
+            "result": { "test_accuracy": result, "seconds_per_step": rand_like(dir) },
+            "seconds": 1.0
+        });
         std::fs::write(d.join(format!("{key}.json")), v.to_string()).unwrap();
+    }
+
+    fn rand_like(dir: &Path) -> f64 {
+        f64::from(dir.to_string_lossy().bytes().last().unwrap_or(0)) * 1e-3
     }
 
     #[test]

@@ -121,6 +121,19 @@ const fn exp(
 }
 
 impl Experiment {
+    /// Whether its binary takes `--shard` (slices of the runs); the others are sharded whole.
+    fn shards_runs(&self) -> bool {
+        self.bin == "transfer"
+    }
+
+    /// Whether this experiment runs in shard `index` of `of`: every shard runs its slice of a
+    /// run-sharded experiment; an experiment whose binary cannot slice its runs runs whole in
+    /// one shard, the one its position in the list gives. Runs two experiments share may then
+    /// be made in two shards; they are deterministic, and `merge` checks that they agree.
+    fn in_shard(&self, position: usize, index: u64, of: u64) -> bool {
+        self.shards_runs() || position as u64 % of == index
+    }
+
     /// Whether the crate has its binary yet (experiments land crate by crate).
     fn exists(&self) -> bool {
         project_root()
@@ -177,6 +190,15 @@ pub fn run(args: &Args) -> Result<()> {
         .collect();
     let (runnable, missing): (Vec<&Experiment>, Vec<&Experiment>) =
         selected.into_iter().partition(|e| e.exists());
+    let runnable: Vec<&Experiment> = match parse_shard(args.shard.as_deref()) {
+        Some((index, of)) => runnable
+            .into_iter()
+            .enumerate()
+            .filter(|(i, e)| e.in_shard(*i, index, of))
+            .map(|(_, e)| e)
+            .collect(),
+        None => runnable,
+    };
     if !missing.is_empty() {
         eprintln!(
             "not implemented yet, so not run (the report marks their claims \"not measured\"): {}",
@@ -351,7 +373,9 @@ fn run_one(
     if let Some(s) = args.seeds {
         cmd.args(["--seeds", &s.to_string()]);
     }
-    if let Some(s) = &args.shard {
+    if let Some(s) = &args.shard
+        && e.shards_runs()
+    {
         cmd.args(["--shard", s]);
     }
     let mut child = cmd
@@ -394,6 +418,12 @@ fn run_one(
 /// Without a terminal, progress goes out as plain lines.
 fn tracing_line(id: &str, line: &str) {
     eprintln!("{id} {line}");
+}
+
+/// `i/n` as numbers (validated earlier).
+fn parse_shard(s: Option<&str>) -> Option<(u64, u64)> {
+    let (i, n) = s?.split_once('/')?;
+    Some((i.parse().ok()?, n.parse().ok()?))
 }
 
 /// Processes in parallel: `--jobs`, or one per core.
@@ -466,5 +496,26 @@ fn environment(args: &Args, started: Instant) -> crate::report::Environment {
                 },
             ),
         ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_experiment_runs_in_some_shard_and_whole_ones_in_exactly_one() {
+        for of in 1..5u64 {
+            for (pos, e) in EXPERIMENTS.iter().enumerate() {
+                let shards = (0..of).filter(|&i| e.in_shard(pos, i, of)).count() as u64;
+                if e.shards_runs() {
+                    assert_eq!(shards, of, "{} slices its runs over every shard", e.id);
+                } else {
+                    assert_eq!(shards, 1, "{} runs whole in one shard", e.id);
+                }
+            }
+        }
+        assert_eq!(parse_shard(Some("1/4")), Some((1, 4)));
+        assert_eq!(parse_shard(None), None);
     }
 }
