@@ -64,6 +64,30 @@ pub struct ClaimVerdict {
     pub detail: String,
 }
 
+/// A verdict record with its headline effect.
+#[allow(clippy::too_many_arguments)]
+pub fn claim(
+    claim: &str,
+    experiment: &str,
+    scope: &str,
+    verdict: Verdict,
+    rule: &str,
+    effect_label: String,
+    effect: Summary,
+    detail: String,
+) -> ClaimVerdict {
+    ClaimVerdict {
+        claim: claim.into(),
+        experiment: experiment.into(),
+        scope: scope.into(),
+        verdict,
+        rule: rule.into(),
+        effect_label,
+        effect: Some(effect),
+        detail,
+    }
+}
+
 /// A table cell.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

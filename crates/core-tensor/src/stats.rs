@@ -58,6 +58,36 @@ impl Summary {
     }
 }
 
+/// Results per configuration label, one value per seed in seed order: what an experiment
+/// collects before summarising each configuration and comparing two of them by seed.
+#[derive(Debug, Default, Clone)]
+pub struct Results(std::collections::BTreeMap<String, Vec<f64>>);
+
+impl Results {
+    /// Records `value` for `key` (call in seed order).
+    pub fn push(&mut self, key: impl Into<String>, value: f64) {
+        self.0.entry(key.into()).or_default().push(value);
+    }
+
+    /// Values of `key`.
+    pub fn get(&self, key: &str) -> Result<&[f64]> {
+        self.0
+            .get(key)
+            .map(Vec::as_slice)
+            .ok_or_else(|| Error::InvalidArgument(format!("no results for {key}")))
+    }
+
+    /// Summary of `key`.
+    pub fn summary(&self, key: &str) -> Result<Summary> {
+        summarize(self.get(key)?)
+    }
+
+    /// `a − b` paired by seed.
+    pub fn gain(&self, a: &str, b: &str) -> Result<Summary> {
+        paired_difference(self.get(a)?, self.get(b)?)
+    }
+}
+
 /// Summarises `values` (one per seed).
 ///
 /// Errors ([`Error::InvalidArgument`]) when `values` is empty or holds a NaN or infinity.

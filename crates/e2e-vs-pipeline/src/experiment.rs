@@ -17,9 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use core_tensor::device::DeviceSpec;
-use core_tensor::report::{
-    Cell as TableCell, ClaimVerdict, ExperimentReport, Plot, Table, Verdict,
-};
+use core_tensor::report::{Cell as TableCell, ExperimentReport, Plot, Table};
 use core_tensor::runs::{RunId, RunStore};
 use core_tensor::stats::Summary;
 use core_tensor::train::TrainConfig;
@@ -362,29 +360,7 @@ pub fn advantage_table(
     t
 }
 
-/// A verdict record.
-#[allow(clippy::too_many_arguments)]
-pub fn claim(
-    claim: &str,
-    experiment: &str,
-    scope: &str,
-    verdict: Verdict,
-    rule: &str,
-    effect_label: String,
-    effect: Summary,
-    detail: String,
-) -> ClaimVerdict {
-    ClaimVerdict {
-        claim: claim.into(),
-        experiment: experiment.into(),
-        scope: scope.into(),
-        verdict,
-        rule: rule.into(),
-        effect_label,
-        effect: Some(effect),
-        detail,
-    }
-}
+pub use core_tensor::report::claim;
 
 /// `mean [lo, hi]` scaled by `scale`.
 pub fn fmt(s: &Summary, scale: f64) -> String {

@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use core_tensor::device::DeviceSpec;
-use core_tensor::report::{ClaimVerdict, ExperimentReport, Verdict};
+use core_tensor::report::ExperimentReport;
 use core_tensor::runs::RunStore;
-use core_tensor::stats::{Summary, paired_difference, summarize};
+use core_tensor::stats::Summary;
 use core_tensor::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -152,58 +152,9 @@ pub fn with_context<'a, T>(
     body(&mut ctx)
 }
 
-/// Results per configuration label, one value per seed in seed order.
-#[derive(Debug, Default, Clone)]
-pub struct Results(BTreeMap<String, Vec<f64>>);
+pub use core_tensor::stats::Results;
 
-impl Results {
-    /// Records `value` for `key` (call in seed order).
-    pub fn push(&mut self, key: impl Into<String>, value: f64) {
-        self.0.entry(key.into()).or_default().push(value);
-    }
-
-    /// Values of `key`.
-    pub fn get(&self, key: &str) -> Result<&[f64]> {
-        self.0
-            .get(key)
-            .map(Vec::as_slice)
-            .ok_or_else(|| Error::InvalidArgument(format!("no results for {key}")))
-    }
-
-    /// Summary of `key`.
-    pub fn summary(&self, key: &str) -> Result<Summary> {
-        summarize(self.get(key)?)
-    }
-
-    /// `a − b` paired by seed.
-    pub fn gain(&self, a: &str, b: &str) -> Result<Summary> {
-        paired_difference(self.get(a)?, self.get(b)?)
-    }
-}
-
-/// A verdict record.
-#[allow(clippy::too_many_arguments)]
-pub fn claim(
-    claim: &str,
-    experiment: &str,
-    scope: &str,
-    verdict: Verdict,
-    rule: &str,
-    effect_label: String,
-    effect: Summary,
-    detail: String,
-) -> ClaimVerdict {
-    ClaimVerdict {
-        claim: claim.into(),
-        experiment: experiment.into(),
-        scope: scope.into(),
-        verdict,
-        rule: rule.into(),
-        effect_label,
-        effect: Some(effect),
-        detail,
-    }
-}
+pub use core_tensor::report::claim;
 
 /// `mean [lo, hi]` in accuracy points.
 pub fn pts(s: &Summary) -> String {
