@@ -121,19 +121,6 @@ const fn exp(
 }
 
 impl Experiment {
-    /// Whether its binary takes `--shard` (slices of the runs); the others are sharded whole.
-    fn shards_runs(&self) -> bool {
-        self.bin == "transfer"
-    }
-
-    /// Whether this experiment runs in shard `index` of `of`: every shard runs its slice of a
-    /// run-sharded experiment; an experiment whose binary cannot slice its runs runs whole in
-    /// one shard, the one its position in the list gives. Runs two experiments share may then
-    /// be made in two shards; they are deterministic, and `merge` checks that they agree.
-    fn in_shard(&self, position: usize, index: u64, of: u64) -> bool {
-        self.shards_runs() || position as u64 % of == index
-    }
-
     /// Whether the crate has its binary yet (experiments land crate by crate).
     fn exists(&self) -> bool {
         project_root()
@@ -162,10 +149,7 @@ pub fn run(args: &Args) -> Result<()> {
         bail!("--jobs and --threads must be at least 1");
     }
     if let Some(s) = &args.shard {
-        let ok = s
-            .split_once('/')
-            .and_then(|(i, n)| Some((i.parse::<u64>().ok()?, n.parse::<u64>().ok()?)))
-            .is_some_and(|(i, n)| n > 0 && i < n);
+        let ok = parse_shard(Some(s)).is_some_and(|(i, n)| n > 0 && i < n);
         if !ok {
             bail!("--shard {s:?}: expected i/n with 0 <= i < n, e.g. 0/4 for the first of four");
         }
@@ -190,15 +174,6 @@ pub fn run(args: &Args) -> Result<()> {
         .collect();
     let (runnable, missing): (Vec<&Experiment>, Vec<&Experiment>) =
         selected.into_iter().partition(|e| e.exists());
-    let runnable: Vec<&Experiment> = match parse_shard(args.shard.as_deref()) {
-        Some((index, of)) => runnable
-            .into_iter()
-            .enumerate()
-            .filter(|(i, e)| e.in_shard(*i, index, of))
-            .map(|(_, e)| e)
-            .collect(),
-        None => runnable,
-    };
     if !missing.is_empty() {
         eprintln!(
             "not implemented yet, so not run (the report marks their claims \"not measured\"): {}",
@@ -373,9 +348,7 @@ fn run_one(
     if let Some(s) = args.seeds {
         cmd.args(["--seeds", &s.to_string()]);
     }
-    if let Some(s) = &args.shard
-        && e.shards_runs()
-    {
+    if let Some(s) = &args.shard {
         cmd.args(["--shard", s]);
     }
     let mut child = cmd
@@ -504,18 +477,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_experiment_runs_in_some_shard_and_whole_ones_in_exactly_one() {
-        for of in 1..5u64 {
-            for (pos, e) in EXPERIMENTS.iter().enumerate() {
-                let shards = (0..of).filter(|&i| e.in_shard(pos, i, of)).count() as u64;
-                if e.shards_runs() {
-                    assert_eq!(shards, of, "{} slices its runs over every shard", e.id);
-                } else {
-                    assert_eq!(shards, 1, "{} runs whole in one shard", e.id);
-                }
-            }
-        }
+    fn shards_parse() {
         assert_eq!(parse_shard(Some("1/4")), Some((1, 4)));
         assert_eq!(parse_shard(None), None);
+        assert_eq!(parse_shard(Some("1-4")), None);
     }
 }

@@ -18,6 +18,7 @@ pub mod data;
 pub mod datasets;
 pub mod device;
 pub mod error;
+pub mod experiment;
 pub mod fixtures;
 pub mod io;
 pub mod metrics;

@@ -6,6 +6,7 @@
 //! JSON file `<store>/<experiment>/<key>.json`, written atomically when the run ends: killing a
 //! sweep loses at most the run in progress, and the store is never half-written.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -233,6 +234,56 @@ impl RunStore {
             })
             .collect()
     }
+}
+
+/// Every record under the store folder `dir` as `experiment/key` → its result, without the
+/// fields that measure time (`seconds`, `seconds_per_step`, …), which differ between two
+/// trainings of the same run. Two stores with equal maps hold the same results; tests of
+/// resuming and sharding compare stores this way (as `cargo xtask merge` does).
+pub fn results_without_timing(dir: &Path) -> Result<BTreeMap<String, serde_json::Value>> {
+    fn strip(v: serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => m
+                .into_iter()
+                .filter(|(k, _)| !k.contains("seconds"))
+                .map(|(k, v)| (k, strip(v)))
+                .collect(),
+            serde_json::Value::Array(a) => a.into_iter().map(strip).collect(),
+            v => v,
+        }
+    }
+    let mut out = BTreeMap::new();
+    let experiments = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for exp in experiments {
+        let exp = exp.map_err(|e| Error::io(dir, e))?.path();
+        if !exp.is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(&exp).map_err(|e| Error::io(&exp, e))? {
+            let f = f.map_err(|e| Error::io(&exp, e))?.path();
+            if f.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&f).map_err(|e| Error::io(&f, e))?;
+            let mut v: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| Error::format(&f, e.to_string()))?;
+            let result = v
+                .get_mut("result")
+                .map(serde_json::Value::take)
+                .ok_or_else(|| Error::format(&f, "a run record without \"result\""))?;
+            let name = format!(
+                "{}/{}",
+                exp.file_name().unwrap_or_default().to_string_lossy(),
+                f.file_stem().unwrap_or_default().to_string_lossy()
+            );
+            out.insert(name, strip(result));
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -12,11 +12,7 @@
 //! network initialisation follows `tch::manual_seed` (process-wide), so contenders run one
 //! after another, never in threads of one process.
 
-use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-use core_tensor::device::DeviceSpec;
+use core_tensor::experiment::{About, RunLog, StandIn};
 use core_tensor::report::{Cell as TableCell, ExperimentReport, Plot, Table};
 use core_tensor::runs::{RunId, RunStore};
 use core_tensor::stats::Summary;
@@ -28,34 +24,7 @@ use tch::Device;
 
 use crate::sweep::{Contender, Crossover, CrossoverConfig, Leader, SweepResult, contender};
 
-/// How an experiment is run (from the command line).
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// Profile name (`quick`, `full`, or one a config adds).
-    pub profile: String,
-    /// Number of seeds instead of the profile's.
-    pub seeds: Option<u64>,
-    /// Device.
-    pub device: DeviceSpec,
-    /// The run store's folder.
-    pub store: PathBuf,
-}
-
-/// Reads a TOML file; errors name the file and the field.
-pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    toml::from_str(&text).map_err(|e| Error::format(path, e.to_string()))
-}
-
-/// The profile `name` of `profiles`, or an error listing the profiles there are.
-pub fn profile<'p, P>(profiles: &'p BTreeMap<String, P>, name: &str) -> Result<&'p P> {
-    profiles.get(name).ok_or_else(|| {
-        Error::InvalidArgument(format!(
-            "no profile {name:?}; the config has {:?}",
-            profiles.keys().collect::<Vec<_>>()
-        ))
-    })
-}
+pub use core_tensor::experiment::{RunOptions, load_toml, profile};
 
 /// A training recipe whose epochs follow the data size: at least `min_steps` optimiser steps
 /// (within `[train.epochs, max_epochs]` epochs), so small sets are not under-trained.
@@ -106,18 +75,13 @@ pub fn validation_size(n: usize) -> usize {
     (n / 5).clamp(1, 100)
 }
 
-type OnRun<'a> = Box<dyn FnMut(&str, bool) + 'a>;
-
 /// The run context of one experiment: the store, the device and the progress callback, with
 /// counts of the runs done and loaded.
 pub struct Ctx<'a> {
     store: RunStore,
     /// Where networks train.
     pub device: Device,
-    on_run: RefCell<OnRun<'a>>,
-    runs: Cell<usize>,
-    stored: Cell<usize>,
-    run_seconds: Cell<f64>,
+    log: RunLog<'a>,
 }
 
 impl std::fmt::Debug for Ctx<'_> {
@@ -125,7 +89,7 @@ impl std::fmt::Debug for Ctx<'_> {
         f.debug_struct("Ctx")
             .field("store", &self.store.dir())
             .field("device", &self.device)
-            .field("runs", &self.runs.get())
+            .field("log", &self.log)
             .finish_non_exhaustive()
     }
 }
@@ -134,17 +98,16 @@ impl<'a> Ctx<'a> {
     /// A context on the options' store and device; `on_run(label, stored)` after each run.
     pub fn new(opts: &RunOptions, on_run: impl FnMut(&str, bool) + 'a) -> Result<Self> {
         Ok(Ctx {
-            store: RunStore::new(&opts.store),
+            store: opts.run_store(),
             device: opts.device.resolve()?,
-            on_run: RefCell::new(Box::new(on_run)),
-            runs: Cell::new(0),
-            stored: Cell::new(0),
-            run_seconds: Cell::new(0.0),
+            log: RunLog::new(on_run),
         })
     }
 
     /// The stored result of the run `(experiment, config, seed)`, or `f()` run and stored.
-    pub fn run<T: Serialize + DeserializeOwned>(
+    /// In a sharded store, a run of another shard that is not stored yet is not run: its
+    /// result is [`StandIn::stand_in`] (see [`core_tensor::experiment`]).
+    pub fn run<T: Serialize + DeserializeOwned + StandIn>(
         &self,
         experiment: &str,
         config: &impl Serialize,
@@ -154,12 +117,17 @@ impl<'a> Ctx<'a> {
     ) -> Result<T> {
         let id = RunId::new(experiment, config, seed, [])?;
         let device = format!("{:?}", self.device);
-        let (rec, stored) = self.store.run_or_load(&id, &device, f)?;
-        self.runs.set(self.runs.get() + 1);
-        self.stored.set(self.stored.get() + usize::from(stored));
-        self.run_seconds.set(self.run_seconds.get() + rec.seconds);
-        (self.on_run.borrow_mut())(label, stored);
-        Ok(rec.result)
+        match self.store.run_or_load(&id, &device, f) {
+            Ok((rec, stored)) => {
+                self.log.record(label, stored, rec.seconds);
+                Ok(rec.result)
+            }
+            Err(Error::OutOfShard { .. }) => {
+                self.log.skip(label);
+                Ok(T::stand_in())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The skeleton of the report; the experiment adds verdicts, tables, plots and notes.
@@ -175,24 +143,16 @@ impl<'a> Ctx<'a> {
         started: std::time::Instant,
         config: &impl Serialize,
     ) -> ExperimentReport {
-        ExperimentReport {
-            id: id.into(),
-            title: title.into(),
-            claims: claims.iter().map(|c| c.to_string()).collect(),
+        core_tensor::experiment::report_skeleton(
+            About { id, title, claims },
             description,
-            profile: opts.profile.clone(),
+            opts,
             seeds,
-            device: format!("{:?}", self.device),
-            runs: self.runs.get(),
-            runs_stored: self.stored.get(),
-            seconds: started.elapsed().as_secs_f64(),
-            run_seconds: self.run_seconds.get(),
-            config: serde_json::to_value(config).unwrap_or_default(),
-            verdicts: Vec::new(),
-            tables: Vec::new(),
-            plots: Vec::new(),
-            notes: Vec::new(),
-        }
+            self.device,
+            &self.log,
+            started,
+            config,
+        )
     }
 }
 

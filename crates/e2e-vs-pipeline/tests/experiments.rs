@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use core_tensor::device::DeviceSpec;
 use core_tensor::report::ExperimentReport;
+use core_tensor::runs::results_without_timing;
 use e2e_vs_pipeline::experiment::RunOptions;
 
 fn config(id: &str) -> PathBuf {
@@ -36,12 +36,7 @@ fn shrink_recipe(t: &mut toml::Table, name: &str, min_steps: i64) {
 }
 
 fn options(dir: &Path) -> RunOptions {
-    RunOptions {
-        profile: "tiny".into(),
-        seeds: None,
-        device: DeviceSpec::Cpu,
-        store: dir.join("runs"),
-    }
+    RunOptions::new("tiny", dir.join("runs"))
 }
 
 /// Runs `run` twice: the second time every run must come from the store and the numbers
@@ -106,6 +101,45 @@ fn p4_runs_end_to_end_and_resumes_from_the_store() -> Result<()> {
     assert_eq!(plot.series.len(), 2);
     assert!(plot.series.iter().all(|s| s.points.len() == 2));
     check_written(&report, dir.path())
+}
+
+#[test]
+fn two_shards_hold_exactly_the_runs_of_one_unsharded_run() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = tiny_config(dir.path(), "p4", |t| {
+        t.insert("test_examples".into(), 100.into());
+        shrink_recipe(t, "recipe", 10);
+        let profiles = t["profiles"].as_table_mut().unwrap();
+        profiles.insert(
+            "tiny".into(),
+            toml::toml! { ks = [1, 2] train_examples = 32 seeds = 2 }.into(),
+        );
+    })?;
+    let whole = options(&dir.path().join("whole"));
+    e2e_vs_pipeline::p4::run(&path, &whole, &mut |_: &str, _| {})?;
+    let expected = results_without_timing(&whole.store)?;
+    assert_eq!(expected.len(), 8);
+    let mut union = std::collections::BTreeMap::new();
+    let mut ran = 0;
+    for i in 0..2 {
+        let mut opts = options(&dir.path().join(format!("shard{i}")));
+        opts.shard = Some(format!("{i}/2").parse().unwrap());
+        let rep =
+            e2e_vs_pipeline::p4::run(&path, &opts, &mut |_: &str, stored: bool| assert!(!stored))?;
+        assert!(
+            rep.notes
+                .iter()
+                .any(|n| n.contains("runs left to the other shards"))
+        );
+        ran += rep.runs;
+        union.extend(results_without_timing(&opts.store)?);
+    }
+    assert_eq!(ran, 8, "each run ran in exactly one shard");
+    assert_eq!(
+        union, expected,
+        "the shards' stores together are the unsharded store"
+    );
+    Ok(())
 }
 
 #[test]

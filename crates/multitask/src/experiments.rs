@@ -19,14 +19,13 @@ use std::rc::Rc;
 
 use core_tensor::data::{TensorDataset, permutation, uniform};
 use core_tensor::datasets::{FashionMnist, ImageDataset, Mnist, Split};
-use core_tensor::device::DeviceSpec;
+use core_tensor::experiment::{About, RunLog};
 use core_tensor::report::{ExperimentReport, Verdict};
 use core_tensor::runs::{RunId, RunRecord, RunStore};
 use core_tensor::stats::Summary;
 use core_tensor::train::TrainConfig;
 use core_tensor::{Error, Result};
 use pretrained_zoo::arch::{ArchConfig, HEAD, in_stage};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -291,6 +290,29 @@ pub struct RunOutcome {
 }
 
 impl RunOutcome {
+    /// What a sharded experiment uses for a run of another shard (see
+    /// [`core_tensor::experiment`]): every metric of every task at 0.5, so that the
+    /// experiment's summaries go through; never stored, never reported.
+    pub fn stand_in(tasks: &[TaskSpec]) -> Self {
+        RunOutcome {
+            test: tasks
+                .iter()
+                .map(|t| TaskEval {
+                    name: t.name.clone(),
+                    labelled: 1,
+                    metrics: t.metrics().into_iter().map(|m| (m, 0.5)).collect(),
+                    primary: t.primary_metric(),
+                })
+                .collect(),
+            train_examples: 1,
+            parameters: 1,
+            epochs: 0,
+            final_epoch: 0,
+            steps: 0,
+            seconds_per_step: 0.0,
+        }
+    }
+
     /// Task `t`'s value of `metric` on the test set.
     pub fn metric(&self, t: usize, metric: MetricKind) -> Result<f64> {
         self.test
@@ -346,11 +368,7 @@ pub fn parameter_count(model: &ArchConfig, tasks: &[TaskSpec]) -> Result<i64> {
         .sum())
 }
 
-/// Reads a TOML file; errors name the file and the field.
-pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    toml::from_str(&text).map_err(|e| Error::format(path, e.to_string()))
-}
+pub use core_tensor::experiment::{RunOptions, load_toml, profile};
 
 /// Checks that an MLP trunk takes `pixels` inputs (other trunks take images as they are).
 pub fn check_model(model: &ArchConfig, pixels: i64, at: &str) -> Result<()> {
@@ -413,42 +431,12 @@ pub fn load_common(
     Ok((c.recipe, setup))
 }
 
-/// How an experiment is run.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// Profile name.
-    pub profile: String,
-    /// Seeds instead of the profile's.
-    pub seeds: Option<u64>,
-    /// Device.
-    pub device: DeviceSpec,
-    /// The run store.
-    pub store: PathBuf,
-}
-
-/// The profile `name` of `profiles`, or an error listing the profiles there are.
-pub fn profile<'p, P>(profiles: &'p BTreeMap<String, P>, name: &str) -> Result<&'p P> {
-    profiles.get(name).ok_or_else(|| {
-        Error::InvalidArgument(format!(
-            "no profile {name:?}; the config has {:?} (choose one with --profile)",
-            profiles.keys().collect::<Vec<_>>()
-        ))
-    })
-}
-
 /// The seeds to run: the option's, else the profile's; at least one.
 pub fn seeds(opts: &RunOptions, profile_seeds: u64) -> Result<u64> {
-    let s = opts.seeds.unwrap_or(profile_seeds);
-    if s == 0 {
-        return Err(Error::InvalidArgument(
-            "seeds: need at least 1 (2 or more for confidence intervals)".into(),
-        ));
-    }
-    Ok(s)
+    opts.seeds_or(profile_seeds)
 }
 
 type DataSets = Rc<(TensorDataset, TensorDataset, TensorDataset)>;
-type OnRun<'a> = Box<dyn FnMut(&str, bool) + 'a>;
 
 /// The store, the device, loaded images and the count of runs of one experiment.
 pub struct Context<'a> {
@@ -458,13 +446,8 @@ pub struct Context<'a> {
     cache: PathBuf,
     images: HashMap<(Source, bool), Rc<ImageDataset>>,
     data: HashMap<String, DataSets>,
-    on_run: OnRun<'a>,
-    /// Runs asked for.
-    pub runs: usize,
-    /// Runs loaded from the store.
-    pub stored: usize,
-    /// Summed recorded wall time of the runs.
-    pub run_seconds: f64,
+    /// The runs so far: done, loaded, left to other shards.
+    pub log: RunLog<'a>,
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -472,8 +455,8 @@ impl std::fmt::Debug for Context<'_> {
         f.debug_struct("Context")
             .field("store", &self.store.dir())
             .field("device", &self.device)
-            .field("runs", &self.runs)
-            .finish()
+            .field("log", &self.log)
+            .finish_non_exhaustive()
     }
 }
 
@@ -486,10 +469,7 @@ impl<'a> Context<'a> {
             cache: core_tensor::fixtures::cache_dir(),
             images: HashMap::new(),
             data: HashMap::new(),
-            on_run: Box::new(on_run),
-            runs: 0,
-            stored: 0,
-            run_seconds: 0.0,
+            log: RunLog::new(on_run),
         }
     }
 
@@ -677,6 +657,10 @@ impl<'a> Context<'a> {
             self.count(&rec, true, label);
             return Ok(rec.result);
         }
+        if !self.store.in_shard(&id.key()) {
+            self.log.skip(label);
+            return Ok(RunOutcome::stand_in(&spec.data.tasks()));
+        }
         let sets = self.datasets(&spec.data, seed)?;
         let device = self.device;
         let (rec, _) = self.store.run_or_load(&id, &format!("{device:?}"), || {
@@ -750,10 +734,7 @@ impl<'a> Context<'a> {
     }
 
     fn count<T>(&mut self, rec: &RunRecord<T>, stored: bool, label: &str) {
-        self.runs += 1;
-        self.stored += usize::from(stored);
-        self.run_seconds += rec.seconds;
-        (self.on_run)(label, stored);
+        self.log.record(label, stored, rec.seconds);
     }
 }
 
@@ -808,24 +789,16 @@ pub fn report(
     started: std::time::Instant,
     config: &impl Serialize,
 ) -> ExperimentReport {
-    ExperimentReport {
-        id: id.into(),
-        title: title.into(),
-        claims: claims.iter().map(|c| c.to_string()).collect(),
+    core_tensor::experiment::report_skeleton(
+        About { id, title, claims },
         description,
-        profile: opts.profile.clone(),
+        opts,
         seeds,
-        device: format!("{:?}", ctx.device),
-        runs: ctx.runs,
-        runs_stored: ctx.stored,
-        seconds: started.elapsed().as_secs_f64(),
-        run_seconds: ctx.run_seconds,
-        config: serde_json::to_value(config).unwrap_or_default(),
-        verdicts: Vec::new(),
-        tables: Vec::new(),
-        plots: Vec::new(),
-        notes: Vec::new(),
-    }
+        ctx.device,
+        &ctx.log,
+        started,
+        config,
+    )
 }
 
 /// The presence tasks of `classes`.

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 use core_tensor::Result;
 use core_tensor::report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
-use core_tensor::runs::RunStore;
 use core_tensor::stats::Summary;
 use serde::{Deserialize, Serialize};
 
@@ -88,7 +87,7 @@ pub fn run(
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let (recipe, setup) = experiments::load_common(config_path, &cfg.common, &opts.profile)?;
     let seeds = experiments::seeds(opts, p.seeds)?;
-    let store = RunStore::new(&opts.store);
+    let store = opts.run_store();
     let classes = &setup.classes;
     let targets = presence(classes);
     let specs: Vec<_> = targets.iter().map(|t| t.task()).collect();

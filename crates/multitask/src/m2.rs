@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use core_tensor::report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
-use core_tensor::runs::RunStore;
 use core_tensor::stats::Summary;
 use core_tensor::{Error, Result};
 use pretrained_zoo::arch::ArchConfig;
@@ -127,7 +126,7 @@ pub fn run(
     p.validate()
         .map_err(|e| Error::format(config_path, format!("profiles.{}.{e}", opts.profile)))?;
     let seeds = experiments::seeds(opts, p.seeds)?;
-    let store = RunStore::new(&opts.store);
+    let store = opts.run_store();
     let n = p.per_task;
     let n_eq = (p.equal_data_tasks - 1) * n;
     let mut tasks = p.tasks.clone();

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use core_tensor::report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
-use core_tensor::runs::RunStore;
 use core_tensor::stats::Summary;
 use core_tensor::{Error, Result};
 use pretrained_zoo::arch::{ArchConfig, MlpConfig};
@@ -137,7 +136,7 @@ pub fn run(
     widths.sort_unstable();
     widths.dedup();
     let seeds = experiments::seeds(opts, p.seeds)?;
-    let store = RunStore::new(&opts.store);
+    let store = opts.run_store();
     let targets = presence(&classes);
     let specs: Vec<_> = targets.iter().map(|t| t.task()).collect();
     let all: Vec<usize> = (0..classes.len()).collect();

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use core_tensor::report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
-use core_tensor::runs::RunStore;
 use core_tensor::stats::Summary;
 use core_tensor::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -99,7 +98,7 @@ pub fn run(
     hidden.sort_by(f64::total_cmp);
     hidden.dedup();
     let seeds = experiments::seeds(opts, p.seeds)?;
-    let store = RunStore::new(&opts.store);
+    let store = opts.run_store();
     let targets = presence(&setup.classes);
     let t = targets.len();
     let mut res = Results::default();

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use core_tensor::report::{Cell, ExperimentReport, Plot, Point, Series, Table};
-use core_tensor::runs::RunStore;
 use core_tensor::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -93,7 +92,7 @@ pub fn run(
         })?;
     }
     let seeds = experiments::seeds(opts, p.seeds)?;
-    let store = RunStore::new(&opts.store);
+    let store = opts.run_store();
     let all: Vec<usize> = (0..t).collect();
     let labels: Vec<String> = methods.iter().map(method_label).collect();
     let mut res = Results::default();

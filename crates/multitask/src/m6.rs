@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use core_tensor::report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
-use core_tensor::runs::RunStore;
 use core_tensor::stats::Summary;
 use core_tensor::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -95,7 +94,7 @@ pub fn run(
         ));
     }
     let seeds = experiments::seeds(opts, p.seeds)?;
-    let store = RunStore::new(&opts.store);
+    let store = opts.run_store();
     let related = presence(&setup.classes);
     let mut res = Results::default();
     let mut rep = experiments::with_context(&store, opts, on_run, |ctx| {

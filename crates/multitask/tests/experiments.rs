@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use core_tensor::device::DeviceSpec;
 use core_tensor::report::ExperimentReport;
+use core_tensor::runs::results_without_timing;
 use multitask::experiments::RunOptions;
 
 fn config(id: &str) -> PathBuf {
@@ -14,12 +14,7 @@ fn config(id: &str) -> PathBuf {
 }
 
 fn options(store: &std::path::Path) -> RunOptions {
-    RunOptions {
-        profile: "tiny".into(),
-        seeds: None,
-        device: DeviceSpec::Cpu,
-        store: store.to_path_buf(),
-    }
+    RunOptions::new("tiny", store)
 }
 
 fn check_structure(rep: &ExperimentReport, id: &str) {
@@ -71,6 +66,34 @@ fn m1_runs_end_to_end_and_resumes_from_the_store() {
     assert_eq!(
         again.verdicts.iter().map(|v| v.verdict).collect::<Vec<_>>(),
         rep.verdicts.iter().map(|v| v.verdict).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn two_shards_hold_exactly_the_runs_of_one_unsharded_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole");
+    multitask::m1::run(&config("m1"), &options(&whole), |_, _| {}).unwrap();
+    let expected = results_without_timing(&whole).unwrap();
+    assert_eq!(expected.len(), 8);
+    let mut union = std::collections::BTreeMap::new();
+    let mut ran = 0;
+    for i in 0..2 {
+        let mut opts = options(&dir.path().join(format!("shard{i}")));
+        opts.shard = Some(format!("{i}/2").parse().unwrap());
+        let rep = multitask::m1::run(&config("m1"), &opts, |_, stored| assert!(!stored)).unwrap();
+        assert!(
+            rep.notes
+                .iter()
+                .any(|n| n.contains("runs left to the other shards"))
+        );
+        ran += rep.runs;
+        union.extend(results_without_timing(&opts.store).unwrap());
+    }
+    assert_eq!(ran, 8, "each run ran in exactly one shard");
+    assert_eq!(
+        union, expected,
+        "the shards' stores together are the unsharded store"
     );
 }
 

@@ -7,15 +7,14 @@
 //! experiments (the MNIST source of X2 and X4, every fine-tuning of X6) have the same key and
 //! are trained once.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use core_tensor::device::DeviceSpec;
+use core_tensor::experiment::About;
 use core_tensor::report::ExperimentReport;
 use core_tensor::runs::RunStore;
 use core_tensor::stats::Summary;
 use core_tensor::{Error, Result};
-use serde::de::DeserializeOwned;
+
 use serde::{Deserialize, Serialize};
 
 use crate::runner::{AdaptRun, Context, DataSpec, PretrainRecipe, SourceSpec, resolve_adapt};
@@ -86,11 +85,7 @@ impl Adaptation {
     }
 }
 
-/// Reads a TOML file; errors name the file and the field.
-pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    toml::from_str(&text).map_err(|e| Error::format(path, e.to_string()))
-}
+pub use core_tensor::experiment::{RunOptions, load_toml, profile};
 
 /// Reads the common settings named by an experiment config at `config_path`.
 pub fn load_common(config_path: &Path, common: &Path) -> Result<Common> {
@@ -106,38 +101,6 @@ pub fn load_common(config_path: &Path, common: &Path) -> Result<Common> {
         .and_then(|()| c.recipe.model.validate())
         .map_err(|e| Error::format(&path, e.to_string()))?;
     Ok(c)
-}
-
-/// How an experiment is run.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// Profile name.
-    pub profile: String,
-    /// Seeds instead of the profile's.
-    pub seeds: Option<u64>,
-    /// Device.
-    pub device: DeviceSpec,
-    /// The run store.
-    pub store: PathBuf,
-    /// Run only this slice of the runs (no report).
-    pub shard: Option<core_tensor::runs::Shard>,
-}
-
-impl RunOptions {
-    /// The run store, sharded as asked.
-    pub fn run_store(&self) -> RunStore {
-        RunStore::new(&self.store).with_shard(self.shard)
-    }
-}
-
-/// The profile `name` of `profiles`, or an error listing the profiles there are.
-pub fn profile<'p, P>(profiles: &'p BTreeMap<String, P>, name: &str) -> Result<&'p P> {
-    profiles.get(name).ok_or_else(|| {
-        Error::InvalidArgument(format!(
-            "no profile {name:?}; the config has {:?}",
-            profiles.keys().collect::<Vec<_>>()
-        ))
-    })
 }
 
 /// A context on the options' store and device that reports each run to `on_run`.
@@ -174,30 +137,14 @@ pub fn report(
     started: std::time::Instant,
     config: &impl Serialize,
 ) -> ExperimentReport {
-    let notes = match opts.shard {
-        Some(s) => vec![format!(
-            "Shard {}/{}: {} runs left to the other shards; no verdicts or tables (merge the \
-             shards' stores and run again for the report).",
-            s.index, s.of, ctx.skipped
-        )],
-        None => Vec::new(),
-    };
-    ExperimentReport {
-        id: id.into(),
-        title: title.into(),
-        claims: claims.iter().map(|c| c.to_string()).collect(),
+    core_tensor::experiment::report_skeleton(
+        About { id, title, claims },
         description,
-        profile: opts.profile.clone(),
+        opts,
         seeds,
-        device: format!("{:?}", ctx.device),
-        runs: ctx.runs,
-        runs_stored: ctx.stored,
-        seconds: started.elapsed().as_secs_f64(),
-        run_seconds: ctx.run_seconds,
-        config: serde_json::to_value(config).unwrap_or_default(),
-        verdicts: Vec::new(),
-        tables: Vec::new(),
-        plots: Vec::new(),
-        notes,
-    }
+        ctx.device,
+        &ctx.log,
+        started,
+        config,
+    )
 }

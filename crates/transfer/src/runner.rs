@@ -23,6 +23,7 @@ use std::rc::Rc;
 use core_tensor::checkpoint;
 use core_tensor::data::TensorDataset;
 use core_tensor::datasets::Fsdd;
+use core_tensor::experiment::RunLog;
 use core_tensor::runs::{RunId, RunRecord, RunStore};
 use core_tensor::train::{self, TrainConfig, Trainer};
 use core_tensor::{Error, Result};
@@ -258,9 +259,6 @@ pub struct SourceResult {
     pub weights_sha256: String,
 }
 
-/// Called after each run with its label and whether it came from the store.
-type OnRun<'a> = Box<dyn FnMut(&str, bool) + 'a>;
-
 /// Shared state of an experiment's runs: the store, loaded datasets and sources, counters.
 pub struct Context<'a> {
     store: &'a RunStore,
@@ -270,15 +268,9 @@ pub struct Context<'a> {
     registry: Option<Registry>,
     data: HashMap<String, Rc<TargetData>>,
     sources: HashMap<String, Rc<SourceModel>>,
-    on_run: OnRun<'a>,
-    /// Runs done or loaded so far.
-    pub runs: usize,
-    /// Of which loaded from the store.
-    pub stored: usize,
-    /// Summed recorded wall time of the runs.
-    pub run_seconds: f64,
-    /// Runs left to other shards (`--shard`); their results are NaN here.
-    pub skipped: usize,
+    /// The runs so far: done, loaded, left to other shards (`--shard`; their results are NaN
+    /// here).
+    pub log: RunLog<'a>,
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -286,7 +278,7 @@ impl std::fmt::Debug for Context<'_> {
         f.debug_struct("Context")
             .field("store", &self.store.dir())
             .field("device", &self.device)
-            .field("runs", &self.runs)
+            .field("log", &self.log)
             .finish_non_exhaustive()
     }
 }
@@ -305,11 +297,7 @@ impl<'a> Context<'a> {
             registry: None,
             data: HashMap::new(),
             sources: HashMap::new(),
-            on_run: Box::new(on_run),
-            runs: 0,
-            stored: 0,
-            run_seconds: 0.0,
-            skipped: 0,
+            log: RunLog::new(on_run),
         }
     }
 
@@ -321,10 +309,7 @@ impl<'a> Context<'a> {
     }
 
     fn count<T>(&mut self, rec: &RunRecord<T>, stored: bool, label: &str) {
-        self.runs += 1;
-        self.stored += usize::from(stored);
-        self.run_seconds += rec.seconds;
-        (self.on_run)(label, stored);
+        self.log.record(label, stored, rec.seconds);
     }
 
     /// `spec` in `input`'s format (on the CPU; loaded once per context).
@@ -529,7 +514,7 @@ impl<'a> Context<'a> {
             return Ok(rec.result);
         }
         if !self.store.in_shard(&id.key()) {
-            self.skipped += 1;
+            self.log.skip(label);
             return Ok(AdaptResult {
                 test_accuracy: f64::NAN,
                 validation_accuracy: None,

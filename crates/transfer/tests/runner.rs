@@ -147,7 +147,7 @@ fn sources_and_adaptations_are_stored_once_and_reused() {
         });
         let r = ctx.adapt(&run, 3, "adapt").unwrap();
         assert_eq!(
-            (ctx.runs, ctx.stored),
+            (ctx.log.runs(), ctx.log.stored()),
             (2, 0),
             "a source and an adaptation ran"
         );
@@ -164,7 +164,7 @@ fn sources_and_adaptations_are_stored_once_and_reused() {
     let mut ctx = Context::new(&store, Device::Cpu, |_: &str, _| {});
     let again = ctx.adapt(&run, 3, "adapt").unwrap();
     assert_eq!(
-        (ctx.runs, ctx.stored),
+        (ctx.log.runs(), ctx.log.stored()),
         (1, 1),
         "the adaptation came from the store"
     );
@@ -181,7 +181,7 @@ fn sources_and_adaptations_are_stored_once_and_reused() {
     std::fs::write(&weights, bytes).unwrap();
     let mut ctx = Context::new(&store, Device::Cpu, |_: &str, _| {});
     let retrained = ctx.source(&source, 3).unwrap();
-    assert_eq!((ctx.runs, ctx.stored), (1, 0));
+    assert_eq!((ctx.log.runs(), ctx.log.stored()), (1, 0));
     for (k, v) in &retrained.weights {
         assert!(v.equal(&src.weights[k]), "{k}: retraining is deterministic");
     }

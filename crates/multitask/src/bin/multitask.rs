@@ -4,6 +4,7 @@
 //! multitask m1 [--profile quick|full] [--seeds N] [--out DIR] [--device cpu|cuda|auto]
 //! multitask m2 … m6 (same options)
 //! multitask all [--profile quick|full] [--out DIR]   # M1 to M6 in one store
+//! multitask m1 --shard 0/4 …   # only a quarter of the runs; no report (see docs/cluster.md)
 //! ```
 //!
 //! Each experiment stores every run in `DIR/runs` as it finishes (a second invocation loads
@@ -14,8 +15,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use core_tensor::device::DeviceSpec;
-use multitask::experiments;
+use core_tensor::experiment::ExperimentFn;
+use core_tensor::experiment::cli::{self, ExpArgs};
 
 #[derive(Parser, Debug)]
 #[command(about = "Run the multi-task experiments M1-M6")]
@@ -42,33 +43,7 @@ enum Command {
     All(ExpArgs),
 }
 
-/// Options of every experiment.
-#[derive(clap::Args, Debug, Clone)]
-struct ExpArgs {
-    /// The experiment config (default: the crate's experiments/<id>.toml).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Profile: quick, full (or tiny, a smoke test).
-    #[arg(long, default_value = "quick")]
-    profile: String,
-    /// Seeds (default: the profile's).
-    #[arg(long)]
-    seeds: Option<u64>,
-    /// Output folder: runs/ (the store) and <id>/ (summary.json, report.md, CSV).
-    #[arg(long, default_value = "out/suite")]
-    out: PathBuf,
-    /// cpu, cuda, cuda:N or auto.
-    #[arg(long, default_value = "cpu")]
-    device: DeviceSpec,
-}
-
-type ExpFn = fn(
-    &std::path::Path,
-    &experiments::RunOptions,
-    &mut dyn FnMut(&str, bool),
-) -> core_tensor::Result<core_tensor::report::ExperimentReport>;
-
-const EXPERIMENTS: [(&str, ExpFn); 6] = [
+const EXPERIMENTS: [(&str, ExperimentFn); 6] = [
     ("m1", |c, o, f| multitask::m1::run(c, o, f)),
     ("m2", |c, o, f| multitask::m2::run(c, o, f)),
     ("m3", |c, o, f| multitask::m3::run(c, o, f)),
@@ -77,41 +52,6 @@ const EXPERIMENTS: [(&str, ExpFn); 6] = [
     ("m6", |c, o, f| multitask::m6::run(c, o, f)),
 ];
 
-fn experiment(id: &str, args: ExpArgs, f: ExpFn) -> Result<()> {
-    let config = args.config.unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("experiments")
-            .join(format!("{id}.toml"))
-    });
-    if !config.is_file() {
-        anyhow::bail!(
-            "no experiment config at {}; pass one with --config FILE",
-            config.display()
-        );
-    }
-    let opts = experiments::RunOptions {
-        profile: args.profile,
-        seeds: args.seeds,
-        device: args.device,
-        store: args.out.join("runs"),
-    };
-    let start = std::time::Instant::now();
-    let mut n = 0;
-    let mut on_run = |label: &str, stored: bool| {
-        n += 1;
-        let how = if stored { "stored" } else { "ran" };
-        eprintln!(
-            "[{n}] {label}: {how} ({:.0} s)",
-            start.elapsed().as_secs_f64()
-        );
-    };
-    let report = f(&config, &opts, &mut on_run)
-        .map_err(|e| anyhow::anyhow!("{id} ({}): {e}", config.display()))?;
-    report.write(&args.out.join(id))?;
-    println!("{}", report.markdown());
-    Ok(())
-}
-
 fn main() -> std::process::ExitCode {
     // `{:#}` shows the whole chain of causes on one line.
     core_tensor::progress::run_main("warn", || run(Cli::parse()).map_err(|e| format!("{e:#}")))
@@ -119,17 +59,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     let (id, args) = match cli.command {
-        Command::All(args) => {
-            if args.config.is_some() {
-                anyhow::bail!(
-                    "--config names one experiment's file; `all` takes each from experiments/"
-                );
-            }
-            for (id, f) in EXPERIMENTS {
-                experiment(id, args.clone(), f)?;
-            }
-            return Ok(());
-        }
+        Command::All(a) => ("all", a),
         Command::M1(a) => ("m1", a),
         Command::M2(a) => ("m2", a),
         Command::M3(a) => ("m3", a),
@@ -137,10 +67,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::M5(a) => ("m5", a),
         Command::M6(a) => ("m6", a),
     };
-    let f = EXPERIMENTS
-        .iter()
-        .find(|(name, _)| *name == id)
-        .map(|(_, f)| *f)
-        .expect("every subcommand is in EXPERIMENTS");
-    experiment(id, args, f)
+    let configs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    cli::dispatch(id, &args, &EXPERIMENTS, &configs)
 }

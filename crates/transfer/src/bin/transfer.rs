@@ -14,10 +14,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use core_tensor::device::DeviceSpec;
-use core_tensor::runs::Shard;
+use core_tensor::experiment::ExperimentFn;
+use core_tensor::experiment::cli::{self, ExpArgs};
 use pretrained_zoo::registry::Registry;
 use serde::{Deserialize, Serialize};
-use transfer::experiments;
 use transfer::strategy::{AdaptConfig, SourceModel, Strategy, adapt};
 use transfer::target::{self, Target};
 
@@ -58,37 +58,7 @@ enum Command {
     All(ExpArgs),
 }
 
-/// Options of experiments X2–X6.
-#[derive(clap::Args, Debug)]
-struct ExpArgs {
-    /// The experiment config (default: the crate's experiments/<id>.toml).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Profile: quick or full.
-    #[arg(long, default_value = "quick")]
-    profile: String,
-    /// Seeds (default: the profile's).
-    #[arg(long)]
-    seeds: Option<u64>,
-    /// Output folder: runs/ (the store) and <id>/ (summary.json, report.md, CSV).
-    #[arg(long, default_value = "out/suite")]
-    out: PathBuf,
-    /// cpu, cuda, cuda:N or auto.
-    #[arg(long, default_value = "cpu")]
-    device: DeviceSpec,
-    /// Run only the i-th of n disjoint slices of the runs (e.g. 0/4); no report is written.
-    /// Merge the shards' stores with `cargo xtask merge`, then run again for the report.
-    #[arg(long)]
-    shard: Option<Shard>,
-}
-
-type ExpFn = fn(
-    &std::path::Path,
-    &experiments::RunOptions,
-    &mut dyn FnMut(&str, bool),
-) -> core_tensor::Result<core_tensor::report::ExperimentReport>;
-
-const EXPERIMENTS: [(&str, ExpFn); 6] = [
+const EXPERIMENTS: [(&str, ExperimentFn); 6] = [
     ("x1", |c, o, f| transfer::x1::run_report(c, o, f)),
     ("x2", |c, o, f| transfer::x2::run(c, o, f)),
     ("x3", |c, o, f| transfer::x3::run(c, o, f)),
@@ -96,46 +66,6 @@ const EXPERIMENTS: [(&str, ExpFn); 6] = [
     ("x5", |c, o, f| transfer::x5::run(c, o, f)),
     ("x6", |c, o, f| transfer::x6::run(c, o, f)),
 ];
-
-fn experiment(id: &str, args: ExpArgs, f: ExpFn) -> Result<()> {
-    let config = args.config.unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("experiments")
-            .join(format!("{id}.toml"))
-    });
-    let opts = experiments::RunOptions {
-        profile: args.profile,
-        seeds: args.seeds,
-        device: args.device,
-        store: args.out.join("runs"),
-        shard: args.shard,
-    };
-    let start = std::time::Instant::now();
-    let mut n = 0;
-    let mut on_run = |label: &str, stored: bool| {
-        n += 1;
-        let how = if stored { "stored" } else { "ran" };
-        eprintln!(
-            "[{n}] {label}: {how} ({:.0} s)",
-            start.elapsed().as_secs_f64()
-        );
-    };
-    let report = f(&config, &opts, &mut on_run)?;
-    if let Some(s) = args.shard {
-        eprintln!(
-            "{id} shard {}/{}: {} runs here ({} from the store); {}",
-            s.index,
-            s.of,
-            report.runs,
-            report.runs_stored,
-            report.notes.join(" ")
-        );
-        return Ok(());
-    }
-    report.write(&args.out.join(id))?;
-    println!("{}", report.markdown());
-    Ok(())
-}
 
 /// `finetune` config.
 #[derive(Debug, Serialize, Deserialize)]
@@ -157,6 +87,11 @@ struct FinetuneConfig {
     adapt: AdaptConfig,
 }
 
+fn experiment(id: &str, args: &ExpArgs) -> Result<()> {
+    let configs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    cli::dispatch(id, args, &EXPERIMENTS, &configs)
+}
+
 fn main() -> std::process::ExitCode {
     // `{:#}` shows the whole chain of causes on one line.
     core_tensor::progress::run_main("warn", || run(Cli::parse()).map_err(|e| format!("{e:#}")))
@@ -164,30 +99,13 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::All(args) => {
-            if args.config.is_some() {
-                anyhow::bail!(
-                    "--config names one experiment's file; `all` takes each from experiments/"
-                );
-            }
-            for (id, f) in EXPERIMENTS {
-                let args = ExpArgs {
-                    config: None,
-                    profile: args.profile.clone(),
-                    seeds: args.seeds,
-                    out: args.out.clone(),
-                    device: args.device,
-                    shard: args.shard,
-                };
-                experiment(id, args, f)?;
-            }
-        }
-        Command::X1(args) => experiment("x1", args, |c, o, f| transfer::x1::run_report(c, o, f))?,
-        Command::X2(args) => experiment("x2", args, |c, o, f| transfer::x2::run(c, o, f))?,
-        Command::X3(args) => experiment("x3", args, |c, o, f| transfer::x3::run(c, o, f))?,
-        Command::X4(args) => experiment("x4", args, |c, o, f| transfer::x4::run(c, o, f))?,
-        Command::X5(args) => experiment("x5", args, |c, o, f| transfer::x5::run(c, o, f))?,
-        Command::X6(args) => experiment("x6", args, |c, o, f| transfer::x6::run(c, o, f))?,
+        Command::All(args) => experiment("all", &args)?,
+        Command::X1(args) => experiment("x1", &args)?,
+        Command::X2(args) => experiment("x2", &args)?,
+        Command::X3(args) => experiment("x3", &args)?,
+        Command::X4(args) => experiment("x4", &args)?,
+        Command::X5(args) => experiment("x5", &args)?,
+        Command::X6(args) => experiment("x6", &args)?,
         Command::Finetune {
             config,
             device,
