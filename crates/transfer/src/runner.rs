@@ -232,6 +232,20 @@ pub struct Estimates {
     pub leep: f64,
     /// H-score (Bao et al. 2019).
     pub h_score: f64,
+    /// H-score with a Ledoit-Wolf shrunk covariance (Ibrahim et al. 2022). `None` in runs
+    /// stored before it was added; [`Context::adapt`] adds it to them when it loads them.
+    #[serde(default)]
+    pub h_score_shrunk: Option<f64>,
+}
+
+impl Estimates {
+    /// LogME, LEEP, H-score and shrunk H-score, in that order.
+    pub fn values(&self) -> Result<[f64; 4]> {
+        let shrunk = self
+            .h_score_shrunk
+            .ok_or_else(|| Error::InvalidArgument("estimates without the shrunk H-score".into()))?;
+        Ok([self.log_me, self.leep, self.h_score, shrunk])
+    }
 }
 
 /// What an adaptation measured. Every run but `scratch` also stores the source's
@@ -509,7 +523,27 @@ impl<'a> Context<'a> {
             ));
         }
         let id = RunId::new("transfer-adapt", &run, seed, inputs)?;
-        if let Some(rec) = self.store.get::<AdaptResult>(&id)? {
+        if let Some(mut rec) = self.store.get::<AdaptResult>(&id)? {
+            if rec
+                .result
+                .estimates
+                .is_some_and(|e| e.h_score_shrunk.is_none())
+            {
+                // Stored before the shrunk H-score: estimates need no training, so add them
+                // from the same sample (drawn from the seed) rather than train again.
+                let source = self.source(&run.source, run.source_seed)?;
+                let input = self.source_input(&run.source)?;
+                let data = self.data(&run.target, input)?;
+                let (train_set, _) =
+                    target::sample(&data, run.per_class, run.val_per_class, seed, self.device)?;
+                rec.result.estimates = Some(estimate(
+                    &source,
+                    &train_set,
+                    data.classes,
+                    run.adapt.eval_batch,
+                )?);
+                self.store.put(&rec)?;
+            }
             self.count(&rec, true, label);
             return Ok(rec.result);
         }
@@ -612,6 +646,11 @@ pub fn estimate(
         log_me: transferability::log_me(&feats, &data.targets, classes)?,
         leep: transferability::leep(&probs, &data.targets, classes)?,
         h_score: transferability::h_score(&feats, &data.targets, classes)?,
+        h_score_shrunk: Some(transferability::shrunk_h_score(
+            &feats,
+            &data.targets,
+            classes,
+        )?),
     })
 }
 

@@ -7,10 +7,13 @@
 //!   "empirical predictor" built from the source head's softmax outputs.
 //! - [`h_score`]: H-score (Bao et al., ICIP 2019), how much of the features' variance is
 //!   between-class variance.
+//! - [`shrunk_h_score`]: the H-score with a Ledoit-Wolf shrunk feature covariance (Ibrahim et
+//!   al., 2022), which stays meaningful when there are fewer examples than feature dimensions,
+//!   where the plain H-score's inverse covariance fits noise and its value saturates.
 //! - [`spearman`] and [`kendall_tau`]: rank correlations between estimated scores and the
 //!   accuracies actually reached by fine-tuning (experiment X6).
 //!
-//! Higher is better for all three estimators. Inputs are CPU or GPU tensors of any floating kind
+//! Higher is better for every estimator. Inputs are CPU or GPU tensors of any floating kind
 //! (features, probabilities) and any integer kind (labels); they are copied to the CPU as `f64`
 //! and every computation is done in `f64`. Malformed inputs (shapes, labels out of range,
 //! non-finite values, fewer than two examples) are [`Error::InvalidArgument`]s that name the
@@ -260,43 +263,126 @@ pub fn leep(source_probs: &Tensor, labels: &Tensor, target_classes: usize) -> Re
 /// ((N ε max|f|)², ε the `f64` machine epsilon), so constant features score 0 instead of a
 /// ratio of rounding errors. Classes without examples are allowed (weight P(y) = 0).
 pub fn h_score(features: &Tensor, labels: &Tensor, classes: usize) -> Result<f64> {
-    let (f, n, _d) = float_matrix(features, "features")?;
-    let labels = Labels::new(labels, n, classes)?;
-    let n_f = n as f64;
-    let mean = f.f_mean_dim(0, true, Kind::Double)?;
-    let centred = f.f_sub(&mean)?;
-    let cov = centred.f_tr()?.f_matmul(&centred)?.f_div_scalar(n_f)?;
-    let (eigenvalues, eigenvectors) = cov.f_linalg_eigh("L")?;
-    let eigenvalues: Vec<f64> = Vec::<f64>::try_from(&eigenvalues)?;
-
-    let counts: Vec<f64> = labels.counts.iter().map(|&c| c as f64).collect();
-    let counts = Tensor::from_slice(&counts).f_unsqueeze(1)?;
-    let class_means = labels
-        .onehot
-        .f_tr()?
-        .f_matmul(&f)?
-        .f_div(&counts.f_clamp_min(1.0)?)?;
-    // Rows √P(y) (μ_y − μ), so that cov(E[f | y]) = BᵀB; projected on the eigenvectors.
-    let between = class_means
-        .f_sub(&mean)?
-        .f_mul(&counts.f_div_scalar(n_f)?.f_sqrt()?)?;
-    let along: Vec<f64> = Vec::<f64>::try_from(
-        &between
-            .f_matmul(&eigenvectors)?
-            .f_square()?
-            .f_sum_dim_intlist(0, false, Kind::Double)?,
-    )?;
-
-    let largest = eigenvalues.iter().copied().fold(0.0, f64::max);
-    let max_abs = f.f_abs()?.f_max()?.f_double_value(&[])?;
-    let noise = (n_f * f64::EPSILON * max_abs).powi(2);
-    let cutoff = (H_SCORE_RCOND * largest).max(noise);
-    Ok(eigenvalues
+    let parts = HParts::new(features, labels, classes)?;
+    let cutoff = (H_SCORE_RCOND * parts.largest()).max(parts.noise);
+    Ok(parts
+        .eigenvalues
         .iter()
-        .zip(&along)
+        .zip(&parts.along)
         .filter(|&(&lambda, _)| lambda > cutoff)
         .map(|(&lambda, &b)| b / lambda)
         .sum())
+}
+
+/// The shrinkage-based H-score (Ibrahim, Ponomareva and Mazumder, "Newer is not always better:
+/// rethinking transferability metrics, their peculiarities, stability and performance", ECML
+/// PKDD 2022) of `features` `[N, D]` for `labels` `[N]` in `0..classes`:
+/// tr(Σ_α⁻¹ (1 − α) cov(E[f | y])) with Σ_α = (1 − α) cov(f) + α (tr cov(f) / D) I.
+///
+/// The shrinkage α ∈ [0, 1] is Ledoit and Wolf's (2004) estimate from the centred features, as
+/// [`ledoit_wolf_shrinkage`] computes it; covariances are the biased (1/N) ones of
+/// [`h_score`]. With α = 0 the two scores agree. Σ_α shares cov(f)'s eigenvectors, so the
+/// score is Σᵢ (1 − α) bᵢ / ((1 − α) λᵢ + α σ) over cov(f)'s eigenpairs, with the same
+/// rounding-noise floor as [`h_score`] (constant features score 0).
+pub fn shrunk_h_score(features: &Tensor, labels: &Tensor, classes: usize) -> Result<f64> {
+    let parts = HParts::new(features, labels, classes)?;
+    let alpha = ledoit_wolf_shrinkage(&parts.centred)?;
+    let d = parts.eigenvalues.len() as f64;
+    let sigma = parts.eigenvalues.iter().sum::<f64>() / d;
+    let cutoff = (H_SCORE_RCOND * parts.largest()).max(parts.noise);
+    Ok(parts
+        .eigenvalues
+        .iter()
+        .zip(&parts.along)
+        .map(|(&lambda, &b)| ((1.0 - alpha) * lambda + alpha * sigma, b))
+        .filter(|&(shrunk, _)| shrunk > cutoff)
+        .map(|(shrunk, b)| (1.0 - alpha) * b / shrunk)
+        .sum())
+}
+
+/// Ledoit and Wolf's ("A well-conditioned estimator for large-dimensional covariance
+/// matrices", 2004) shrinkage intensity for the covariance of `centred` `[N, D]` (rows already
+/// centred) towards a multiple of the identity, as scikit-learn's `ledoit_wolf_shrinkage`
+/// computes it: β / δ clipped to [0, 1], with δ = ‖S − μI‖²_F / D the spread of the sample
+/// covariance S around μ = tr S / D and β = (Σₖ ‖xₖxₖᵀ − S‖²_F / N) / (N D) its estimated
+/// sampling error. 0 for constant features.
+pub fn ledoit_wolf_shrinkage(centred: &Tensor) -> Result<f64> {
+    let (x, n, d) = float_matrix(centred, "features")?;
+    let (n, d) = (n as f64, d as f64);
+    let x2 = x.f_square()?;
+    let trace = x2.f_sum(Kind::Double)?.f_double_value(&[])? / n;
+    let mu = trace / d;
+    let beta_sum = x2
+        .f_tr()?
+        .f_matmul(&x2)?
+        .f_sum(Kind::Double)?
+        .f_double_value(&[])?;
+    let delta_sum = x
+        .f_tr()?
+        .f_matmul(&x)?
+        .f_square()?
+        .f_sum(Kind::Double)?
+        .f_double_value(&[])?
+        / (n * n);
+    let beta = (beta_sum / n - delta_sum) / (d * n);
+    let delta = (delta_sum - 2.0 * mu * trace + d * mu * mu) / d;
+    let beta = beta.min(delta);
+    Ok(if beta <= 0.0 || delta <= 0.0 {
+        0.0
+    } else {
+        (beta / delta).clamp(0.0, 1.0)
+    })
+}
+
+/// What both H-scores need: cov(f)'s eigenvalues, the between-class covariance along its
+/// eigenvectors, the centred features and the rounding-noise floor.
+struct HParts {
+    centred: Tensor,
+    eigenvalues: Vec<f64>,
+    along: Vec<f64>,
+    noise: f64,
+}
+
+impl HParts {
+    fn new(features: &Tensor, labels: &Tensor, classes: usize) -> Result<Self> {
+        let (f, n, _d) = float_matrix(features, "features")?;
+        let labels = Labels::new(labels, n, classes)?;
+        let n_f = n as f64;
+        let mean = f.f_mean_dim(0, true, Kind::Double)?;
+        let centred = f.f_sub(&mean)?;
+        let cov = centred.f_tr()?.f_matmul(&centred)?.f_div_scalar(n_f)?;
+        let (eigenvalues, eigenvectors) = cov.f_linalg_eigh("L")?;
+        let eigenvalues: Vec<f64> = Vec::<f64>::try_from(&eigenvalues)?;
+
+        let counts: Vec<f64> = labels.counts.iter().map(|&c| c as f64).collect();
+        let counts = Tensor::from_slice(&counts).f_unsqueeze(1)?;
+        let class_means = labels
+            .onehot
+            .f_tr()?
+            .f_matmul(&f)?
+            .f_div(&counts.f_clamp_min(1.0)?)?;
+        // Rows √P(y) (μ_y − μ), so that cov(E[f | y]) = BᵀB; projected on the eigenvectors.
+        let between = class_means
+            .f_sub(&mean)?
+            .f_mul(&counts.f_div_scalar(n_f)?.f_sqrt()?)?;
+        let along: Vec<f64> = Vec::<f64>::try_from(
+            &between
+                .f_matmul(&eigenvectors)?
+                .f_square()?
+                .f_sum_dim_intlist(0, false, Kind::Double)?,
+        )?;
+        let max_abs = f.f_abs()?.f_max()?.f_double_value(&[])?;
+        Ok(HParts {
+            centred,
+            eigenvalues,
+            along,
+            noise: (n_f * f64::EPSILON * max_abs).powi(2),
+        })
+    }
+
+    fn largest(&self) -> f64 {
+        self.eigenvalues.iter().copied().fold(0.0, f64::max)
+    }
 }
 
 /// Spearman's rank correlation of `a` and `b`: the Pearson correlation of their ranks, ties

@@ -73,7 +73,7 @@ pub fn verdict(rho: &Summary) -> Verdict {
     }
 }
 
-const ESTIMATORS: [&str; 3] = ["LogME", "LEEP", "H-score"];
+const ESTIMATORS: [&str; 4] = ["LogME", "LEEP", "H-score", "shrunk H-score"];
 
 /// Runs X6 (resumable) and builds its report.
 pub fn run(
@@ -88,8 +88,8 @@ pub fn run(
     let seeds = opts.seeds.unwrap_or(p.seeds);
     let n = p.per_class;
     let store = opts.run_store();
-    // (target, source) → per seed (accuracy, [LogME, LEEP, H-score]).
-    type Row = (f64, [f64; 3]);
+    // (target, source) → per seed (accuracy, the estimates in the order of ESTIMATORS).
+    type Row = (f64, [f64; 4]);
     let mut rows: BTreeMap<(String, String), Vec<Row>> = BTreeMap::new();
     let mut pools: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut rep = experiments::with_context(&store, opts, on_run, |ctx| {
@@ -134,7 +134,7 @@ pub fn run(
                     };
                     rows.entry((t.clone(), name.clone()))
                         .or_default()
-                        .push((r.test_accuracy, [e.log_me, e.leep, e.h_score]));
+                        .push((r.test_accuracy, e.values()?));
                 }
             }
         }
@@ -171,6 +171,7 @@ pub fn run(
             "LogME",
             "LEEP",
             "H-score",
+            "shrunk H-score",
         ],
     );
     let mut corr_table = Table::new(
@@ -200,21 +201,16 @@ pub fn run(
                     .into(),
             ),
         };
-        let mut mean_rows = Vec::new();
+        let mut mean_rows: Vec<Row> = Vec::new();
         for name in pool {
             let r = &rows[&(t.clone(), name.clone())];
             let acc = summarize(&r.iter().map(|x| x.0).collect::<Vec<_>>())?;
-            let est: Vec<Summary> = (0..3)
+            let est: Vec<Summary> = (0..ESTIMATORS.len())
                 .map(|j| summarize(&r.iter().map(|x| x.1[j]).collect::<Vec<_>>()))
                 .collect::<Result<_>>()?;
-            sources_table.push(vec![
-                Cell::text(&t),
-                Cell::text(name),
-                Cell::pct(acc),
-                Cell::Num(est[0].mean),
-                Cell::Num(est[1].mean),
-                Cell::Num(est[2].mean),
-            ]);
+            let mut row = vec![Cell::text(&t), Cell::text(name), Cell::pct(acc)];
+            row.extend(est.iter().map(|e| Cell::Num(e.mean)));
+            sources_table.push(row);
             plot.series.push(Series {
                 name: name.clone(),
                 points: vec![Point {
@@ -222,7 +218,7 @@ pub fn run(
                     y: acc,
                 }],
             });
-            mean_rows.push((acc.mean, [est[0].mean, est[1].mean, est[2].mean]));
+            mean_rows.push((acc.mean, std::array::from_fn(|j| est[j].mean)));
         }
         rep.plots.push(plot);
         let mut logme_rho = None;
@@ -282,7 +278,7 @@ pub fn run(
                     pool.len()
                 ),
                 rho,
-                "See the rank-correlation table for LEEP and H-score.".into(),
+                "See the rank-correlation table for LEEP and the H-scores.".into(),
             );
             // A correlation is not in accuracy points: undo the report's percent scaling.
             v.effect_label.push_str(" (×100)");
@@ -295,7 +291,10 @@ pub fn run(
         "LogME is the per-example log evidence of a Bayesian linear model on the source's \
          features (You et al. 2021); LEEP the log expected empirical prediction of the source's \
          own head (Nguyen et al. 2020); H-score the trace of the inter-class feature covariance \
-         against the total (Bao et al. 2019). Scores of different sources are compared on the \
+         against the total (Bao et al. 2019), which saturates at C − 1 when there are fewer \
+         examples than feature dimensions; the shrunk H-score shrinks the total covariance \
+         towards a multiple of the identity by Ledoit and Wolf's estimate first (Ibrahim et al. \
+         2022). Scores of different sources are compared on the \
          same target sample."
             .into(),
     );

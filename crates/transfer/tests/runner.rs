@@ -169,6 +169,37 @@ fn sources_and_adaptations_are_stored_once_and_reused() {
         "the adaptation came from the store"
     );
     assert_eq!(again.test_accuracy, first.test_accuracy);
+    // A record stored before the shrunk H-score existed gets it added from the same sample,
+    // without training: the same value as a fresh run's, and the record is rewritten.
+    let record = std::fs::read_dir(dir.path().join("transfer-adapt"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .unwrap();
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    let fresh = json["result"]["estimates"]["h_score_shrunk"]
+        .as_f64()
+        .unwrap();
+    json["result"]["estimates"]
+        .as_object_mut()
+        .unwrap()
+        .remove("h_score_shrunk");
+    std::fs::write(&record, json.to_string()).unwrap();
+    let mut ctx = Context::new(&store, Device::Cpu, |_: &str, _| {});
+    let old = ctx.adapt(&run, 3, "adapt").unwrap();
+    // The source and the adaptation both came from the store.
+    assert_eq!(
+        (ctx.log.runs(), ctx.log.stored()),
+        (2, 2),
+        "nothing trained"
+    );
+    assert_eq!(old.estimates.unwrap().h_score_shrunk, Some(fresh));
+    assert!(
+        std::fs::read_to_string(&record)
+            .unwrap()
+            .contains("h_score_shrunk")
+    );
     // A source whose weights file was altered is trained again, not trusted.
     let weights = std::fs::read_dir(dir.path().join("transfer-source"))
         .unwrap()

@@ -4,7 +4,9 @@
 use core_tensor::Error;
 use serde_json::Value;
 use tch::{Device, Kind, Tensor};
-use transfer::transferability::{h_score, kendall_tau, leep, log_me, spearman};
+use transfer::transferability::{
+    h_score, kendall_tau, ledoit_wolf_shrinkage, leep, log_me, shrunk_h_score, spearman,
+};
 
 fn reference() -> Value {
     serde_json::from_str(include_str!("reference/transferability.json")).unwrap()
@@ -184,6 +186,50 @@ fn h_score_matches_numpy() {
     let (features, labels) = case_tensors(case, "features", "n", "d");
     let got = h_score(&features, &labels, usize_of(case, "classes")).unwrap();
     assert_close(got, case["h_score"].as_f64().unwrap(), 1e-6, "H-score");
+}
+
+#[test]
+fn shrunk_h_score_matches_numpy_and_scikit_learn() {
+    let r = reference();
+    for name in ["n_lt_d", "n_gt_d"] {
+        let case = &r["shrunk_h_score"][name];
+        let (features, labels) = case_tensors(case, "features", "n", "d");
+        let classes = usize_of(case, "classes");
+        let centred = &features - features.mean_dim(0, true, Kind::Double);
+        let a = ledoit_wolf_shrinkage(&centred).unwrap();
+        assert_close(a, case["shrinkage"].as_f64().unwrap(), 1e-9, "shrinkage");
+        let got = shrunk_h_score(&features, &labels, classes).unwrap();
+        assert_close(got, case["shrunk_h_score"].as_f64().unwrap(), 1e-6, name);
+        let plain = h_score(&features, &labels, classes).unwrap();
+        assert_close(plain, case["h_score"].as_f64().unwrap(), 1e-6, name);
+    }
+    // Fewer examples (20) than dimensions (40): the plain score saturates at C − 1 = 3 (the
+    // inverse covariance fits the sample), the shrunk one does not.
+    let case = &r["shrunk_h_score"]["n_lt_d"];
+    assert_close(case["h_score"].as_f64().unwrap(), 3.0, 1e-9, "saturated");
+    assert!(case["shrunk_h_score"].as_f64().unwrap() < 2.9);
+}
+
+#[test]
+fn shrunk_h_score_without_shrinkage_is_the_h_score() {
+    // Many examples, few dimensions: α is near 0 and the scores nearly agree; constant
+    // features score 0 and have no shrinkage.
+    tch::manual_seed(5);
+    let (n, d, classes) = (4000, 3, 3);
+    let labels = labels_cycling(n, classes);
+    let shift = labels.one_hot(classes).to_kind(Kind::Double) * 2.0;
+    let features = Tensor::randn([n, d], (Kind::Double, Device::Cpu)) + shift;
+    let a = ledoit_wolf_shrinkage(&(&features - features.mean_dim(0, true, Kind::Double))).unwrap();
+    assert!((0.0..0.01).contains(&a), "shrinkage {a}");
+    let plain = h_score(&features, &labels, classes as usize).unwrap();
+    let shrunk = shrunk_h_score(&features, &labels, classes as usize).unwrap();
+    assert!(
+        shrunk <= plain && (plain - shrunk) / plain < 0.02,
+        "{shrunk} vs {plain}"
+    );
+    let constant = Tensor::full([50, 4], 0.1, (Kind::Float, Device::Cpu));
+    let labels = labels_cycling(50, 2);
+    assert_eq!(shrunk_h_score(&constant, &labels, 2).unwrap(), 0.0);
 }
 
 #[test]

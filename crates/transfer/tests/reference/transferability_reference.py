@@ -12,13 +12,17 @@ and stop once t = alpha / beta changes by less than 1e-3 (relative) or after 11 
 evidence is then evaluated at the final (alpha, beta) with m recomputed for them.
 
 LEEP follows Nguyen et al. 2020; H-score follows Bao et al. 2019 with biased (1/N) covariances
-and a pseudo-inverse of cov(f) that drops eigenvalues below 1e-10 times the largest.
+and a pseudo-inverse of cov(f) that drops eigenvalues below 1e-10 times the largest. The
+shrinkage H-score follows Ibrahim et al. 2022: tr(inv(S_a) (1 - a) cov_g) with
+S_a = (1 - a) cov_f + a (tr cov_f / D) I and a from scikit-learn's ledoit_wolf_shrinkage (needs
+scikit-learn, which librosa brings into the project environment).
 
 Features are rounded to float32 so the JSON values are exact in both languages.
 """
 import json
 
 import numpy as np
+from sklearn.covariance import ledoit_wolf_shrinkage
 
 RNG = np.random.default_rng(20240611)
 TOL = 1e-3
@@ -96,6 +100,20 @@ def h_score(F, y, classes):
     return float(np.trace(np.linalg.pinv(cov_f, rcond=RCOND, hermitian=True) @ cov_g))
 
 
+def shrunk_h_score(F, y, classes):
+    N, D = F.shape
+    Fc = F - F.mean(axis=0)
+    cov_f = Fc.T @ Fc / N
+    a = float(ledoit_wolf_shrinkage(F))
+    shrunk = (1 - a) * cov_f + a * np.trace(cov_f) / D * np.eye(D)
+    g = np.zeros_like(F)
+    for k in range(classes):
+        g[y == k] = F[y == k].mean(axis=0)
+    gc = g - g.mean(axis=0)
+    cov_g = gc.T @ gc / N
+    return float(np.trace(np.linalg.solve(shrunk, (1 - a) * cov_g))), a
+
+
 def logme_case(n, d, classes, shift):
     y = labels_with_every_class(n, classes)
     means = RNG.normal(size=(classes, d)) * shift
@@ -131,6 +149,18 @@ def h_score_case(n, d, classes, shift):
     }
 
 
+def shrunk_case(n, d, classes, shift):
+    y = labels_with_every_class(n, classes)
+    means = RNG.normal(size=(classes, d)) * shift
+    F = f32(RNG.normal(size=(n, d)) + means[y])
+    score, a = shrunk_h_score(F, y, classes)
+    return {
+        "n": n, "d": d, "classes": classes,
+        "features": F.ravel().tolist(), "labels": y.tolist(),
+        "shrunk_h_score": score, "shrinkage": a, "h_score": h_score(F, y, classes),
+    }
+
+
 out = {
     "logme": {
         "n_gt_d": logme_case(40, 8, 3, 0.0),
@@ -139,5 +169,10 @@ out = {
     },
     "leep": {"random": leep_case(30, 5, 3)},
     "h_score": {"random": h_score_case(50, 6, 3, 1.0)},
+    # Drawn after the cases above so that their values do not change.
+    "shrunk_h_score": {
+        "n_lt_d": shrunk_case(20, 40, 4, 0.7),
+        "n_gt_d": shrunk_case(60, 8, 3, 1.0),
+    },
 }
 print(json.dumps(out, indent=1))
