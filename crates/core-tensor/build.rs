@@ -10,6 +10,11 @@ fn main() {
     println!("cargo::rerun-if-changed=csrc/fused_optim.cpp");
     println!("cargo::rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     let lib = libtorch::lib_dir().expect("torch-sys reports libtorch's lib folder");
+    // For tests/cuda_backend.rs.
+    println!(
+        "cargo::rustc-env=TRANSFERLAB_LIBTORCH_LIB={}",
+        lib.display()
+    );
     // Every libtorch layout (zip, wheel, system) keeps headers in ../include beside lib/.
     let include = lib.parent().expect("lib has a parent").join("include");
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());

@@ -5,6 +5,7 @@
 // Every function returns NULL on success or a malloc'd error message (freed by the caller with
 // tl_free_error); no C++ exception crosses into Rust.
 
+#include <ATen/Context.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/ops/_foreach_add.h>
@@ -118,6 +119,22 @@ char *tl_clip_grad_norm(tensor *params, int64_t n, double max_norm, double *tota
     if (max_norm > 0.0 && total > max_norm) {
       at::_foreach_mul_(g, max_norm / (total + 1e-6));
     }
+  })
+}
+
+// Reproducible CUDA numerics (on != 0): deterministic cuDNN algorithms, no autotuning, and
+// no TF32 in cuDNN convolutions or cuBLAS matrix products (Ampere and later use TF32 by
+// default for convolutions: ~1e-3 relative differences from the CPU). Writes the flags now in
+// force to *state (bit 0 deterministic, bit 1 benchmark, bit 2 TF32 cuDNN, bit 3 TF32 cuBLAS).
+char *tl_cuda_reproducible(int on, int *state) {
+  GUARDED({
+    auto &c = at::globalContext();
+    c.setDeterministicCuDNN(on != 0);
+    if (on != 0) c.setBenchmarkCuDNN(false);
+    c.setAllowTF32CuDNN(on == 0);
+    c.setAllowTF32CuBLAS(on == 0);
+    *state = (c.deterministicCuDNN() ? 1 : 0) | (c.benchmarkCuDNN() ? 2 : 0) |
+             (c.allowTF32CuDNN() ? 4 : 0) | (c.allowTF32CuBLAS() ? 8 : 0);
   })
 }
 

@@ -68,7 +68,8 @@ impl fmt::Display for DeviceSpec {
 }
 
 impl DeviceSpec {
-    /// The libtorch device, checking that a requested GPU exists.
+    /// The libtorch device, checking that a requested GPU exists. Picking a GPU makes its
+    /// numerics reproducible ([`set_reproducible_cuda`]).
     pub fn resolve(self) -> Result<Device> {
         match self {
             DeviceSpec::Cpu => Ok(Device::Cpu),
@@ -91,7 +92,49 @@ impl DeviceSpec {
                 Ok(Device::Cuda(i))
             }
         }
+        .and_then(|d| {
+            if d.is_cuda() {
+                reproducible_cuda()?;
+            }
+            Ok(d)
+        })
     }
+}
+
+unsafe extern "C" {
+    fn tl_cuda_reproducible(on: i32, state: *mut i32) -> *mut std::ffi::c_char;
+    fn tl_free_error(msg: *mut std::ffi::c_char);
+}
+
+/// Sets libtorch's CUDA numerics to reproducible (`on`) or to its defaults: deterministic
+/// cuDNN algorithms, no cuDNN autotuning, and no TF32 in cuDNN convolutions or cuBLAS matrix
+/// products (on Ampere and later GPUs libtorch otherwise uses TF32 for convolutions, which
+/// moves results by about 1e-3 relative from the CPU's). Process-wide; returns the flags now in
+/// force as `(deterministic, benchmark, tf32_cudnn, tf32_cublas)`. [`DeviceSpec::resolve`]
+/// turns it on whenever it picks a GPU.
+pub fn set_reproducible_cuda(on: bool) -> Result<(bool, bool, bool, bool)> {
+    let mut state = 0i32;
+    // SAFETY: the shim takes a plain int and writes one int; errors come back as a malloc'd
+    // string that tl_free_error releases.
+    let err = unsafe { tl_cuda_reproducible(i32::from(on), &mut state) };
+    if !err.is_null() {
+        // SAFETY: a NUL-terminated string from the shim, freed once below.
+        let msg = unsafe { std::ffi::CStr::from_ptr(err) }
+            .to_string_lossy()
+            .into_owned();
+        unsafe { tl_free_error(err) };
+        return Err(Error::Device(format!("setting CUDA numerics: {msg}")));
+    }
+    Ok((
+        state & 1 != 0,
+        state & 2 != 0,
+        state & 4 != 0,
+        state & 8 != 0,
+    ))
+}
+
+fn reproducible_cuda() -> Result<()> {
+    set_reproducible_cuda(true).map(|_| ())
 }
 
 /// Seeds libtorch's generators (CPU and CUDA). With a seed, CPU runs repeat bit for bit.
@@ -112,6 +155,18 @@ pub fn set_threads(n: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reproducible_cuda_flags_are_set_and_reset() {
+        // Context flags only: they can be set on a machine without a GPU.
+        assert_eq!(
+            set_reproducible_cuda(true).unwrap(),
+            (true, false, false, false)
+        );
+        let (det, _, tf32_cudnn, tf32_cublas) = set_reproducible_cuda(false).unwrap();
+        assert!(!det && tf32_cudnn && tf32_cublas);
+        set_reproducible_cuda(true).unwrap();
+    }
 
     #[test]
     fn device_names_parse() {

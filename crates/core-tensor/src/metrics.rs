@@ -393,7 +393,7 @@ fn check_range(t: &Tensor, what: &str, c: i64) -> Result<()> {
     Ok(())
 }
 
-/// The predicted class of each example, after checking shapes, kinds and (for logits, or
+/// The predicted class of each example, on the targets' device, after checking shapes, kinds and (for logits, or
 /// when `num_classes` is given) that every class id lies in `0..C`.
 fn predicted_classes(preds: &Tensor, targets: &Tensor, num_classes: Option<i64>) -> Result<Tensor> {
     let (ps, ts) = (preds.size(), targets.size());
@@ -425,7 +425,8 @@ fn predicted_classes(preds: &Tensor, targets: &Tensor, num_classes: Option<i64>)
             )));
         }
         check_range(targets, "targets", c)?;
-        return Ok(preds.f_argmax(1, false)?);
+        // On the targets' device, so GPU logits may be scored against CPU labels.
+        return Ok(preds.f_argmax(1, false)?.f_to_device(targets.device())?);
     }
     if !is_integer(preds.kind()) {
         return Err(Error::InvalidArgument(format!(
@@ -438,7 +439,7 @@ fn predicted_classes(preds: &Tensor, targets: &Tensor, num_classes: Option<i64>)
         check_range(targets, "targets", c)?;
         check_range(preds, "predictions", c)?;
     }
-    Ok(preds.shallow_clone())
+    Ok(preds.f_to_device(targets.device())?)
 }
 
 #[cfg(test)]

@@ -230,6 +230,9 @@ struct Group {
     /// Adam: step counts (float32 scalars on the parameters' device).
     steps: Vec<Tensor>,
     lr: f64,
+    /// Runs of parameters with the same device and dtype: the fused CUDA kernels take one
+    /// device and dtype per call (the CPU ones take anything), so each run is one call.
+    parts: Vec<std::ops::Range<usize>>,
 }
 
 /// An optimizer over the trainable variables of a [`VarStore`], grouped by name prefix.
@@ -277,8 +280,23 @@ impl Optimizer {
                 spec.prefixes.is_empty() || spec.prefixes.iter().any(|p| has_prefix(name, p))
             });
             vars = rest;
+            // Stable: names stay in order within a device and dtype.
+            let mut mine = mine;
+            mine.sort_by_cached_key(|(_, t)| format!("{:?}/{:?}", t.device(), t.kind()));
             let (names, params): (Vec<String>, Vec<Tensor>) = mine.into_iter().unzip();
             let (state_a, state_b, steps) = init_state(&kind, &params);
+            let mut parts: Vec<std::ops::Range<usize>> = Vec::new();
+            for (i, t) in params.iter().enumerate() {
+                match parts.last_mut() {
+                    Some(r)
+                        if params[r.start].device() == t.device()
+                            && params[r.start].kind() == t.kind() =>
+                    {
+                        r.end = i + 1
+                    }
+                    _ => parts.push(i..i + 1),
+                }
+            }
             groups.push(Group {
                 spec: spec.clone(),
                 names,
@@ -287,6 +305,7 @@ impl Optimizer {
                 state_b,
                 steps,
                 lr: spec.lr,
+                parts,
             });
         }
         if !vars.is_empty() {
@@ -319,61 +338,11 @@ impl Optimizer {
     /// Applies one update to every group.
     pub fn step(&mut self) -> Result<()> {
         let first = self.step_count == 0;
-        for g in &mut self.groups {
-            if g.params.is_empty() {
-                continue;
+        for g in &self.groups {
+            for part in &g.parts {
+                let ret = fused_step(&self.kind, g, part.clone(), first);
+                check(ret, &format!("optimizer step of group {:?}", g.spec.name))?;
             }
-            let p = ptrs(&g.params);
-            let n = p.len() as i64;
-            let wd = g.spec.weight_decay;
-            let ret = match &self.kind {
-                OptimizerKind::Sgd {
-                    momentum,
-                    dampening,
-                    nesterov,
-                } => {
-                    let b = ptrs(&g.state_a);
-                    // SAFETY: all arrays hold `n` live handles (or none, when momentum is 0).
-                    unsafe {
-                        tl_sgd_step(
-                            p.as_ptr(),
-                            if b.is_empty() {
-                                std::ptr::null()
-                            } else {
-                                b.as_ptr()
-                            },
-                            n,
-                            g.lr,
-                            *momentum,
-                            *dampening,
-                            wd,
-                            *nesterov as i32,
-                            first as i32,
-                        )
-                    }
-                }
-                OptimizerKind::Adam { betas, eps } | OptimizerKind::AdamW { betas, eps } => {
-                    let decoupled = matches!(self.kind, OptimizerKind::AdamW { .. });
-                    let (a, b, s) = (ptrs(&g.state_a), ptrs(&g.state_b), ptrs(&g.steps));
-                    // SAFETY: all arrays hold `n` live handles.
-                    unsafe {
-                        tl_adam_step(
-                            p.as_ptr(),
-                            a.as_ptr(),
-                            b.as_ptr(),
-                            s.as_ptr(),
-                            n,
-                            g.lr,
-                            betas.0,
-                            betas.1,
-                            wd,
-                            *eps,
-                            decoupled as i32,
-                        )
-                    }
-                }
-            };
-            check(ret, &format!("optimizer step of group {:?}", g.spec.name))?;
         }
         self.step_count += 1;
         Ok(())
@@ -428,6 +397,73 @@ impl Optimizer {
     /// Steps taken so far.
     pub fn steps(&self) -> u64 {
         self.step_count
+    }
+}
+
+/// One fused update of the parameters `part` of group `g`; the shim's error, if any.
+fn fused_step(
+    kind: &OptimizerKind,
+    g: &Group,
+    part: std::ops::Range<usize>,
+    first: bool,
+) -> *mut c_char {
+    let p = ptrs(&g.params[part.clone()]);
+    let n = p.len() as i64;
+    let wd = g.spec.weight_decay;
+    match kind {
+        OptimizerKind::Sgd {
+            momentum,
+            dampening,
+            nesterov,
+        } => {
+            let b = if g.state_a.is_empty() {
+                Vec::new()
+            } else {
+                ptrs(&g.state_a[part])
+            };
+            // SAFETY: all arrays hold `n` live handles (or none, when momentum is 0).
+            unsafe {
+                tl_sgd_step(
+                    p.as_ptr(),
+                    if b.is_empty() {
+                        std::ptr::null()
+                    } else {
+                        b.as_ptr()
+                    },
+                    n,
+                    g.lr,
+                    *momentum,
+                    *dampening,
+                    wd,
+                    *nesterov as i32,
+                    first as i32,
+                )
+            }
+        }
+        OptimizerKind::Adam { betas, eps } | OptimizerKind::AdamW { betas, eps } => {
+            let decoupled = matches!(kind, OptimizerKind::AdamW { .. });
+            let (a, b, s) = (
+                ptrs(&g.state_a[part.clone()]),
+                ptrs(&g.state_b[part.clone()]),
+                ptrs(&g.steps[part]),
+            );
+            // SAFETY: all arrays hold `n` live handles.
+            unsafe {
+                tl_adam_step(
+                    p.as_ptr(),
+                    a.as_ptr(),
+                    b.as_ptr(),
+                    s.as_ptr(),
+                    n,
+                    g.lr,
+                    betas.0,
+                    betas.1,
+                    wd,
+                    *eps,
+                    decoupled as i32,
+                )
+            }
+        }
     }
 }
 

@@ -29,6 +29,18 @@ fn linear(r: &Value) -> (VarStore, Tensor, Tensor) {
 fn train(kind: OptimizerKind, lr: f64, wd: f64) -> (Vec<f32>, Vec<f32>) {
     let r = reference();
     let (vs, w, b) = linear(&r);
+    train_on(kind, lr, wd, &r, vs, w, b)
+}
+
+fn train_on(
+    kind: OptimizerKind,
+    lr: f64,
+    wd: f64,
+    r: &Value,
+    vs: VarStore,
+    w: Tensor,
+    b: Tensor,
+) -> (Vec<f32>, Vec<f32>) {
     let x = Tensor::from_slice(&floats(&r["x"])).view([5, 4]);
     let y = Tensor::from_slice(&floats(&r["y"])).view([5, 3]);
     let mut opt = Optimizer::new(&vs, kind, lr, wd).unwrap();
@@ -40,7 +52,7 @@ fn train(kind: OptimizerKind, lr: f64, wd: f64) -> (Vec<f32>, Vec<f32>) {
     }
     (
         Vec::try_from(w.flatten(0, -1)).unwrap(),
-        Vec::try_from(&b).unwrap(),
+        Vec::try_from(b.to_kind(Kind::Float)).unwrap(),
     )
 }
 
@@ -86,6 +98,21 @@ fn sgd_dampening_matches_pytorch() {
 #[test]
 fn adam_matches_pytorch() {
     assert_close("adam", train(OptimizerKind::adam(), 0.01, 0.0));
+}
+
+#[test]
+fn a_group_mixing_dtypes_is_stepped_per_dtype() {
+    // The fused CUDA kernels take one dtype per call; a group with a float32 and a float64
+    // variable is split (on the CPU too) and still gives PyTorch's Adam.
+    let r = reference();
+    let vs = VarStore::new(Device::Cpu);
+    let root = vs.root();
+    let w = root.var_copy("w", &Tensor::from_slice(&floats(&r["w0"])).view([3, 4]));
+    let b0 = Tensor::from_slice(&floats(&r["b0"])).to_kind(Kind::Double);
+    let b = root.add("b", b0, true);
+    assert_eq!((w.kind(), b.kind()), (Kind::Float, Kind::Double));
+    let got = train_on(OptimizerKind::adam(), 0.01, 0.0, &r, vs, w, b);
+    assert_close("adam", got);
 }
 
 #[test]
