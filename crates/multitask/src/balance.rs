@@ -240,6 +240,25 @@ fn check_len(losses: &[Tensor], counts: &Tensor, heads: usize) -> Result<()> {
     Ok(())
 }
 
+/// Backpropagates Σ wₜ Lₜ for fixed weights `w` (equal, fixed and DWA weighting).
+fn weighted_backward(
+    weights: &[f64],
+    losses: &[Tensor],
+    counts: &Tensor,
+    params: &SharedParams,
+) -> Result<Balanced> {
+    check_len(losses, counts, params.heads.len())?;
+    let w = Tensor::from_slice(weights)
+        .to_kind(Kind::Float)
+        .to_device(counts.device());
+    let total = (stack(losses)? * &w).f_sum(Kind::Float)?;
+    total.f_backward()?;
+    Ok(Balanced {
+        loss: total.detach(),
+        weights: w,
+    })
+}
+
 /// Equal and fixed weights.
 struct Weighted {
     name: &'static str,
@@ -258,16 +277,7 @@ impl Balancer for Weighted {
         params: &SharedParams,
         _step: u64,
     ) -> Result<Balanced> {
-        check_len(losses, counts, params.heads.len())?;
-        let w = Tensor::from_slice(&self.weights)
-            .to_kind(Kind::Float)
-            .to_device(counts.device());
-        let total = (stack(losses)? * &w).f_sum(Kind::Float)?;
-        total.f_backward()?;
-        Ok(Balanced {
-            loss: total.detach(),
-            weights: w,
-        })
+        weighted_backward(&self.weights, losses, counts, params)
     }
 }
 
@@ -402,16 +412,7 @@ impl Balancer for Dwa {
         params: &SharedParams,
         _step: u64,
     ) -> Result<Balanced> {
-        check_len(losses, counts, params.heads.len())?;
-        let w = Tensor::from_slice(&self.weights)
-            .to_kind(Kind::Float)
-            .to_device(counts.device());
-        let total = (stack(losses)? * &w).f_sum(Kind::Float)?;
-        total.f_backward()?;
-        Ok(Balanced {
-            loss: total.detach(),
-            weights: w,
-        })
+        weighted_backward(&self.weights, losses, counts, params)
     }
 
     fn end_epoch(&mut self, mean_losses: &[f64]) {
