@@ -567,8 +567,7 @@ impl<'a> Context<'a> {
                     }
                 });
             }
-            let inputs = s.images_f32().flatten(1, -1);
-            TensorDataset::new(inputs, Tensor::stack(&cols, 1))
+            TensorDataset::new(s.images_f32(), Tensor::stack(&cols, 1))
         };
         let all = side(&train_images, n, seed)?;
         let test = side(&test_images, data.test, TEST_SEED)?;
@@ -637,7 +636,7 @@ impl<'a> Context<'a> {
             }
             at += own(t);
         }
-        let images = train_images.images_f32()?.flatten(1, -1);
+        let images = train_images.images_f32()?;
         let set = |idx: Vec<i64>, y: Vec<f32>| -> Result<TensorDataset> {
             let n = idx.len() as i64;
             TensorDataset::new(
@@ -661,10 +660,7 @@ impl<'a> Context<'a> {
             }
         }
         let test = TensorDataset::new(
-            test_images
-                .images_f32()?
-                .flatten(1, -1)
-                .index_select(0, &pick),
+            test_images.images_f32()?.index_select(0, &pick),
             Tensor::from_slice(&y).view([test_n as i64, p.tasks as i64]),
         )?;
         Ok((train, val, test))
