@@ -399,12 +399,17 @@ pub struct Setup {
     pub data: SceneData,
     /// Classes with a presence task ("is there a 3").
     pub classes: Vec<i64>,
-    /// The shared trunk (an MLP takes the flattened canvas).
+    /// The shared trunk (an MLP takes the flattened canvas, a CNN the `[1, H, W]` image).
     pub model: ArchConfig,
+    /// The recipe of this profile, if not the common one (the tiny smoke test trains a few
+    /// epochs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<Recipe>,
 }
 
 /// Reads the common settings named by an experiment config at `config_path` and returns the
-/// recipe and the setup of `profile`; errors name the file and the field.
+/// recipe (the setup's own, else the common one) and the setup of `profile`; errors name the
+/// file and the field.
 pub fn load_common(
     config_path: &Path,
     common: &Path,
@@ -422,7 +427,11 @@ pub fn load_common(
     setup.data.validate(&format!("{name}.data")).map_err(at)?;
     check_classes(&setup.classes, &format!("{name}.classes")).map_err(at)?;
     check_model(&setup.model, setup.data.pixels(), &format!("{name}.model")).map_err(at)?;
-    Ok((c.recipe, setup))
+    if let Some(r) = &setup.recipe {
+        r.validate()
+            .map_err(|e| Error::format(&path, format!("{name}.{e}")))?;
+    }
+    Ok((setup.recipe.clone().unwrap_or(c.recipe), setup))
 }
 
 /// How an experiment is run.
@@ -919,6 +928,17 @@ mod tests {
         // 10 examples: capped at 30 epochs; 10,000: at least 2.
         assert_eq!(recipe.resolve(10).epochs, 30);
         assert_eq!(recipe.resolve(10_000).epochs, 2);
+    }
+
+    #[test]
+    fn a_setup_may_bring_its_own_recipe() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("experiments");
+        let common = Path::new("common.toml");
+        let (quick, setup) = load_common(&dir.join("m1.toml"), common, "quick").unwrap();
+        assert!(setup.recipe.is_none());
+        let (tiny, setup) = load_common(&dir.join("m1.toml"), common, "tiny").unwrap();
+        assert_eq!(setup.recipe.as_ref(), Some(&tiny));
+        assert_ne!(tiny, quick);
     }
 
     #[test]
