@@ -75,6 +75,19 @@ pub struct SceneData {
     pub validation: usize,
     /// Test scenes (from the source's test split, [`TEST_SEED`]).
     pub test: usize,
+    /// The networks see each canvas shrunk by this factor (`k x k` average pooling), so the
+    /// items are `28/k` pixels a side: a large canvas with little overlap between items, at
+    /// the cost of a small image. 1 (the default) shows the canvas as it is.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub downsample: i64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+fn is_one(k: &i64) -> bool {
+    *k == 1
 }
 
 impl SceneData {
@@ -93,12 +106,30 @@ impl SceneData {
         }
         self.scenes
             .validate(28, 28)
-            .map_err(|e| Error::InvalidArgument(format!("{at}: {e}")))
+            .map_err(|e| Error::InvalidArgument(format!("{at}: {e}")))?;
+        let k = self.downsample;
+        if k < 1 || self.scenes.height % k != 0 || self.scenes.width % k != 0 {
+            return Err(Error::InvalidArgument(format!(
+                "{at}.downsample: {k} must be at least 1 and divide the canvas ({}x{})",
+                self.scenes.height, self.scenes.width
+            )));
+        }
+        Ok(())
     }
 
-    /// Pixels per scene (the input width of an MLP trunk).
+    /// Pixels of the image a network sees (the input width of an MLP trunk).
     pub fn pixels(&self) -> i64 {
-        self.scenes.height * self.scenes.width
+        (self.scenes.height / self.downsample) * (self.scenes.width / self.downsample)
+    }
+
+    /// Float images `[N, 1, H/k, W/k]` of `scenes` as the networks see them.
+    pub fn network_images(&self, scenes: &scenes::Scenes) -> Result<Tensor> {
+        let images = scenes.images_f32();
+        let k = self.downsample;
+        if k == 1 {
+            return Ok(images);
+        }
+        Ok(images.f_avg_pool2d([k, k], [k, k], [0, 0], false, true, None)?)
     }
 }
 
@@ -588,7 +619,7 @@ impl<'a> Context<'a> {
                     }
                 });
             }
-            TensorDataset::new(s.images_f32(), Tensor::stack(&cols, 1))
+            TensorDataset::new(data.network_images(&s)?, Tensor::stack(&cols, 1))
         };
         let all = side(&train_images, n, seed)?;
         let test = side(&test_images, data.test, TEST_SEED)?;
@@ -928,6 +959,43 @@ mod tests {
         // 10 examples: capped at 30 epochs; 10,000: at least 2.
         assert_eq!(recipe.resolve(10).epochs, 30);
         assert_eq!(recipe.resolve(10_000).epochs, 2);
+    }
+
+    #[test]
+    fn downsampled_scenes_are_average_pooled() {
+        let mut data = SceneData {
+            source: Source::Mnist,
+            scenes: SceneConfig {
+                height: 40,
+                width: 40,
+                min_items: 1,
+                max_items: 1,
+            },
+            train: 1,
+            validation: 1,
+            test: 1,
+            downsample: 2,
+        };
+        assert_eq!(data.pixels(), 400);
+        // A white 28x28 item: each 2x2 block of the canvas averages to 0, 1 or (at the item's
+        // edges when it sits at an odd offset) 1/2.
+        let source = ImageDataset {
+            images: Tensor::full([1, 1, 28, 28], 255, (Kind::Uint8, Device::Cpu)),
+            labels: Tensor::from_slice(&[0i64]),
+            classes: 1,
+            max_value: 255,
+        };
+        let s = scenes::generate(&source, 5, &data.scenes, 3).unwrap();
+        let x = data.network_images(&s).unwrap();
+        assert_eq!(x.size(), [5, 1, 20, 20]);
+        let sum = x.sum(Kind::Double).double_value(&[]);
+        assert!((sum - 5.0 * 28.0 * 28.0 / 4.0).abs() < 1e-6, "{sum}");
+        data.downsample = 3;
+        let err = data.validate("data").unwrap_err().to_string();
+        assert!(err.contains("data.downsample"), "{err}");
+        // The default leaves the key of a run without the field unchanged.
+        data.downsample = 1;
+        assert!(!serde_json::to_string(&data).unwrap().contains("downsample"));
     }
 
     #[test]
