@@ -122,6 +122,24 @@ impl SceneData {
         (self.scenes.height / self.downsample) * (self.scenes.width / self.downsample)
     }
 
+    /// `40x40, 0–3 mnist items` (and `, shown at 20x20` when downsampled), for reports.
+    pub fn describe(&self) -> String {
+        let c = &self.scenes;
+        let mut d = format!(
+            "{}x{}, {}–{} {} items",
+            c.height,
+            c.width,
+            c.min_items,
+            c.max_items,
+            self.source.name()
+        );
+        if self.downsample > 1 {
+            let k = self.downsample;
+            d += &format!(", shown at {}x{}", c.height / k, c.width / k);
+        }
+        d
+    }
+
     /// Float images `[N, 1, H/k, W/k]` of `scenes` as the networks see them.
     pub fn network_images(&self, scenes: &scenes::Scenes) -> Result<Tensor> {
         let images = scenes.images_f32();
@@ -977,6 +995,7 @@ mod tests {
             downsample: 2,
         };
         assert_eq!(data.pixels(), 400);
+        assert_eq!(data.describe(), "40x40, 1–1 mnist items, shown at 20x20");
         // A white 28x28 item: each 2x2 block of the canvas averages to 0, 1 or (at the item's
         // edges when it sits at an odd offset) 1/2.
         let source = ImageDataset {

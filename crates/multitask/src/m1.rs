@@ -97,6 +97,7 @@ pub fn run(
     let specs: Vec<_> = targets.iter().map(|t| t.task()).collect();
     let all: Vec<usize> = (0..classes.len()).collect();
     let mut res = Results::default();
+    let shared_params = experiments::parameter_count(&setup.model, &specs)?;
     let mut rep = experiments::with_context(&store, opts, on_run, |ctx| {
         for seed in 0..seeds {
             let mtl_spec = ctx.spec(
@@ -142,21 +143,17 @@ pub fn run(
             "multi-label scenes: one shared network vs one network per task",
             &["M-1", "M-5"],
             format!(
-                "{} training scenes ({}x{}, {}–{} {} items), {} validation scenes for early \
-                 stopping, {} test scenes; one presence task per class {:?}. A {} trunk with a \
-                 head per task (equal loss weights) against one network of the same \
-                 architecture per task, trained on the same scenes with the same recipe; paired \
-                 by seed.",
+                "{} training scenes ({}), {} validation scenes for early stopping, {} test \
+                 scenes; one presence task per class {:?}. A {} trunk ({} parameters with its \
+                 heads) against one network of the same architecture per task, trained on the \
+                 same scenes with the same recipe; equal loss weights; paired by seed.",
                 setup.data.train,
-                setup.data.scenes.height,
-                setup.data.scenes.width,
-                setup.data.scenes.min_items,
-                setup.data.scenes.max_items,
-                setup.data.source.name(),
+                setup.data.describe(),
                 setup.data.validation,
                 setup.data.test,
                 classes,
                 setup.model.name(),
+                shared_params,
             ),
             opts,
             seeds,
