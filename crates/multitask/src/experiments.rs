@@ -1026,6 +1026,8 @@ mod tests {
         let (tiny, setup) = load_common(&dir.join("m1.toml"), common, "tiny").unwrap();
         assert_eq!(setup.recipe.as_ref(), Some(&tiny));
         assert_ne!(tiny, quick);
+        let (full, setup) = load_common(&dir.join("m1.toml"), common, "full").unwrap();
+        assert_eq!((full, setup.data.pixels()), (quick, 56 * 56));
     }
 
     #[test]
