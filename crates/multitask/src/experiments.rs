@@ -34,7 +34,7 @@ use crate::balance::BalancerConfig;
 use crate::gain::{Comparison, delta_m};
 use crate::net::MultiTaskNet;
 use crate::scenes::{self, SceneConfig};
-use crate::task::{MetricKind, TaskSpec, fully_labelled, hide_labels};
+use crate::task::{MetricKind, TaskKind, TaskSpec, fully_labelled, hide_labels};
 use crate::train::{MultiTaskConfig, TaskEval, train_and_evaluate};
 
 /// Seed of every test set: the same test images for every run and seed.
@@ -74,6 +74,19 @@ pub struct SceneData {
     pub validation: usize,
     /// Test scenes (from the source's test split, [`TEST_SEED`]).
     pub test: usize,
+    /// The networks see each canvas shrunk by this factor (`k x k` average pooling), so the
+    /// items are `28/k` pixels a side: a large canvas with little overlap between items, at
+    /// the cost of a small image. 1 (the default) shows the canvas as it is.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub downsample: i64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+fn is_one(k: &i64) -> bool {
+    *k == 1
 }
 
 impl SceneData {
@@ -92,12 +105,48 @@ impl SceneData {
         }
         self.scenes
             .validate(28, 28)
-            .map_err(|e| Error::InvalidArgument(format!("{at}: {e}")))
+            .map_err(|e| Error::InvalidArgument(format!("{at}: {e}")))?;
+        let k = self.downsample;
+        if k < 1 || self.scenes.height % k != 0 || self.scenes.width % k != 0 {
+            return Err(Error::InvalidArgument(format!(
+                "{at}.downsample: {k} must be at least 1 and divide the canvas ({}x{})",
+                self.scenes.height, self.scenes.width
+            )));
+        }
+        Ok(())
     }
 
-    /// Pixels per scene (the input width of an MLP trunk).
+    /// Pixels of the image a network sees (the input width of an MLP trunk).
     pub fn pixels(&self) -> i64 {
-        self.scenes.height * self.scenes.width
+        (self.scenes.height / self.downsample) * (self.scenes.width / self.downsample)
+    }
+
+    /// `40x40, 0–3 mnist items` (and `, shown at 20x20` when downsampled), for reports.
+    pub fn describe(&self) -> String {
+        let c = &self.scenes;
+        let mut d = format!(
+            "{}x{}, {}–{} {} items",
+            c.height,
+            c.width,
+            c.min_items,
+            c.max_items,
+            self.source.name()
+        );
+        if self.downsample > 1 {
+            let k = self.downsample;
+            d += &format!(", shown at {}x{}", c.height / k, c.width / k);
+        }
+        d
+    }
+
+    /// Float images `[N, 1, H/k, W/k]` of `scenes` as the networks see them.
+    pub fn network_images(&self, scenes: &scenes::Scenes) -> Result<Tensor> {
+        let images = scenes.images_f32();
+        let k = self.downsample;
+        if k == 1 {
+            return Ok(images);
+        }
+        Ok(images.f_avg_pool2d([k, k], [k, k], [0, 0], false, true, None)?)
     }
 }
 
@@ -324,13 +373,25 @@ impl RunOutcome {
     }
 }
 
-/// The metrics Δm reads for a task: accuracy and AUC for binary tasks, MAE and RMSE for
-/// regression, accuracy for multi-class.
+/// The metrics Δm reads for a task: AUC for binary tasks, MAE and RMSE for regression, accuracy
+/// for multi-class.
+///
+/// A binary task is judged by AUC alone. A presence task is positive in few scenes (a class is
+/// absent from 86% of the quick profile's scenes), so a network that always answers "absent"
+/// is 86% accurate and relative changes of accuracy near that level say little. Balanced
+/// accuracy removes the base rate but still reads one threshold (logit 0), and where that
+/// threshold falls on a rare class swings with each network's calibration (±20–30 points
+/// between seeds in M1's quick profile), which would drown Δm in noise. AUC needs no
+/// threshold; the reports show accuracy and balanced accuracy beside it.
 pub fn delta_metrics(task: &TaskSpec) -> Vec<MetricKind> {
-    task.metrics()
-        .into_iter()
-        .filter(|m| *m != MetricKind::Loss)
-        .collect()
+    match task.kind {
+        TaskKind::Binary => vec![MetricKind::Auc],
+        _ => task
+            .metrics()
+            .into_iter()
+            .filter(|m| *m != MetricKind::Loss)
+            .collect(),
+    }
 }
 
 /// Δm (percent) of `multi` over the single-task runs `single[t]` (task `t` of `multi` is task 0
@@ -405,12 +466,17 @@ pub struct Setup {
     pub data: SceneData,
     /// Classes with a presence task ("is there a 3").
     pub classes: Vec<i64>,
-    /// The shared trunk (an MLP takes the flattened canvas).
+    /// The shared trunk (an MLP takes the flattened canvas, a CNN the `[1, H, W]` image).
     pub model: ArchConfig,
+    /// The recipe of this profile, if not the common one (the tiny smoke test trains a few
+    /// epochs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<Recipe>,
 }
 
 /// Reads the common settings named by an experiment config at `config_path` and returns the
-/// recipe and the setup of `profile`; errors name the file and the field.
+/// recipe (the setup's own, else the common one) and the setup of `profile`; errors name the
+/// file and the field.
 pub fn load_common(
     config_path: &Path,
     common: &Path,
@@ -428,7 +494,11 @@ pub fn load_common(
     setup.data.validate(&format!("{name}.data")).map_err(at)?;
     check_classes(&setup.classes, &format!("{name}.classes")).map_err(at)?;
     check_model(&setup.model, setup.data.pixels(), &format!("{name}.model")).map_err(at)?;
-    Ok((c.recipe, setup))
+    if let Some(r) = &setup.recipe {
+        r.validate()
+            .map_err(|e| Error::format(&path, format!("{name}.{e}")))?;
+    }
+    Ok((setup.recipe.clone().unwrap_or(c.recipe), setup))
 }
 
 /// The seeds to run: the option's, else the profile's; at least one.
@@ -541,14 +611,13 @@ impl<'a> Context<'a> {
                     SceneTarget::Count => s.counts.sum_dim_intlist(1, false, Kind::Float),
                     SceneTarget::Random { index } => {
                         let coin_seed = core_tensor::data::splitmix64(seed ^ (0xc017 + index));
-                        uniform(n as i64, coin_seed, Device::Cpu)
+                        uniform(n as i64, coin_seed, s.presence.device())
                             .lt(0.5)
                             .to_kind(Kind::Float)
                     }
                 });
             }
-            let inputs = s.images_f32().flatten(1, -1);
-            TensorDataset::new(inputs, Tensor::stack(&cols, 1))
+            TensorDataset::new(data.network_images(&s)?, Tensor::stack(&cols, 1))
         };
         let all = side(&train_images, n, seed)?;
         let test = side(&test_images, data.test, TEST_SEED)?;
@@ -617,7 +686,7 @@ impl<'a> Context<'a> {
             }
             at += own(t);
         }
-        let images = train_images.images_f32()?.flatten(1, -1);
+        let images = train_images.images_f32()?;
         let set = |idx: Vec<i64>, y: Vec<f32>| -> Result<TensorDataset> {
             let n = idx.len() as i64;
             TensorDataset::new(
@@ -641,10 +710,7 @@ impl<'a> Context<'a> {
             }
         }
         let test = TensorDataset::new(
-            test_images
-                .images_f32()?
-                .flatten(1, -1)
-                .index_select(0, &pick),
+            test_images.images_f32()?.index_select(0, &pick),
             Tensor::from_slice(&y).view([test_n as i64, p.tasks as i64]),
         )?;
         Ok((train, val, test))
@@ -884,6 +950,57 @@ mod tests {
         // 10 examples: capped at 30 epochs; 10,000: at least 2.
         assert_eq!(recipe.resolve(10).epochs, 30);
         assert_eq!(recipe.resolve(10_000).epochs, 2);
+    }
+
+    #[test]
+    fn downsampled_scenes_are_average_pooled() {
+        let mut data = SceneData {
+            source: Source::Mnist,
+            scenes: SceneConfig {
+                height: 40,
+                width: 40,
+                min_items: 1,
+                max_items: 1,
+            },
+            train: 1,
+            validation: 1,
+            test: 1,
+            downsample: 2,
+        };
+        assert_eq!(data.pixels(), 400);
+        assert_eq!(data.describe(), "40x40, 1–1 mnist items, shown at 20x20");
+        // A white 28x28 item: each 2x2 block of the canvas averages to 0, 1 or (at the item's
+        // edges when it sits at an odd offset) 1/2.
+        let source = ImageDataset {
+            images: Tensor::full([1, 1, 28, 28], 255, (Kind::Uint8, Device::Cpu)),
+            labels: Tensor::from_slice(&[0i64]),
+            classes: 1,
+            max_value: 255,
+        };
+        let s = scenes::generate(&source, 5, &data.scenes, 3).unwrap();
+        let x = data.network_images(&s).unwrap();
+        assert_eq!(x.size(), [5, 1, 20, 20]);
+        let sum = x.sum(Kind::Double).double_value(&[]);
+        assert!((sum - 5.0 * 28.0 * 28.0 / 4.0).abs() < 1e-6, "{sum}");
+        data.downsample = 3;
+        let err = data.validate("data").unwrap_err().to_string();
+        assert!(err.contains("data.downsample"), "{err}");
+        // The default leaves the key of a run without the field unchanged.
+        data.downsample = 1;
+        assert!(!serde_json::to_string(&data).unwrap().contains("downsample"));
+    }
+
+    #[test]
+    fn a_setup_may_bring_its_own_recipe() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("experiments");
+        let common = Path::new("common.toml");
+        let (quick, setup) = load_common(&dir.join("m1.toml"), common, "quick").unwrap();
+        assert!(setup.recipe.is_none());
+        let (tiny, setup) = load_common(&dir.join("m1.toml"), common, "tiny").unwrap();
+        assert_eq!(setup.recipe.as_ref(), Some(&tiny));
+        assert_ne!(tiny, quick);
+        let (full, setup) = load_common(&dir.join("m1.toml"), common, "full").unwrap();
+        assert_eq!((full, setup.data.pixels()), (quick, 56 * 56));
     }
 
     #[test]

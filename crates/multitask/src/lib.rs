@@ -6,10 +6,10 @@
 //!
 //! - **Tasks** ([`task`]): each task is binary (one logit, binary cross-entropy), multi-class
 //!   (`classes` logits, cross-entropy) or regression (one output, squared error), with its own
-//!   metrics (accuracy and AUC; accuracy; MAE and RMSE; each also its loss). The targets of `T`
-//!   tasks are one float tensor `[N, T]`: column `t` holds task `t`'s label (a class index as a
-//!   float for multi-class tasks) and **NaN marks a missing label** (the chapter's "?"). So a
-//!   multi-task dataset is an ordinary `core_tensor::data::TensorDataset`.
+//!   metrics (accuracy, balanced accuracy and AUC; accuracy; MAE and RMSE; each also its loss).
+//!   The targets of `T` tasks are one float tensor `[N, T]`: column `t` holds task `t`'s label
+//!   (a class index as a float for multi-class tasks) and **NaN marks a missing label** (the
+//!   chapter's "?"). So a multi-task dataset is an ordinary `core_tensor::data::TensorDataset`.
 //! - **Masked losses**: a task's loss on a batch is the mean of its per-example loss over the
 //!   examples whose label is present; a batch with no label for a task gives it exactly 0 with
 //!   zero gradients (missing targets are replaced before the loss, so no NaN enters the graph).

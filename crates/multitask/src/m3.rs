@@ -1,8 +1,9 @@
 //! Experiment M3, capacity sweep (claim M-3, Caruana: MTL only hurts when the network is too
 //! small).
 //!
-//! M1's scenes and presence tasks with a one-hidden-layer MLP trunk of width `w` for each `w`
-//! of the profile. At each width: the shared network against (a) one network per task of the
+//! M1's scenes and presence tasks with the setup's trunk at width `w` for each `w` of the
+//! profile ([`at_width`]: a convolutional trunk with `w` channels in its last block and the
+//! earlier blocks in proportion, or a one-hidden-layer MLP of `w` units). At each width: the shared network against (a) one network per task of the
 //! same width, and (b) one network per task of the width whose total over the tasks has about
 //! the shared network's parameter count. Δm of the shared network against each, per seed; the
 //! width below which MTL loses.
@@ -13,7 +14,7 @@ use std::path::{Path, PathBuf};
 use core_tensor::report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
 use core_tensor::stats::Summary;
 use core_tensor::{Error, Result};
-use pretrained_zoo::arch::{ArchConfig, MlpConfig};
+use pretrained_zoo::arch::{ArchConfig, FaceCnnConfig, MlpConfig, SpectrogramCnnConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::balance::BalancerConfig;
@@ -88,21 +89,57 @@ pub fn verdict(dms: &[Summary], widths: &[i64]) -> (Verdict, Option<i64>) {
     }
 }
 
-fn mlp(inputs: i64, width: i64) -> ArchConfig {
-    ArchConfig::Mlp(MlpConfig {
-        inputs,
-        hidden: vec![width],
-        classes: 1,
+/// The setup's trunk at width `w`: an MLP becomes one hidden layer of `w` units; a plain CNN
+/// (`face_cnn`, `spectrogram_cnn`) keeps its number of blocks and their proportions, every
+/// block's channels scaled by `w / (last block's channels)` and rounded (at least 1), so that
+/// its last block, the features the heads read, has `w` channels. At the setup's own last
+/// width this is the setup's trunk, so those runs are shared with M1.
+pub fn at_width(model: &ArchConfig, w: i64) -> Result<ArchConfig> {
+    let scale = |channels: &[i64]| -> Vec<i64> {
+        let last = *channels.last().unwrap_or(&1) as f64;
+        channels
+            .iter()
+            .map(|&c| ((c as f64 * w as f64 / last).round() as i64).max(1))
+            .collect()
+    };
+    Ok(match model {
+        ArchConfig::Mlp(m) => ArchConfig::Mlp(MlpConfig {
+            inputs: m.inputs,
+            hidden: vec![w],
+            classes: m.classes,
+        }),
+        ArchConfig::FaceCnn(c) => ArchConfig::FaceCnn(FaceCnnConfig {
+            channels: scale(&c.channels),
+            classes: c.classes,
+        }),
+        ArchConfig::SpectrogramCnn(c) => ArchConfig::SpectrogramCnn(SpectrogramCnnConfig {
+            channels: scale(&c.channels),
+            classes: c.classes,
+        }),
+        other => {
+            return Err(Error::InvalidArgument(format!(
+                "M3 sweeps the width of an mlp, face_cnn or spectrogram_cnn trunk, not of a {}",
+                other.name()
+            )));
+        }
     })
 }
 
-/// The width `v ≥ 1` whose `tasks` single-task networks together have the parameter count
-/// closest to `target`.
-fn matched_width(inputs: i64, tasks: usize, target: i64, max: i64) -> Result<i64> {
+/// What a width is for `model`'s kind of trunk, in words.
+fn width_meaning(model: &ArchConfig) -> String {
+    match model {
+        ArchConfig::Mlp(_) => "w units in one hidden layer".into(),
+        _ => "w channels in the last block, the earlier blocks in the setup's proportions".into(),
+    }
+}
+
+/// The width `v ≥ 1` whose `tasks` single-task networks (the setup's trunk at width `v`)
+/// together have the parameter count closest to `target`.
+fn matched_width(model: &ArchConfig, tasks: usize, target: i64, max: i64) -> Result<i64> {
     let one = [TaskSpec::binary("t")];
     let mut best = (i64::MAX, 1);
     for v in 1..=max {
-        let total = tasks as i64 * parameter_count(&mlp(inputs, v), &one)?;
+        let total = tasks as i64 * parameter_count(&at_width(model, v)?, &one)?;
         let gap = (total - target).abs();
         if gap < best.0 {
             best = (gap, v);
@@ -140,14 +177,14 @@ pub fn run(
     let targets = presence(&classes);
     let specs: Vec<_> = targets.iter().map(|t| t.task()).collect();
     let all: Vec<usize> = (0..classes.len()).collect();
-    let inputs = setup.data.pixels();
+    let trunk = |w: i64| at_width(&setup.model, w);
     let mut res = Results::default();
     let mut matched = Vec::new();
     for &w in &widths {
-        let shared = parameter_count(&mlp(inputs, w), &specs)?;
-        let v = matched_width(inputs, specs.len(), shared, w)?;
-        let one = parameter_count(&mlp(inputs, v), &specs[..1])?;
-        let same = parameter_count(&mlp(inputs, w), &specs[..1])?;
+        let shared = parameter_count(&trunk(w)?, &specs)?;
+        let v = matched_width(&setup.model, specs.len(), shared, w)?;
+        let one = parameter_count(&trunk(v)?, &specs[..1])?;
+        let same = parameter_count(&trunk(w)?, &specs[..1])?;
         matched.push((
             w,
             v,
@@ -161,7 +198,7 @@ pub fn run(
             for &(w, v, ..) in &matched {
                 let spec = ctx.spec(
                     scene_data(&setup.data, targets.clone()),
-                    &mlp(inputs, w),
+                    &trunk(w)?,
                     BalancerConfig::Equal,
                     &recipe,
                     seed,
@@ -172,7 +209,7 @@ pub fn run(
                     for (i, t) in targets.iter().enumerate() {
                         let spec = ctx.spec(
                             scene_data(&setup.data, vec![*t]),
-                            &mlp(inputs, width),
+                            &trunk(width)?,
                             BalancerConfig::Equal,
                             &recipe,
                             seed,
@@ -198,12 +235,17 @@ pub fn run(
             "capacity sweep: shared trunk width",
             &["M-3"],
             format!(
-                "M1's scenes ({} training, {} test) with presence tasks for classes {:?}; a \
-                 one-hidden-layer MLP trunk of width w in {:?}. At each w the shared network \
+                "M1's scenes ({} training, {} test) with presence tasks for classes {:?}; the \
+                 setup's {} trunk at width w in {:?} ({}). At each w the shared network \
                  against one network per task of width w, and against one network per task of \
                  the width whose total parameter count is closest to the shared network's. \
-                 Δm over accuracy and AUC, paired by seed.",
-                setup.data.train, setup.data.test, classes, widths
+                 Δm over the tasks' AUC, paired by seed.",
+                setup.data.train,
+                setup.data.test,
+                classes,
+                setup.model.name(),
+                widths,
+                width_meaning(&setup.model),
             ),
             opts,
             seeds,
@@ -276,7 +318,7 @@ pub fn run(
     rep.verdicts.push(claim(
         "M-3",
         "M3",
-        "presence tasks, MLP trunk",
+        &format!("presence tasks, {} trunk", setup.model.name()),
         v,
         RULE,
         format!(
@@ -354,9 +396,32 @@ mod tests {
     #[test]
     fn matched_width_divides_the_budget() {
         let tasks: Vec<_> = (0..4).map(|i| TaskSpec::binary(&format!("t{i}"))).collect();
-        let shared = parameter_count(&mlp(100, 40), &tasks).unwrap();
-        let v = matched_width(100, 4, shared, 40).unwrap();
+        let mlp = ArchConfig::Mlp(MlpConfig {
+            inputs: 100,
+            hidden: vec![64],
+            classes: 1,
+        });
+        let shared = parameter_count(&at_width(&mlp, 40).unwrap(), &tasks).unwrap();
+        let v = matched_width(&mlp, 4, shared, 40).unwrap();
         assert_eq!(v, 10);
-        assert_eq!(matched_width(100, 4, 10, 40).unwrap(), 1);
+        assert_eq!(matched_width(&mlp, 4, 10, 40).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_conv_trunk_scales_every_block() {
+        let cnn = ArchConfig::FaceCnn(FaceCnnConfig {
+            channels: vec![8, 16, 32, 32],
+            classes: 1,
+        });
+        let channels = |w| match at_width(&cnn, w).unwrap() {
+            ArchConfig::FaceCnn(c) => c.channels,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(channels(32), [8, 16, 32, 32], "the setup's own width");
+        assert_eq!(channels(8), [2, 4, 8, 8]);
+        assert_eq!(channels(2), [1, 1, 2, 2], "at least one channel");
+        assert_eq!(channels(128), [32, 64, 128, 128]);
+        let lenet = ArchConfig::LeNet(Default::default());
+        assert!(at_width(&lenet, 8).is_err());
     }
 }

@@ -127,8 +127,8 @@ pub fn run(
                         mean_metric(&r, t, MetricKind::Auc)?,
                     );
                     res.push(
-                        format!("{name}/{f}/acc"),
-                        mean_metric(&r, t, MetricKind::Accuracy)?,
+                        format!("{name}/{f}/bacc"),
+                        mean_metric(&r, t, MetricKind::BalancedAccuracy)?,
                     );
                     res.push(format!("{name}/{f}/n"), r.train_examples as f64);
                 }
@@ -166,9 +166,9 @@ pub fn run(
             "masked AUC (%)",
             "full-only AUC (%)",
             "AUC gain (points)",
-            "masked acc (%)",
-            "full-only acc (%)",
-            "acc gain (points)",
+            "masked bal. acc (%)",
+            "full-only bal. acc (%)",
+            "bal. acc gain (points)",
         ],
     );
     let mut masked = Series {
@@ -189,9 +189,9 @@ pub fn run(
             Cell::pct(res.summary(&k("masked", "auc"))?),
             Cell::pct(res.summary(&k("full-only", "auc"))?),
             Cell::pct(d),
-            Cell::pct(res.summary(&k("masked", "acc"))?),
-            Cell::pct(res.summary(&k("full-only", "acc"))?),
-            Cell::pct(res.gain(&k("masked", "acc"), &k("full-only", "acc"))?),
+            Cell::pct(res.summary(&k("masked", "bacc"))?),
+            Cell::pct(res.summary(&k("full-only", "bacc"))?),
+            Cell::pct(res.gain(&k("masked", "bacc"), &k("full-only", "bacc"))?),
         ]);
         masked.points.push(Point {
             x: f,

@@ -124,7 +124,10 @@ pub fn run(
                 let alone = ctx.train(&spec, seed, &format!("m6 single has{c} seed {seed}"))?;
                 let col = setup.classes.iter().position(|&k| k == c).unwrap_or(0);
                 let mut add = |key: String, v: f64| *sums.entry(key).or_default() += v;
-                for (m, n) in [(MetricKind::Auc, "auc"), (MetricKind::Accuracy, "acc")] {
+                for (m, n) in [
+                    (MetricKind::Auc, "auc"),
+                    (MetricKind::BalancedAccuracy, "bacc"),
+                ] {
                     add(format!("alone/{n}"), alone.metric(0, m)?);
                     add(format!("related/{n}"), shared.metric(col, m)?);
                 }
@@ -140,7 +143,10 @@ pub fn run(
                     )?;
                     let label = format!("m6 has{c} + {r} random seed {seed}");
                     let joint = ctx.train(&spec, seed, &label)?;
-                    for (m, n) in [(MetricKind::Auc, "auc"), (MetricKind::Accuracy, "acc")] {
+                    for (m, n) in [
+                        (MetricKind::Auc, "auc"),
+                        (MetricKind::BalancedAccuracy, "bacc"),
+                    ] {
                         add(format!("R{r}/{n}"), joint.metric(0, m)?);
                     }
                 }
@@ -185,9 +191,9 @@ pub fn run(
             "focal AUC (%)",
             "alone AUC (%)",
             "AUC gain (points)",
-            "focal acc (%)",
-            "alone acc (%)",
-            "acc gain (points)",
+            "focal bal. acc (%)",
+            "alone bal. acc (%)",
+            "bal. acc gain (points)",
         ],
     );
     let mut row = |name: String, key: &str| -> Result<Summary> {
@@ -197,9 +203,9 @@ pub fn run(
             Cell::pct(res.summary(&format!("{key}/auc"))?),
             Cell::pct(res.summary("alone/auc")?),
             Cell::pct(g),
-            Cell::pct(res.summary(&format!("{key}/acc"))?),
-            Cell::pct(res.summary("alone/acc")?),
-            Cell::pct(res.gain(&format!("{key}/acc"), "alone/acc")?),
+            Cell::pct(res.summary(&format!("{key}/bacc"))?),
+            Cell::pct(res.summary("alone/bacc")?),
+            Cell::pct(res.gain(&format!("{key}/bacc"), "alone/bacc")?),
         ]);
         Ok(g)
     };

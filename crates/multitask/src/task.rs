@@ -32,8 +32,13 @@ pub enum TaskKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MetricKind {
-    /// Fraction correct (binary: logit > 0 means 1). Higher is better.
+    /// Fraction correct (binary: logit > 0 means 1). Higher is better. On a rare class it is
+    /// fooled by the base rate: a network that always says "absent" scores the absent rate.
     Accuracy,
+    /// Binary tasks: the mean of the true-positive and true-negative rates at logit > 0, so that
+    /// answering one class always scores 50% whatever the base rate. Higher is better.
+    #[serde(rename = "balanced_accuracy")]
+    BalancedAccuracy,
     /// Area under the ROC curve (binary tasks only). Higher is better.
     Auc,
     /// Mean absolute error (regression). Lower is better.
@@ -47,7 +52,10 @@ pub enum MetricKind {
 impl MetricKind {
     /// Whether larger values are better.
     pub fn higher_is_better(self) -> bool {
-        matches!(self, MetricKind::Accuracy | MetricKind::Auc)
+        matches!(
+            self,
+            MetricKind::Accuracy | MetricKind::BalancedAccuracy | MetricKind::Auc
+        )
     }
 
     /// The metric's direction as early stopping and [`crate::gain`] read it.
@@ -73,7 +81,8 @@ pub struct TaskSpec {
     /// Number of classes: required for `multiclass` (at least 2), absent otherwise.
     #[serde(default)]
     pub classes: Option<i64>,
-    /// The metric that judges the task (Δm, reports); by default accuracy for binary and
+    /// The metric that judges the task; by default AUC for binary tasks (it needs no threshold
+    /// and a rare positive class does not inflate it, as it does accuracy), accuracy for
     /// multi-class tasks, MAE for regression.
     #[serde(default)]
     pub metric: Option<MetricKind>,
@@ -121,7 +130,8 @@ impl TaskSpec {
     /// The metric that judges the task ([`TaskSpec::metric`] or the kind's default).
     pub fn primary_metric(&self) -> MetricKind {
         self.metric.unwrap_or(match self.kind {
-            TaskKind::Binary | TaskKind::Multiclass => MetricKind::Accuracy,
+            TaskKind::Binary => MetricKind::Auc,
+            TaskKind::Multiclass => MetricKind::Accuracy,
             TaskKind::Regression => MetricKind::Mae,
         })
     }
@@ -129,7 +139,12 @@ impl TaskSpec {
     /// Every metric [`crate::train::evaluate`] reports for this task.
     pub fn metrics(&self) -> Vec<MetricKind> {
         match self.kind {
-            TaskKind::Binary => vec![MetricKind::Accuracy, MetricKind::Auc, MetricKind::Loss],
+            TaskKind::Binary => vec![
+                MetricKind::Accuracy,
+                MetricKind::BalancedAccuracy,
+                MetricKind::Auc,
+                MetricKind::Loss,
+            ],
             TaskKind::Multiclass => vec![MetricKind::Accuracy, MetricKind::Loss],
             TaskKind::Regression => vec![MetricKind::Mae, MetricKind::Rmse, MetricKind::Loss],
         }

@@ -469,6 +469,9 @@ pub fn evaluate(
                     let score = out.f_squeeze_dim(1)?.f_to_kind(Kind::Float)?;
                     let correct = score.f_gt(0.0)?.f_to_kind(Kind::Float)?.f_eq_tensor(&y)?;
                     metrics.insert(MetricKind::Accuracy, fraction(&correct)?);
+                    if let Some(b) = balanced_accuracy(&score, &y)? {
+                        metrics.insert(MetricKind::BalancedAccuracy, b);
+                    }
                     if let Ok(auc) = core_tensor::metrics::roc_auc(&score, &y) {
                         metrics.insert(MetricKind::Auc, auc);
                     }
@@ -493,6 +496,25 @@ pub fn evaluate(
         });
     }
     Ok(evals)
+}
+
+/// The mean of the true-positive rate and the true-negative rate of `score > 0` against the
+/// 0/1 labels `y` (both `[N]`); `None` unless both classes occur in `y`.
+pub fn balanced_accuracy(score: &Tensor, y: &Tensor) -> Result<Option<f64>> {
+    let said = score.f_gt(0.0)?;
+    let pos = y.f_gt(0.5)?;
+    let neg = pos.f_logical_not()?;
+    let rate = |class: &Tensor, right: &Tensor| -> Result<Option<f64>> {
+        let n = class.f_sum(Kind::Int64)?.f_int64_value(&[])?;
+        let hit = class
+            .f_logical_and(right)?
+            .f_sum(Kind::Int64)?
+            .f_int64_value(&[])?;
+        Ok((n > 0).then(|| hit as f64 / n as f64))
+    };
+    let tpr = rate(&pos, &said)?;
+    let tnr = rate(&neg, &said.f_logical_not()?)?;
+    Ok(tpr.zip(tnr).map(|(p, n)| 0.5 * (p + n)))
 }
 
 fn fraction(correct: &Tensor) -> Result<f64> {
@@ -554,4 +576,24 @@ pub fn train_and_evaluate(
     };
     let test = evaluate(&net, test, batch, None)?;
     Ok(RunResult { fit, test })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn balanced_accuracy_ignores_the_base_rate() {
+        let y = Tensor::from_slice(&[1.0f32, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        // Always "absent": 75% accurate, 50% balanced.
+        let never = Tensor::from_slice(&[-1.0f32; 8]);
+        assert_eq!(balanced_accuracy(&never, &y).unwrap(), Some(0.5));
+        // One of two positives (TPR 1/2), five of six negatives (TNR 5/6): (1/2 + 5/6) / 2.
+        let some = Tensor::from_slice(&[2.0f32, -1.0, 0.5, -1.0, -1.0, -1.0, -1.0, -1.0]);
+        let b = balanced_accuracy(&some, &y).unwrap().unwrap();
+        assert!((b - 2.0 / 3.0).abs() < 1e-12, "{b}");
+        // Undefined with one class only.
+        let ones = Tensor::ones([3], (Kind::Float, Device::Cpu));
+        assert_eq!(balanced_accuracy(&ones, &ones).unwrap(), None);
+    }
 }

@@ -20,7 +20,9 @@ use transfer::transferability::log_me;
 
 fn main() -> Result<()> {
     let per_class: usize = match std::env::args().nth(1) {
-        Some(n) => n.parse().context("the argument is the examples per class")?,
+        Some(n) => n
+            .parse()
+            .context("the argument is the examples per class")?,
         None => 5,
     };
     let device = core_tensor::device::DeviceSpec::Auto.resolve()?;
