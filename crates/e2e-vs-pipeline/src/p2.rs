@@ -140,6 +140,19 @@ pub enum LogMelNorm {
     Global,
     /// A mean and standard deviation per mel band (over examples and frames).
     PerBand,
+    /// Each recording's decibels relative to its own maximum (a per-recording gain, as
+    /// librosa's `ref=np.max`; the log-mel counterpart of [`WaveformNorm::Rms`]), then one
+    /// mean and standard deviation over every value.
+    PeakThenGlobal,
+}
+
+/// `x` `[N, …]` minus each example's maximum.
+fn relative_to_peak(x: &Tensor) -> Tensor {
+    let n = x.size()[0];
+    let peak = x.reshape([n, -1]).amax(1, true);
+    let mut shape = vec![n];
+    shape.extend(std::iter::repeat_n(1, x.dim() - 1));
+    x - peak.view(shape.as_slice())
 }
 
 /// How each raw waveform is scaled before the 1-D CNN (a per-recording gain, nothing else).
@@ -289,6 +302,9 @@ fn one_run(
             let reference = data.train.log_mel.index_select(0, &tr);
             let s = |x: &Tensor| match cfg.log_mel_norm {
                 LogMelNorm::Global => standardise(x, &reference, false),
+                LogMelNorm::PeakThenGlobal => {
+                    standardise(&relative_to_peak(x), &relative_to_peak(&reference), false)
+                }
                 // [N, 1, mels, frames] → mels as channels and back.
                 LogMelNorm::PerBand => {
                     standardise(&x.transpose(1, 2), &reference.transpose(1, 2), true)
