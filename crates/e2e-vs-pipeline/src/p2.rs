@@ -15,11 +15,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use core_tensor::data::{TensorDataset, stratified_indices};
+use core_tensor::data::{TensorDataset, permutation, splitmix64, stratified_indices};
 use core_tensor::datasets::{Fsdd, Recording};
 use core_tensor::report::{ExperimentReport, Verdict};
 use core_tensor::stats::Summary;
-use core_tensor::train::Goal;
+use core_tensor::train::{FitReport, Goal};
 use core_tensor::{Error, Result};
 use pretrained_zoo::arch::{ArchConfig, MlpConfig};
 use serde::{Deserialize, Serialize};
@@ -46,8 +46,12 @@ pub struct P2Config {
     pub mfcc_recipe: Recipe,
     /// Recipe of the log-mel CNN.
     pub log_mel_recipe: Recipe,
+    /// How the log-mel CNN's input is standardised (statistics of the training examples).
+    pub log_mel_norm: LogMelNorm,
     /// Recipe of the waveform CNN.
     pub waveform_recipe: Recipe,
+    /// Per-recording scaling of the waveform CNN's input.
+    pub waveform_norm: WaveformNorm,
     /// Crossover estimate settings.
     pub crossover: CrossoverConfig,
     /// Profiles.
@@ -111,15 +115,71 @@ struct Inputs {
 }
 
 impl Inputs {
-    fn new(recs: &[&Recording], fx: &FeatureExtractor, samples: usize) -> Result<Self> {
+    fn new(
+        recs: &[&Recording],
+        fx: &FeatureExtractor,
+        samples: usize,
+        norm: WaveformNorm,
+    ) -> Result<Self> {
         let audio: Vec<&[f32]> = recs.iter().map(|r| r.samples.as_slice()).collect();
         let labels: Vec<i64> = recs.iter().map(|r| i64::from(r.digit)).collect();
         Ok(Inputs {
             mfcc: fx.mfcc_batch(&audio, samples)?.to_kind(Kind::Float),
             log_mel: fx.log_mel_batch(&audio, samples)?.to_kind(Kind::Float),
-            waveform: waveform_batch(&audio, samples)?,
+            waveform: norm.apply(&waveform_batch(&audio, samples)?),
             labels: Tensor::from_slice(&labels),
         })
+    }
+}
+
+/// How log-mel spectrograms are standardised with the training examples' statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogMelNorm {
+    /// One mean and standard deviation over every value.
+    Global,
+    /// A mean and standard deviation per mel band (over examples and frames).
+    PerBand,
+    /// Each recording's decibels relative to its own maximum (a per-recording gain, as
+    /// librosa's `ref=np.max`; the log-mel counterpart of [`WaveformNorm::Rms`]), then one
+    /// mean and standard deviation over every value.
+    PeakThenGlobal,
+}
+
+/// `x` `[N, …]` minus each example's maximum.
+fn relative_to_peak(x: &Tensor) -> Tensor {
+    let n = x.size()[0];
+    let peak = x.reshape([n, -1]).amax(1, true);
+    let mut shape = vec![n];
+    shape.extend(std::iter::repeat_n(1, x.dim() - 1));
+    x - peak.view(shape.as_slice())
+}
+
+/// How each raw waveform is scaled before the 1-D CNN (a per-recording gain, nothing else).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaveformNorm {
+    /// The samples as recorded, in `[-1, 1)`.
+    None,
+    /// Divided by the recording's root mean square over the samples kept (unit RMS; the
+    /// zero padding counts), so loudness differences between speakers and takes vanish.
+    Rms,
+}
+
+impl WaveformNorm {
+    /// `x` `[N, 1, samples]` scaled per recording.
+    pub fn apply(self, x: &Tensor) -> Tensor {
+        match self {
+            WaveformNorm::None => x.shallow_clone(),
+            WaveformNorm::Rms => {
+                let rms = x
+                    .square()
+                    .mean_dim([1, 2].as_slice(), true, Kind::Float)
+                    .sqrt()
+                    .clamp_min(1e-4);
+                x / rms
+            }
+        }
     }
 }
 
@@ -157,21 +217,33 @@ fn fit_score(
     test: &TensorDataset,
     seed: u64,
     device: Device,
-) -> Result<f64> {
+    score_train: bool,
+) -> Result<(f64, FitReport, Option<f64>)> {
     let examples = train.len();
     let mut m = EndToEnd::new(
         "model",
         LearnedStage::from_arch(device, arch, Objective::Classification, seed)?,
     );
-    m.stage
+    let report = m
+        .stage
         .fit(&train, Some(&val), &recipe.resolve(examples), seed)?;
-    evaluate(&m, test, 256, Metric::Accuracy)
+    let on_train = if score_train {
+        Some(evaluate(&m, &train, 256, Metric::Accuracy)?)
+    } else {
+        None
+    };
+    Ok((evaluate(&m, test, 256, Metric::Accuracy)?, report, on_train))
 }
 
-#[derive(Clone, Copy)]
-enum Which {
+/// The three contenders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Which {
+    /// [`PIPELINE`].
     Mfcc,
+    /// [`INTERMEDIATE`].
     LogMel,
+    /// [`END_TO_END`].
     Waveform,
 }
 
@@ -182,12 +254,21 @@ fn one_run(
     k: usize,
     seed: u64,
     device: Device,
-) -> Result<f64> {
+    score_train: bool,
+) -> Result<(f64, FitReport, Option<f64>)> {
     let v = experiment::validation_size(k);
     let idx: Vec<i64> = Vec::try_from(stratified_indices(&data.train.labels, 10, k + v, seed)?)?;
-    // Per digit: the first k of its chosen recordings train, the other v validate.
+    // Per digit: k of its chosen recordings train, the other v validate, in a seeded order
+    // (the chosen ones come sorted by position, i.e. by speaker: a plain cut would train on
+    // the first speakers and validate on the last).
     let (mut tr, mut va) = (Vec::new(), Vec::new());
-    for chunk in idx.chunks(k + v) {
+    for (digit, chunk) in idx.chunks(k + v).enumerate() {
+        let order: Vec<i64> = Vec::try_from(permutation(
+            (k + v) as i64,
+            splitmix64(seed ^ (0xD161_7000 + digit as u64)),
+            Device::Cpu,
+        ))?;
+        let chunk: Vec<i64> = order.iter().map(|&i| chunk[i as usize]).collect();
         tr.extend_from_slice(&chunk[..k]);
         va.extend_from_slice(&chunk[k..]);
     }
@@ -219,7 +300,17 @@ fn one_run(
         }
         Which::LogMel => {
             let reference = data.train.log_mel.index_select(0, &tr);
-            let s = |x: &Tensor| standardise(x, &reference, false);
+            let s = |x: &Tensor| match cfg.log_mel_norm {
+                LogMelNorm::Global => standardise(x, &reference, false),
+                LogMelNorm::PeakThenGlobal => {
+                    standardise(&relative_to_peak(x), &relative_to_peak(&reference), false)
+                }
+                // [N, 1, mels, frames] → mels as channels and back.
+                LogMelNorm::PerBand => {
+                    standardise(&x.transpose(1, 2), &reference.transpose(1, 2), true)
+                        .transpose(1, 2)
+                }
+            };
             (
                 cfg.log_mel_model.clone(),
                 &cfg.log_mel_recipe,
@@ -232,7 +323,110 @@ fn one_run(
             sets(&data.train.waveform, &data.test.waveform)?,
         ),
     };
-    fit_score(&arch, recipe, train, val, &test, seed, device)
+    fit_score(&arch, recipe, train, val, &test, seed, device, score_train)
+}
+
+/// A split's training side cut again for tuning recipes, so that no choice looks at the test
+/// set: the training side of `split` is divided into a training pool and a **tuning set**
+/// that plays the test set's part. Split by take: the tuning set is takes 5–9 of every
+/// speaker (the training side's first five, as takes 0–4 are the test set); held-out
+/// speaker: the tuning set is the next training speaker in alphabetical order (after the
+/// last, the first).
+pub struct Tuning {
+    data: SplitData,
+    /// What the tuning set is.
+    pub description: String,
+}
+
+impl std::fmt::Debug for Tuning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tuning")
+            .field("description", &self.description)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one tuning run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct TuningRun {
+    /// Accuracy on the tuning set.
+    pub accuracy: f64,
+    /// Accuracy on its own training examples (evaluation mode).
+    pub train_accuracy: f64,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// The epoch whose weights were kept.
+    pub final_epoch: usize,
+    /// Optimiser steps.
+    pub steps: u64,
+    /// Mean training loss of the first and the last epoch.
+    pub train_loss: (f64, f64),
+    /// Best validation accuracy (early-stopping set, from the training pool).
+    pub best_validation: Option<f64>,
+    /// Whether early stopping ended it.
+    pub stopped_early: bool,
+    /// Wall time of the fit.
+    pub seconds: f64,
+}
+
+impl Tuning {
+    /// The tuning cut of `split` with `cfg`'s input settings.
+    pub fn new(cfg: &P2Config, split: &SplitSpec) -> Result<Self> {
+        let fsdd = Fsdd::load(&core_tensor::fixtures::cache_dir())?;
+        let fx = FeatureExtractor::new(FeatureConfig::fsdd())?;
+        let (train, _test) = match split {
+            SplitSpec::Take => fsdd.split_by_take(),
+            SplitSpec::Speaker { speaker } => fsdd.split_by_speaker(speaker)?,
+        };
+        let (pool, tuning, description): (Vec<&Recording>, Vec<&Recording>, String) = match split {
+            SplitSpec::Take => {
+                let (t, p) = train.iter().partition(|r| (5..=9).contains(&r.take));
+                (p, t, "takes 5-9 of every speaker".into())
+            }
+            SplitSpec::Speaker { speaker } => {
+                let others: Vec<&String> = fsdd.speakers.iter().filter(|s| *s != speaker).collect();
+                let after = fsdd.speakers.iter().position(|s| s == speaker).unwrap_or(0);
+                let next = fsdd.speakers[after + 1..]
+                    .first()
+                    .or(others.first().copied())
+                    .ok_or_else(|| Error::InvalidArgument("FSDD has one speaker".into()))?;
+                let (t, p) = train.iter().partition(|r| &r.speaker == next);
+                (p, t, format!("speaker {next}"))
+            }
+        };
+        Ok(Tuning {
+            data: SplitData {
+                train: Inputs::new(&pool, &fx, cfg.samples, cfg.waveform_norm)?,
+                test: Inputs::new(&tuning, &fx, cfg.samples, cfg.waveform_norm)?,
+            },
+            description,
+        })
+    }
+
+    /// Trains contender `which` with `cfg`'s model and recipe on `k` recordings per digit of
+    /// the training pool (seed `seed`, as in the experiment) and scores it on the tuning set.
+    pub fn run(
+        &self,
+        cfg: &P2Config,
+        which: Which,
+        k: usize,
+        seed: u64,
+        device: Device,
+    ) -> Result<TuningRun> {
+        let (accuracy, fit, on_train) = one_run(cfg, &self.data, which, k, seed, device, true)?;
+        let loss = |e: Option<&core_tensor::train::EpochLog>| e.map_or(f64::NAN, |e| e.train_loss);
+        Ok(TuningRun {
+            accuracy,
+            train_accuracy: on_train.unwrap_or(f64::NAN),
+            epochs: fit.epochs.len(),
+            final_epoch: fit.final_epoch,
+            steps: fit.steps,
+            train_loss: (loss(fit.epochs.first()), loss(fit.epochs.last())),
+            best_validation: fit.best_validation,
+            stopped_early: fit.stopped_early,
+            seconds: fit.seconds,
+        })
+    }
 }
 
 /// The rule for E-2, fixed before any run.
@@ -299,20 +493,22 @@ fn sweep_split(
     let scope = serde_json::json!({
         "split": split, "samples": cfg.samples, "features": FeatureConfig::fsdd(),
         "mfcc_hidden": cfg.mfcc_hidden, "log_mel_model": cfg.log_mel_model,
-        "waveform_model": cfg.waveform_model, "mfcc_recipe": cfg.mfcc_recipe,
+        "waveform_model": cfg.waveform_model, "waveform_norm": cfg.waveform_norm,
+        "log_mel_norm": cfg.log_mel_norm,
+        "mfcc_recipe": cfg.mfcc_recipe,
         "log_mel_recipe": cfg.log_mel_recipe, "waveform_recipe": cfg.waveform_recipe,
     });
     let label = format!("p2 {}", split.name());
     let device = ctx.device;
     let mut contenders = vec![
         stored(ctx, "p2-speech", &label, &scope, PIPELINE, |k, seed| {
-            one_run(cfg, data, Which::Mfcc, k, seed, device)
+            Ok(one_run(cfg, data, Which::Mfcc, k, seed, device, false)?.0)
         }),
         stored(ctx, "p2-speech", &label, &scope, INTERMEDIATE, |k, seed| {
-            one_run(cfg, data, Which::LogMel, k, seed, device)
+            Ok(one_run(cfg, data, Which::LogMel, k, seed, device, false)?.0)
         }),
         stored(ctx, "p2-speech", &label, &scope, END_TO_END, |k, seed| {
-            one_run(cfg, data, Which::Waveform, k, seed, device)
+            Ok(one_run(cfg, data, Which::Waveform, k, seed, device, false)?.0)
         }),
     ];
     let plan = SweepPlan {
@@ -352,8 +548,8 @@ pub fn run(
             SplitSpec::Speaker { speaker } => fsdd.split_by_speaker(speaker)?,
         };
         let data = SplitData {
-            train: Inputs::new(&train, &fx, cfg.samples)?,
-            test: Inputs::new(&test, &fx, cfg.samples)?,
+            train: Inputs::new(&train, &fx, cfg.samples, cfg.waveform_norm)?,
+            test: Inputs::new(&test, &fx, cfg.samples, cfg.waveform_norm)?,
         };
         results.push((
             split.clone(),

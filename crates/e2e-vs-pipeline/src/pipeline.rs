@@ -165,7 +165,10 @@ impl LearnedStage {
 
     /// Trains on `train` (on the stage's device) with `cfg` and batch order `seed`;
     /// `validation`, if given, is scored after each epoch (accuracy or MAE, by the objective)
-    /// for early stopping.
+    /// for early stopping. Accuracy ties are broken by the validation cross-entropy (lower
+    /// wins; its weight, `1e-3 / n` per nat for `n` validation examples and at most 100 nats,
+    /// is below one example's share of the accuracy), so a small validation set does not keep
+    /// the first of many epochs with the same accuracy.
     pub fn fit(
         &mut self,
         train: &TensorDataset,
@@ -183,11 +186,29 @@ impl LearnedStage {
         let mut trainer = Trainer::new(&this.vs, cfg.clone())?.shuffle_seed(seed);
         let mut score = validation.map(|val| {
             move || -> Result<f64> {
-                let mut total = 0.0;
+                let (mut total, mut loss) = (0.0, 0.0);
                 for (xs, ys) in val.batches(cfg.batch_size.max(256)) {
-                    total += score_sum(&this.forward(&xs), &ys, metric)?;
+                    let out = this.forward(&xs);
+                    total += score_sum(&out, &ys, metric)?;
+                    if metric == Metric::Accuracy {
+                        loss += out
+                            .f_log_softmax(-1, Kind::Float)?
+                            .f_nll_loss(
+                                &ys.to_device(out.device()),
+                                None::<Tensor>,
+                                tch::Reduction::Mean,
+                                -100,
+                            )?
+                            .f_double_value(&[])?
+                            * xs.size()[0] as f64;
+                    }
                 }
-                Ok(total / val.len() as f64)
+                let n = val.len() as f64;
+                // Accuracy moves in steps of 1/n: on a small validation set many epochs tie,
+                // and the first of them (often an early, barely trained one) would be kept.
+                // Ties go to the lower validation loss, weighted below one step.
+                let tie_break = (loss / n).min(100.0) * 1e-3 / n;
+                Ok(total / n - tie_break)
             }
         });
         let validate = score.as_mut().map(|f| f as &mut dyn FnMut() -> Result<f64>);

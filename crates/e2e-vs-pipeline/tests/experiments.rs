@@ -185,3 +185,48 @@ fn p3_sweeps_both_worlds_with_crossovers_and_resumes() -> Result<()> {
     );
     check_written(&report, dir.path())
 }
+
+#[test]
+fn p1_runs_both_variants_with_their_own_tables_and_resumes() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = tiny_config(dir.path(), "p1", |t| {
+        for v in ["digits", "faces"] {
+            let vt = t[v].as_table_mut().unwrap();
+            vt.insert("localiser_examples".into(), 64.into());
+            vt.insert("classifier_examples".into(), 64.into());
+            vt.insert("test_examples".into(), 64.into());
+            for r in ["localiser_recipe", "classifier_recipe", "end_to_end_recipe"] {
+                shrink_recipe(vt, r, 4);
+            }
+        }
+        t.insert(
+            "crossover".into(),
+            toml::toml! { bootstrap = 50 seed = 0 }.into(),
+        );
+        let profiles = t["profiles"].as_table_mut().unwrap();
+        profiles.insert(
+            "tiny".into(),
+            toml::toml! { digits = [8, 16] faces = [40, 80] seeds = 2 }.into(),
+        );
+    })?;
+    let opts = options(dir.path());
+    let report = twice(|f| e2e_vs_pipeline::p1::run(&path, &opts, f))?;
+    assert_eq!(report.id, "P1");
+    // Per variant: 2 contenders x 2 sizes x 2 seeds, and 2 component diagnostics.
+    assert_eq!(report.runs, 2 * (2 * 2 * 2 + 2));
+    let scopes: Vec<&str> = report.verdicts.iter().map(|v| v.scope.as_str()).collect();
+    assert_eq!(
+        scopes,
+        ["cluttered MNIST digits", "ORL faces in cluttered scenes"]
+    );
+    assert!(report.verdicts.iter().all(|v| v.claim == "E-4"));
+    // Per variant: accuracy, crossover, advantage and components tables; one plot each.
+    let names: Vec<&str> = report.tables.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names.len(), 8);
+    assert!(names[4].starts_with("p1-faces-accuracy"), "{names:?}");
+    assert_eq!(report.tables[4].rows.len(), 2);
+    assert_eq!(report.plots.len(), 2);
+    assert!(report.plots.iter().all(|p| p.log_x && p.series.len() == 2));
+    assert!(report.description.contains("ORL face shrunk to 28x23"));
+    check_written(&report, dir.path())
+}

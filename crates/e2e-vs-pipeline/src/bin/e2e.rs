@@ -27,7 +27,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// P1: detect, then identify (E-4): cluttered MNIST scenes.
+    /// P1: detect, then identify (E-4): cluttered MNIST digits and ORL faces.
     P1(ExpArgs),
     /// P2: speech, MFCC vs log-mel vs raw waveform (E-2, E-3, E-6).
     P2(ExpArgs),
