@@ -149,6 +149,11 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
+/// `mean [lo, hi]` of a fraction, in points (×100).
+pub fn pts(s: &Summary) -> String {
+    format_summary(s, 100.0)
+}
+
 /// `mean [lo, hi]` with one decimal after scaling (`mean` alone when the interval is undefined).
 pub fn format_summary(s: &Summary, scale: f64) -> String {
     match s.ci95 {

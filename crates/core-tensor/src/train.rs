@@ -88,6 +88,29 @@ impl Goal {
 }
 
 impl TrainConfig {
+    /// The epochs that give at least `min_steps` optimiser steps on `examples` examples, within
+    /// `[self.epochs, max_epochs]` (`self.epochs` wins if `max_epochs` is smaller).
+    pub fn epochs_for_steps(&self, examples: usize, min_steps: usize, max_epochs: usize) -> usize {
+        let per_epoch = examples.div_ceil(self.batch_size).max(1);
+        min_steps
+            .div_ceil(per_epoch)
+            .clamp(self.epochs, max_epochs.max(self.epochs))
+    }
+
+    /// These settings for `examples` training examples under a step budget: the epochs of
+    /// [`TrainConfig::epochs_for_steps`], and an early-stopping patience of at least a quarter
+    /// of `min_steps` in steps, so that small sets (one step an epoch) are neither under-trained
+    /// nor stopped by a few noisy validation scores.
+    pub fn with_step_budget(&self, examples: usize, min_steps: usize, max_epochs: usize) -> Self {
+        let mut t = self.clone();
+        t.epochs = self.epochs_for_steps(examples, min_steps, max_epochs);
+        let per_epoch = examples.div_ceil(t.batch_size).max(1);
+        if let Some(es) = &mut t.early_stopping {
+            es.patience = es.patience.max((min_steps / 4).div_ceil(per_epoch));
+        }
+        t
+    }
+
     /// Checks every field, naming the bad one.
     pub fn validate(&self) -> Result<()> {
         let bad = |f: &str, why: &str| Err(Error::InvalidArgument(format!("train.{f}: {why}")));

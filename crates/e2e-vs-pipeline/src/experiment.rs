@@ -56,16 +56,8 @@ impl Recipe {
     /// The training settings for `examples` training examples: the epochs of the step budget
     /// and an early-stopping patience of at least a quarter of `min_steps` in steps.
     pub fn resolve(&self, examples: usize) -> TrainConfig {
-        let mut t = self.train.clone();
-        let per_epoch = examples.div_ceil(t.batch_size).max(1);
-        t.epochs = self
-            .min_steps
-            .div_ceil(per_epoch)
-            .clamp(t.epochs, self.max_epochs.max(t.epochs));
-        if let Some(es) = &mut t.early_stopping {
-            es.patience = es.patience.max((self.min_steps / 4).div_ceil(per_epoch));
-        }
-        t
+        self.train
+            .with_step_budget(examples, self.min_steps, self.max_epochs)
     }
 }
 

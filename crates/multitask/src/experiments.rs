@@ -291,16 +291,8 @@ impl Recipe {
     /// `min_steps` steps (within `[train.epochs, max_epochs]`) and an early-stopping patience
     /// of at least a quarter of `min_steps` in steps (as transfer's adaptations).
     pub fn resolve(&self, examples: usize) -> TrainConfig {
-        let mut t = self.train.clone();
-        let per_epoch = examples.div_ceil(t.batch_size).max(1);
-        t.epochs = self
-            .min_steps
-            .div_ceil(per_epoch)
-            .clamp(t.epochs, self.max_epochs.max(t.epochs));
-        if let Some(es) = &mut t.early_stopping {
-            es.patience = es.patience.max((self.min_steps / 4).div_ceil(per_epoch));
-        }
-        t
+        self.train
+            .with_step_budget(examples, self.min_steps, self.max_epochs)
     }
 }
 
@@ -818,12 +810,7 @@ pub fn with_context<'a, T>(
 
 pub use core_tensor::stats::Results;
 
-pub use core_tensor::report::claim;
-
-/// `mean [lo, hi]` of a fraction, in points.
-pub fn pts(s: &Summary) -> String {
-    core_tensor::report::format_summary(s, 100.0)
-}
+pub use core_tensor::report::{claim, pts};
 
 /// `mean [lo, hi]` as is (Δm is already in percent).
 pub fn raw(s: &Summary) -> String {

@@ -12,7 +12,6 @@ use std::path::Path;
 use core_tensor::experiment::About;
 use core_tensor::report::ExperimentReport;
 use core_tensor::runs::RunStore;
-use core_tensor::stats::Summary;
 use core_tensor::{Error, Result};
 
 use serde::{Deserialize, Serialize};
@@ -117,12 +116,7 @@ pub fn with_context<'a, T>(
 
 pub use core_tensor::stats::Results;
 
-pub use core_tensor::report::claim;
-
-/// `mean [lo, hi]` in accuracy points.
-pub fn pts(s: &Summary) -> String {
-    core_tensor::report::format_summary(s, 100.0)
-}
+pub use core_tensor::report::{claim, pts};
 
 /// The skeleton of a report; the experiment fills in verdicts, tables and plots.
 #[allow(clippy::too_many_arguments)]

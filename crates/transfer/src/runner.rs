@@ -433,13 +433,8 @@ impl<'a> Context<'a> {
                 )?;
             }
             let mut cfg = p.recipe.train.clone();
-            cfg.epochs = resolve_epochs(
-                train_set.len(),
-                cfg.batch_size,
-                cfg.epochs,
-                p.recipe.min_steps,
-                p.recipe.max_epochs,
-            );
+            cfg.epochs =
+                cfg.epochs_for_steps(train_set.len(), p.recipe.min_steps, p.recipe.max_epochs);
             core_tensor::device::seed(seed);
             let vs = VarStore::new(device);
             let net = model.build(&vs.root())?;
@@ -654,20 +649,6 @@ pub fn estimate(
     })
 }
 
-/// Epochs so that training takes at least `min_steps` steps, within `[epochs, max_epochs]`.
-pub fn resolve_epochs(
-    examples: usize,
-    batch_size: usize,
-    epochs: usize,
-    min_steps: usize,
-    max_epochs: usize,
-) -> usize {
-    let steps_per_epoch = examples.div_ceil(batch_size).max(1);
-    min_steps
-        .div_ceil(steps_per_epoch)
-        .clamp(epochs, max_epochs.max(epochs))
-}
-
 /// The adaptation settings for `per_class` examples of `classes` classes: epochs so that
 /// training takes at least `min_steps` steps (within `[train.epochs, max_epochs]`), and an
 /// early-stopping patience of at least a quarter of `min_steps` in steps. With N = 1 per class
@@ -681,18 +662,9 @@ pub fn resolve_adapt(
     max_epochs: usize,
 ) -> AdaptConfig {
     let mut a = adapt.clone();
-    let examples = per_class * classes;
-    a.train.epochs = resolve_epochs(
-        examples,
-        a.train.batch_size,
-        a.train.epochs,
-        min_steps,
-        max_epochs,
-    );
-    let steps_per_epoch = examples.div_ceil(a.train.batch_size).max(1);
-    if let Some(es) = &mut a.train.early_stopping {
-        es.patience = es.patience.max((min_steps / 4).div_ceil(steps_per_epoch));
-    }
+    a.train = a
+        .train
+        .with_step_budget(per_class * classes, min_steps, max_epochs);
     a
 }
 
