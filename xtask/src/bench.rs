@@ -11,7 +11,7 @@
 //! What is measured, and why the numbers are what they are: `docs/benchmarks.md`.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::setup::Libtorch;
-use crate::util::{cargo, project_root, temp_path_for};
+use crate::util::{cargo, project_root};
 
 /// Options of `cargo xtask bench`.
 #[derive(clap::Args, Debug)]
@@ -498,11 +498,7 @@ fn cpu_busy_seconds() -> Option<f64> {
     Some(busy as f64 / 100.0)
 }
 
-fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temp_path_for(dest);
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, dest).with_context(|| format!("renaming onto {}", dest.display()))
-}
+use crate::util::write_atomic;
 
 #[cfg(test)]
 mod tests {

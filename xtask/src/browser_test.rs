@@ -68,7 +68,7 @@ fn the_report_opens_in_headless_chromium_with_its_ledger_and_every_plot() {
     std::fs::create_dir_all(out.join("x1")).unwrap();
     std::fs::write(out.join("x1/summary.json"), summary().to_string()).unwrap();
     let claims = report::load_claims(&project_root().join("fixtures/claims.toml")).unwrap();
-    report::write(out, &claims, &Environment::default()).unwrap();
+    report::write(out, &claims, &Environment::default(), &["X1"]).unwrap();
     let page = format!("file://{}", out.join("report.html").display());
     let run = |extra: &[&str]| {
         let o = Command::new(browser)

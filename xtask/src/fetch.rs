@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::util::{cache_root, project_root, sha256_file, temp_path_for};
+use crate::util::{cache_root, project_root, sha256_file};
 
 /// Options of `cargo xtask fetch`.
 #[derive(clap::Args, Debug, Default)]
@@ -251,15 +251,9 @@ impl Fetcher {
         };
         let bar = progress_bar(&file.name, len);
         let reader = BufReader::new(bar.wrap_read(reader));
-        let tmp = temp_path_for(dest);
-        let result = write_verified(reader, file, &tmp);
+        let result = write_verified(reader, file, dest);
         bar.finish_and_clear();
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        std::fs::rename(&tmp, dest).with_context(|| format!("renaming onto {}", dest.display()))?;
-        Ok(())
+        result
     }
 }
 
@@ -282,41 +276,52 @@ fn verify(path: &Path, file: &FileEntry) -> Result<(), String> {
     Ok(())
 }
 
-/// Streams `reader` (gunzipped when asked and gzip-framed) into `tmp`, hashing as it goes;
-/// fails unless size and hash match. The file is synced before returning.
-fn write_verified(mut reader: impl std::io::BufRead, file: &FileEntry, tmp: &Path) -> Result<()> {
+/// Streams `reader` (gunzipped when asked and gzip-framed) into `dest` atomically
+/// ([`crate::util::write_atomic_with`]), hashing as it goes; fails, leaving `dest` as it was and
+/// no temporary file, unless size and hash match.
+fn write_verified(mut reader: impl std::io::BufRead, file: &FileEntry, dest: &Path) -> Result<()> {
     let is_gzip = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
     let mut payload: Box<dyn Read + '_> = if file.gunzip && is_gzip {
         Box::new(flate2::bufread::MultiGzDecoder::new(reader))
     } else {
         Box::new(reader)
     };
-    let mut out = File::create(tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let mut hasher = Sha256::new();
-    let mut total = 0u64;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = payload.read(&mut buf).context("reading the source")?;
-        if n == 0 {
-            break;
+    crate::util::write_atomic_with(dest, |out| {
+        let mut hasher = Sha256::new();
+        let mut total = 0u64;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = payload
+                .read(&mut buf)
+                .map_err(|e| std::io::Error::other(format!("reading the source: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            if total > file.bytes {
+                return Err(std::io::Error::other(format!(
+                    "longer than the expected {} bytes",
+                    file.bytes
+                )));
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
         }
-        total += n as u64;
-        if total > file.bytes {
-            bail!("longer than the expected {} bytes", file.bytes);
+        if total != file.bytes {
+            return Err(std::io::Error::other(format!(
+                "{total} bytes, expected {} (truncated)",
+                file.bytes
+            )));
         }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])
-            .with_context(|| format!("writing {}", tmp.display()))?;
-    }
-    if total != file.bytes {
-        bail!("{total} bytes, expected {} (truncated)", file.bytes);
-    }
-    let sum = format!("{:x}", hasher.finalize());
-    if !sum.eq_ignore_ascii_case(&file.sha256) {
-        bail!("checksum mismatch: sha256 {sum}, expected {}", file.sha256);
-    }
-    out.sync_all()?;
-    Ok(())
+        let sum = format!("{:x}", hasher.finalize());
+        if !sum.eq_ignore_ascii_case(&file.sha256) {
+            return Err(std::io::Error::other(format!(
+                "checksum mismatch: sha256 {sum}, expected {}",
+                file.sha256
+            )));
+        }
+        Ok(())
+    })
 }
 
 fn progress_bar(name: &str, len: Option<u64>) -> ProgressBar {
@@ -393,6 +398,8 @@ pub fn run(args: &Args) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
     use flate2::{Compression, write::GzEncoder};
 
@@ -449,6 +456,21 @@ mod tests {
         );
         let second = fetch(&fetcher, &manifest, &[]).unwrap();
         assert_eq!(second, vec![Outcome::Verified]);
+    }
+
+    #[test]
+    fn a_folder_in_the_files_place_is_an_error_that_leaves_no_partial_file() {
+        let payload = b"payload".repeat(50);
+        let (_dir, fetcher, manifest) = setup(&payload);
+        let dest = fetcher.cache.join("toy/data");
+        std::fs::create_dir_all(dest.join("inside")).unwrap();
+        let err = format!("{:#}", fetch(&fetcher, &manifest, &[]).unwrap_err());
+        assert!(err.contains("toy/data"), "{err}");
+        let names: Vec<String> = std::fs::read_dir(fetcher.cache.join("toy"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["data"], "no partial file beside it");
     }
 
     #[test]

@@ -84,11 +84,11 @@ pub fn merge(sources: &[PathBuf], out: &Path) -> Result<Merged> {
                     }
                     continue;
                 }
-                let tmp = crate::util::temp_path_for(&target);
-                std::fs::copy(&file, &tmp)
-                    .with_context(|| format!("copying {}", file.display()))?;
-                std::fs::rename(&tmp, &target)
-                    .with_context(|| format!("renaming to {}", target.display()))?;
+                let mut from = std::fs::File::open(&file)
+                    .with_context(|| format!("opening {}", file.display()))?;
+                crate::util::write_atomic_with(&target, |w| {
+                    std::io::copy(&mut from, w).map(|_| ())
+                })?;
                 m.copied += 1;
             }
         }
@@ -156,6 +156,25 @@ mod tests {
 
     fn rand_like(dir: &Path) -> f64 {
         f64::from(dir.to_string_lossy().bytes().last().unwrap_or(0)) * 1e-3
+    }
+
+    #[test]
+    fn a_merge_that_cannot_write_leaves_no_partial_file() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, out) = (t.path().join("a"), t.path().join("out"));
+        record(&a, "x1", "k1", 0.5);
+        crate::util::faults::fail_writes_after(Some(10));
+        let err = format!("{:#}", merge(&[a], &out).unwrap_err());
+        crate::util::faults::fail_writes_after(None);
+        assert!(
+            err.contains("k1.json") && err.contains("No space left"),
+            "{err}"
+        );
+        let left: Vec<_> = std::fs::read_dir(out.join("runs/x1"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]

@@ -186,13 +186,13 @@ pub fn load_claims(path: &Path) -> Result<Vec<ClaimDef>> {
 /// Every `<out>/<dir>/summary.json`, ordered X…, M…, P…, then by ID.
 pub fn load_experiments(out: &Path) -> Result<Vec<Experiment>> {
     let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir(out) else {
-        return Ok(found);
-    };
+    let entries = std::fs::read_dir(out)
+        .with_context(|| format!("reading the results folder {}", out.display()))?;
     for e in entries.flatten() {
         let path = e.path().join("summary.json");
         if path.is_file() {
-            let text = std::fs::read_to_string(&path)?;
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
             let exp: Experiment = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not an experiment summary", path.display()))?;
             found.push(exp);
@@ -269,6 +269,19 @@ fn overall(vs: &[&ClaimVerdict]) -> String {
     if vs.is_empty() {
         return "not measured".into();
     }
+    overall_of(vs)
+}
+
+/// The ledger's verdict of claim `c`: [`overall`], except that a claim with no verdict whose
+/// experiment should have reported reads "results missing", not "not measured".
+fn ledger_verdict(c: &ClaimDef, vs: &[&ClaimVerdict], missing: &[String]) -> String {
+    if vs.is_empty() && c.experiments.iter().any(|x| missing.contains(x)) {
+        return "results missing".into();
+    }
+    overall(vs)
+}
+
+fn overall_of(vs: &[&ClaimVerdict]) -> String {
     let first = &vs[0].verdict;
     if vs.iter().all(|v| &v.verdict == first) {
         verdict_word(first).into()
@@ -277,30 +290,98 @@ fn overall(vs: &[&ClaimVerdict]) -> String {
     }
 }
 
-/// Writes `report.md`, `report.html`, `plots/*.svg` and `results.jsonl` into `out`.
-pub fn write(out: &Path, claims: &[ClaimDef], env: &Environment) -> Result<Vec<PathBuf>> {
+/// What [`write`] did.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// The files written.
+    pub files: Vec<PathBuf>,
+    /// Experiments expected to have reported whose `summary.json` is not there (the report
+    /// says so; their claims read "results missing").
+    pub missing: Vec<String>,
+    /// Plots of an earlier report that no summary has any more, removed.
+    pub stale_plots: Vec<PathBuf>,
+}
+
+/// Writes `report.md`, `report.html`, `plots/*.svg` and `results.jsonl` into `out` from the
+/// summaries there. `expected` lists the experiments that should have a summary (those the
+/// suite ran or that exist): each one without is named in the report and in
+/// [`Written::missing`]. A missing or non-folder `out`, or one with no summary and no stored
+/// run, is an error rather than an empty report.
+pub fn write(
+    out: &Path,
+    claims: &[ClaimDef],
+    env: &Environment,
+    expected: &[&str],
+) -> Result<Written> {
+    match std::fs::metadata(out) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => anyhow::bail!(
+            "{} is not a folder: --out names the folder the suite wrote its results into",
+            out.display()
+        ),
+        Err(e) => anyhow::bail!(
+            "no results at {}: {e}; run `cargo xtask suite --out {}` first, or pass the \
+             folder that holds them",
+            out.display(),
+            out.display()
+        ),
+    }
     let exps = load_experiments(out)?;
+    let has_runs = std::fs::read_dir(out.join("runs"))
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    if exps.is_empty() && !has_runs {
+        anyhow::bail!(
+            "no experiment results in {} (no <experiment>/summary.json, no runs/): nothing to \
+             report; run the suite into it first",
+            out.display()
+        );
+    }
+    let missing: Vec<String> = expected
+        .iter()
+        .filter(|id| !exps.iter().any(|e| e.id.eq_ignore_ascii_case(id)))
+        .map(|id| id.to_string())
+        .collect();
     let plots_dir = out.join("plots");
-    std::fs::create_dir_all(&plots_dir)?;
-    let mut written = Vec::new();
+    std::fs::create_dir_all(&plots_dir)
+        .with_context(|| format!("creating {}", plots_dir.display()))?;
+    let mut written = Written {
+        missing,
+        ..Written::default()
+    };
     for e in &exps {
         for p in &e.plots {
             let path = plots_dir.join(format!("{}.svg", p.id));
             write_atomic(&path, svg(p).as_bytes())?;
-            written.push(path);
+            written.files.push(path);
+        }
+    }
+    // Plots no summary has any more (a deleted or renamed experiment) would be shown as current.
+    for entry in std::fs::read_dir(&plots_dir)
+        .with_context(|| format!("reading {}", plots_dir.display()))?
+        .flatten()
+    {
+        let p = entry.path();
+        if p.extension().is_some_and(|x| x == "svg") && !written.files.contains(&p) {
+            std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
+            written.stale_plots.push(p);
         }
     }
     let rows = ledger_rows(claims, &exps);
+    let missing = &written.missing;
     write_atomic(
         &out.join("report.md"),
-        markdown(&exps, &rows, env).as_bytes(),
+        markdown(&exps, &rows, env, missing).as_bytes(),
     )?;
-    write_atomic(&out.join("report.html"), html(&exps, &rows, env).as_bytes())?;
+    write_atomic(
+        &out.join("report.html"),
+        html(&exps, &rows, env, missing).as_bytes(),
+    )?;
     write_atomic(
         &out.join("results.jsonl"),
         results_jsonl(&out.join("runs"))?.as_bytes(),
     )?;
-    written.extend([
+    written.files.extend([
         out.join("report.md"),
         out.join("report.html"),
         out.join("results.jsonl"),
@@ -343,17 +424,27 @@ fn results_jsonl(runs: &Path) -> Result<String> {
     Ok(out)
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
+use crate::util::write_atomic;
+
+/// The sentence naming experiments whose results are missing, or nothing.
+fn missing_note(missing: &[String]) -> Option<String> {
+    if missing.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "Results missing: {} (no summary.json in the output folder; a failed or interrupted \
+         experiment, or a deleted summary). Their finished runs stay in the store: `cargo xtask \
+         suite --only {}` trains only what is missing and writes the summaries again.",
+        missing.join(", "),
+        missing.join(",")
+    ))
 }
 
 fn markdown(
     exps: &[Experiment],
     rows: &[(&ClaimDef, Vec<&ClaimVerdict>)],
     env: &Environment,
+    missing: &[String],
 ) -> String {
     let mut s = String::from(
         "# transferlab: the chapter's claims, measured\n\n## Claims ledger\n\n| claim | statement | experiments | measured effect [95% CI] | verdict |\n|---|---|---|---|---|\n",
@@ -389,8 +480,11 @@ fn markdown(
             } else {
                 effects.join("<br>")
             },
-            overall(vs)
+            ledger_verdict(c, vs, missing)
         );
+    }
+    if let Some(note) = missing_note(missing) {
+        let _ = write!(s, "\n**{note}**\n");
     }
     s.push_str("\nA verdict is computed by the experiment's rule, fixed in code before the run; \"not measured\" means no experiment testing the claim has run (or exists yet).\n\n");
     for e in exps {
@@ -460,12 +554,13 @@ fn html(
     exps: &[Experiment],
     rows: &[(&ClaimDef, Vec<&ClaimVerdict>)],
     env: &Environment,
+    missing: &[String],
 ) -> String {
     let mut s = String::from(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>transferlab report</title>\n<style>\nbody{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\ntable{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}th{background:#f4f4f4}\n.supported{background:#e3f6e3}.not-supported{background:#fbe0e0}.inconclusive{background:#fff6d6}.not-measured{color:#888}.mixed{background:#eee}\nimg{max-width:100%;border:1px solid #eee}.rule{color:#555;font-size:13px}\n</style></head><body>\n<h1>transferlab: the chapter's claims, measured</h1>\n<h2 id=\"ledger\">Claims ledger</h2>\n<table id=\"claims-ledger\"><tr><th>claim</th><th>statement</th><th>experiments</th><th>measured effect [95% CI]</th><th>verdict</th></tr>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>transferlab report</title>\n<style>\nbody{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\ntable{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}th{background:#f4f4f4}\n.supported{background:#e3f6e3}.not-supported{background:#fbe0e0}.inconclusive{background:#fff6d6}.not-measured{color:#888}.results-missing{background:#fbe0e0}.mixed{background:#eee}\nimg{max-width:100%;border:1px solid #eee}.rule{color:#555;font-size:13px}\n</style></head><body>\n<h1>transferlab: the chapter's claims, measured</h1>\n<h2 id=\"ledger\">Claims ledger</h2>\n<table id=\"claims-ledger\"><tr><th>claim</th><th>statement</th><th>experiments</th><th>measured effect [95% CI]</th><th>verdict</th></tr>\n",
     );
     for (c, vs) in rows {
-        let verdict = overall(vs);
+        let verdict = ledger_verdict(c, vs, missing);
         let effects: Vec<String> = vs
             .iter()
             .map(|v| {
@@ -516,7 +611,11 @@ fn html(
             esc(&verdict)
         );
     }
-    s.push_str("</table>\n<p class=\"rule\">Each verdict is computed by the experiment's rule, fixed in code before the run. \"not measured\": no experiment testing the claim has run (or exists yet). \"mixed\": the verdicts of its settings differ (see each).</p>\n");
+    s.push_str("</table>\n");
+    if let Some(note) = missing_note(missing) {
+        let _ = writeln!(s, "<p class=\"missing-results\"><b>{}</b></p>", esc(&note));
+    }
+    s.push_str("<p class=\"rule\">Each verdict is computed by the experiment's rule, fixed in code before the run. \"not measured\": no experiment testing the claim has run (or exists yet). \"mixed\": the verdicts of its settings differ (see each).</p>\n");
     for e in exps {
         let _ = write!(
             s,
@@ -821,6 +920,104 @@ fn tick(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn write_summary(out: &Path, id: &str, claim: &str, plot: &str) {
+        let s = serde_json::json!({ "n": 3, "mean": 0.5, "std": 0.01, "ci95": [0.4, 0.6] });
+        let v = serde_json::json!({
+            "id": id, "title": "t", "claims": [claim], "description": "d", "profile": "tiny",
+            "seeds": 3, "device": "Cpu", "runs": 1, "runs_stored": 0, "seconds": 1.0,
+            "run_seconds": 1.0, "config": {},
+            "verdicts": [{ "claim": claim, "experiment": id, "scope": "s", "verdict": "supported",
+                "rule": "r", "effect_label": "gain", "effect": s, "detail": "" }],
+            "tables": [],
+            "plots": [{ "id": plot, "title": "p", "x_label": "N", "y_label": "y", "log_x": false,
+                "y_scale": 1.0, "zero_line": false, "reference": null,
+                "series": [{ "name": "a", "points": [{ "x": 1.0, "y": s }] }] }],
+            "notes": []
+        });
+        let dir = out.join(id.to_lowercase());
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("summary.json"), v.to_string()).unwrap();
+    }
+
+    fn claims() -> Vec<ClaimDef> {
+        load_claims(&crate::util::project_root().join("fixtures/claims.toml")).unwrap()
+    }
+
+    #[test]
+    fn a_deleted_summary_is_named_and_its_stale_plot_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        write_summary(out, "X1", "T-1", "x1-curve");
+        write_summary(out, "M1", "M-1", "m1-curve");
+        let env = Environment::default();
+        let w = write(out, &claims(), &env, &["X1", "M1"]).unwrap();
+        assert!(w.missing.is_empty() && w.stale_plots.is_empty());
+        assert!(out.join("plots/m1-curve.svg").is_file());
+        std::fs::remove_file(out.join("m1/summary.json")).unwrap();
+        let w = write(out, &claims(), &env, &["X1", "M1"]).unwrap();
+        assert_eq!(w.missing, ["M1"]);
+        assert_eq!(w.stale_plots, [out.join("plots/m1-curve.svg")]);
+        assert!(!out.join("plots/m1-curve.svg").exists());
+        assert!(out.join("plots/x1-curve.svg").is_file());
+        let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+        assert!(md.contains("Results missing: M1"), "{md}");
+        let row = md.lines().find(|l| l.starts_with("| M-1 |")).unwrap();
+        assert!(row.contains("results missing"), "{row}");
+        let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+        assert!(html.contains("missing-results"), "the HTML says it too");
+    }
+
+    #[test]
+    fn no_results_or_a_file_for_a_folder_are_refused_with_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Environment::default();
+        let absent = dir.path().join("nowhere");
+        let msg = format!("{:#}", write(&absent, &claims(), &env, &[]).unwrap_err());
+        assert!(
+            msg.contains("no results at") && msg.contains("nowhere"),
+            "{msg}"
+        );
+        assert!(!absent.exists(), "nothing created");
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"x").unwrap();
+        let msg = format!("{:#}", write(&file, &claims(), &env, &[]).unwrap_err());
+        assert!(
+            msg.contains("a-file") && msg.contains("not a folder"),
+            "{msg}"
+        );
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        let msg = format!("{:#}", write(&empty, &claims(), &env, &[]).unwrap_err());
+        assert!(msg.contains("no experiment results in"), "{msg}");
+        assert_eq!(
+            std::fs::read_dir(&empty).unwrap().count(),
+            0,
+            "no empty report"
+        );
+    }
+
+    #[test]
+    fn a_report_that_cannot_be_written_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        write_summary(out, "X1", "T-1", "x1-curve");
+        crate::util::faults::fail_writes_after(Some(1000));
+        let err = write(out, &claims(), &Environment::default(), &["X1"]).unwrap_err();
+        crate::util::faults::fail_writes_after(None);
+        let msg = format!("{err:#}");
+        assert!(msg.contains("No space left on device"), "{msg}");
+        let mut left = Vec::new();
+        for d in [out.to_path_buf(), out.join("plots")] {
+            for e in std::fs::read_dir(d).unwrap().flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n.contains("partial") || n.contains("tmp") {
+                    left.push(n);
+                }
+            }
+        }
+        assert!(left.is_empty(), "temporary files left: {left:?}");
+    }
 
     fn summary(mean: f64, ci: Option<(f64, f64)>) -> Summary {
         Summary {

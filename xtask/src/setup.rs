@@ -165,7 +165,7 @@ fn ensure_project_env(force: bool) -> Result<PathBuf> {
         "the project environment",
     )?;
     replace_symlink(&torch_dir, &link)?;
-    std::fs::write(&stamp_path, format!("{wanted_stamp}\n"))?;
+    crate::util::write_atomic(&stamp_path, format!("{wanted_stamp}\n").as_bytes())?;
     eprintln!("setup: libtorch ready at {}", torch_dir.display());
     Ok(torch_dir)
 }

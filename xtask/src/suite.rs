@@ -180,6 +180,14 @@ pub fn run(args: &Args) -> Result<()> {
             missing.iter().map(|e| e.id).collect::<Vec<_>>().join(", ")
         );
     }
+    // One suite per output folder: two would garble the shared logs and race on the report.
+    // The experiment processes it starts do not take the lock.
+    let _lock = if args.rebuild_report {
+        lock_out(&out, false)?
+    } else {
+        lock_out(&out, true)?
+    };
+    let mut failed = Vec::new();
     if !args.rebuild_report {
         crate::setup::ensure(false)?;
         crate::fetch::run(&crate::fetch::Args {
@@ -214,9 +222,10 @@ pub fn run(args: &Args) -> Result<()> {
             build.args(["--package", p]);
         }
         run_status(&mut build)?;
-        run_all(&runnable, args, &out)?;
+        failed = run_all(&runnable, args, &out, &target_dir().join("release"))?;
     }
     if let Some(s) = &args.shard {
+        fail_if_any(&failed)?;
         eprintln!(
             "shard {s} done in {:.0} s: stores in {}; merge the shards with `cargo xtask merge \
              --out DIR <shard folders>`, then `cargo xtask suite --out DIR` for the report",
@@ -225,20 +234,88 @@ pub fn run(args: &Args) -> Result<()> {
         );
         return Ok(());
     }
+    let ids: Vec<&str> = runnable.iter().map(|e| e.id).collect();
+    finish(&out, &ids, &environment(args, started), &failed, started)
+}
+
+/// Writes the report of what finished, then fails if any experiment did: scripts, CI and a
+/// scheduler's `afterok` must not carry on as if every result were there.
+fn finish(
+    out: &Path,
+    expected: &[&str],
+    env: &crate::report::Environment,
+    failed: &[String],
+    started: Instant,
+) -> Result<()> {
     let claims = crate::report::load_claims(&project_root().join("fixtures").join("claims.toml"))?;
-    let env = environment(args, started);
-    let written = crate::report::write(&out, &claims, &env)?;
+    let written = crate::report::write(out, &claims, env, expected)?;
+    for p in &written.stale_plots {
+        eprintln!(
+            "removed a stale plot no experiment draws any more: {}",
+            p.display()
+        );
+    }
+    if !written.missing.is_empty() {
+        eprintln!(
+            "warning: no summary for {} in {}: the report marks their claims \"results missing\"",
+            written.missing.join(", "),
+            out.display()
+        );
+    }
     eprintln!(
         "report: {} ({} files written, {:.0} s in all)",
         out.join("report.html").display(),
-        written.len(),
+        written.files.len(),
         started.elapsed().as_secs_f64()
     );
-    Ok(())
+    fail_if_any(failed)
 }
 
-/// Runs the experiments in a pool of `args.jobs` processes, respecting `after`.
-fn run_all(exps: &[&Experiment], args: &Args, out: &Path) -> Result<()> {
+fn fail_if_any(failed: &[String]) -> Result<()> {
+    if failed.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{} experiment(s) failed (the report shows the others):\n  {}",
+        failed.len(),
+        failed.join("\n  ")
+    )
+}
+
+/// The suite's lock on `out` (`<out>/.suite.lock`, held while the returned file is open): a
+/// second suite on the same folder is refused with a message rather than let loose on the same
+/// logs and report. `create`: make the folder if needed (a report rebuild does not).
+fn lock_out(out: &Path, create: bool) -> Result<Option<std::fs::File>> {
+    if create {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    } else if !out.is_dir() {
+        // The report says what is wrong with it.
+        return Ok(None);
+    }
+    let path = out.join(".suite.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another `cargo xtask suite` is using {} (it holds {}); wait for it to finish or \
+             choose another --out",
+            out.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
+/// Runs the experiments in a pool of `args.jobs` processes, respecting `after`; returns the
+/// failures, one line each.
+fn run_all(exps: &[&Experiment], args: &Args, out: &Path, bin_dir: &Path) -> Result<Vec<String>> {
     let jobs = jobs(args);
     let threads = args.threads;
     let logs = out.join("logs");
@@ -295,7 +372,7 @@ fn run_all(exps: &[&Experiment], args: &Args, out: &Path) -> Result<()> {
                             .expect("a valid template"),
                     );
                     bar.set_prefix(e.id);
-                    let result = run_one(e, args, out, logs, threads, &bar);
+                    let result = run_one(e, args, out, bin_dir, logs, threads, &bar);
                     bar.finish_and_clear();
                     match result {
                         Ok(secs) => eprintln!("{} done in {secs:.0} s", e.id),
@@ -314,15 +391,8 @@ fn run_all(exps: &[&Experiment], args: &Args, out: &Path) -> Result<()> {
         }
     });
     overall.finish_and_clear();
-    let failed = failed.lock().expect("no poisoned lock");
-    if !failed.is_empty() {
-        eprintln!(
-            "{} experiment(s) failed; the report shows the others:\n  {}",
-            failed.len(),
-            failed.join("\n  ")
-        );
-    }
-    Ok(())
+    let failed = failed.lock().expect("no poisoned lock").clone();
+    Ok(failed)
 }
 
 /// Runs one experiment's process; its standard error goes to `logs/<id>.log` and its last
@@ -331,12 +401,13 @@ fn run_one(
     e: &Experiment,
     args: &Args,
     out: &Path,
+    bin_dir: &Path,
     logs: &Path,
     threads: usize,
     bar: &indicatif::ProgressBar,
 ) -> Result<f64> {
     let start = Instant::now();
-    let exe = target_dir().join("release").join(e.bin);
+    let exe = bin_dir.join(e.bin);
     let mut cmd = Command::new(&exe);
     cmd.arg(e.sub)
         .args(["--profile", &args.profile, "--device", &args.device])
@@ -475,6 +546,96 @@ fn environment(args: &Args, started: Instant) -> crate::report::Environment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn args(out: &Path) -> Args {
+        Args {
+            out: Some(out.to_path_buf()),
+            profile: "tiny".into(),
+            device: "cpu".into(),
+            seeds: None,
+            only: Vec::new(),
+            jobs: Some(2),
+            threads: 1,
+            rebuild_report: false,
+            shard: None,
+        }
+    }
+
+    fn script(dir: &Path, name: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn a_failed_experiment_fails_the_suite_after_the_report_of_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bins, out) = (dir.path().join("bin"), dir.path().join("out"));
+        std::fs::create_dir_all(&bins).unwrap();
+        // Stand-ins for the experiment binaries: `transfer x1 … --out DIR` writes a summary,
+        // `multitask m1 …` fails as a run does.
+        let summary = r#"{"id":"X1","title":"t","claims":["T-1"],"description":"d","profile":"tiny","seeds":2,"device":"Cpu","runs":1,"runs_stored":0,"seconds":1.0,"run_seconds":1.0,"config":{},"verdicts":[],"tables":[],"plots":[],"notes":[]}"#;
+        script(
+            &bins,
+            "transfer",
+            &format!(
+                "while [ \"$1\" != --out ]; do shift; done; mkdir -p \"$2/x1\"; echo '{summary}' > \"$2/x1/summary.json\""
+            ),
+        );
+        script(
+            &bins,
+            "multitask",
+            "echo 'error: m1: training diverged' >&2; exit 1",
+        );
+        let exps: Vec<&Experiment> = EXPERIMENTS
+            .iter()
+            .filter(|e| e.id == "X1" || e.id == "M1")
+            .collect();
+        let a = args(&out);
+        let _lock = lock_out(&out, true).unwrap();
+        let failed = run_all(&exps, &a, &out, &bins).unwrap();
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        let err = finish(
+            &out,
+            &["X1", "M1"],
+            &crate::report::Environment::default(),
+            &failed,
+            Instant::now(),
+        )
+        .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("1 experiment(s) failed"), "{msg}");
+        assert!(
+            msg.contains("M1") && msg.contains("training diverged"),
+            "{msg}"
+        );
+        assert!(msg.contains("m1.log"), "{msg}");
+        let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+        assert!(
+            md.contains("## X1 t"),
+            "the finished experiment is reported"
+        );
+        assert!(md.contains("Results missing: M1"), "{md}");
+        assert!(
+            md.contains("results missing"),
+            "M-1's ledger row says why it is empty"
+        );
+    }
+
+    #[test]
+    fn a_second_suite_on_one_folder_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = lock_out(dir.path(), true).unwrap();
+        assert!(first.is_some());
+        let msg = format!("{:#}", lock_out(dir.path(), true).unwrap_err());
+        assert!(
+            msg.contains("another `cargo xtask suite` is using"),
+            "{msg}"
+        );
+        drop(first);
+        assert!(lock_out(dir.path(), true).unwrap().is_some(), "free again");
+    }
 
     #[test]
     fn shards_parse() {

@@ -7,14 +7,17 @@ use std::path::PathBuf;
 /// Errors about files always carry the path, and say what was wrong and how to fix it.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A file could not be opened or read.
-    #[error("{}: {source}", path.display())]
+    /// A file could not be opened, read or written.
+    ///
+    /// The message already says the cause, so it is not also offered as
+    /// [`std::error::Error::source`] (which would make `anyhow`'s `{:#}` print it twice); match
+    /// on the variant to get at the [`std::io::Error`].
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The underlying I/O error.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A file was read but its contents are not what its format requires.
     #[error("{}: {problem}", path.display())]
@@ -76,13 +79,73 @@ impl Error {
     }
 
     /// An [`Error::Io`] for `path`.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            cause,
+        }
+    }
+
+    /// This error one level down a config: an [`Error::InvalidArgument`] about field `f`
+    /// becomes one about `<prefix>.f` (so nested checks give `recipe.train.batch_size: …`, not
+    /// `recipe.invalid argument: train.batch_size: …`); a [`Error::Format`] gets the prefix in
+    /// front of its problem; any other error is returned as it is.
+    pub fn within(self, prefix: &str) -> Self {
+        match self {
+            Error::InvalidArgument(m) => Error::InvalidArgument(format!("{prefix}.{m}")),
+            Error::Format { path, problem } => Error::Format {
+                path,
+                problem: format!("{prefix}.{problem}"),
+            },
+            other => other,
+        }
+    }
+
+    /// This error as a problem of the file `path` (a config): an [`Error::InvalidArgument`]
+    /// becomes an [`Error::Format`] of `path` with the same words; errors that already name a
+    /// file are returned as they are.
+    pub fn in_file(self, path: impl Into<PathBuf>) -> Self {
+        match self {
+            Error::InvalidArgument(m) => Error::Format {
+                path: path.into(),
+                problem: m,
+            },
+            other => other,
         }
     }
 }
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_field_errors_read_as_one_path() {
+        let e = Error::InvalidArgument("train.batch_size: must be > 0".into())
+            .within("recipe")
+            .within("setups.tiny")
+            .in_file("m1.toml");
+        assert_eq!(
+            e.to_string(),
+            "m1.toml: setups.tiny.recipe.train.batch_size: must be > 0"
+        );
+    }
+
+    #[test]
+    fn an_io_error_says_its_cause_once() {
+        let e = Error::io(
+            "/out/x.json",
+            std::io::Error::from_raw_os_error(28), // ENOSPC
+        );
+        let chain = format!("{:#}", anyhow::Error::from(e));
+        assert_eq!(
+            chain.matches("No space left on device").count(),
+            1,
+            "{chain}"
+        );
+        assert!(chain.starts_with("/out/x.json: "), "{chain}");
+    }
+}

@@ -66,10 +66,63 @@ impl RunOptions {
     }
 }
 
-/// Reads a TOML file; errors name the file and the field.
+/// Reads an experiment's TOML config; errors name the file and the field.
+///
+/// Before the typed parse, every size in the file is checked ([`check_sizes`]): no integer
+/// field is 0 and no list is empty, except the fields [`zero_allowed`] names, so that a config
+/// that would train or test on nothing is refused with the field's path instead of making runs.
 pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let value: toml::Table =
+        toml::from_str(&text).map_err(|e| Error::format(path, e.to_string()))?;
+    check_sizes(&value).map_err(|e| e.in_file(path))?;
+    // Parsed again for the typed value: errors from the text keep their line and column.
     toml::from_str(&text).map_err(|e| Error::format(path, e.to_string()))
+}
+
+/// Whether the integer field `name` of an experiment config may be 0: seeds (`seed`,
+/// `partition_seed`, …), lower bounds (`min_items`, `min_steps`) and `clutter` (a scene
+/// without clutter). Every other integer of a config is a size or a count, for which 0 means
+/// training, validating or testing on nothing.
+pub fn zero_allowed(name: &str) -> bool {
+    name.ends_with("seed") || name.starts_with("min_") || name == "clutter"
+}
+
+/// Refuses, naming its path (`profiles.quick.train_examples`), any integer field of `config`
+/// that is 0 unless [`zero_allowed`] says it may be, and any empty list. Lists of numbers are
+/// values, not sizes (`classes = [0, 1]`); lists of tables are checked inside.
+pub fn check_sizes(config: &toml::Table) -> Result<()> {
+    fn walk(value: &toml::Value, at: &str, name: &str) -> Result<()> {
+        match value {
+            toml::Value::Integer(0) if !zero_allowed(name) => Err(Error::InvalidArgument(format!(
+                "{at}: must be at least 1 (0 would leave nothing to train, validate or test on)"
+            ))),
+            toml::Value::Array(items) if items.is_empty() => {
+                Err(Error::InvalidArgument(format!("{at}: must not be empty")))
+            }
+            toml::Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    if v.is_table() {
+                        walk(v, &format!("{at}[{i}]"), name)?;
+                    }
+                }
+                Ok(())
+            }
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let path = if at.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{at}.{k}")
+                    };
+                    walk(v, &path, k)?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+    walk(&toml::Value::Table(config.clone()), "", "")
 }
 
 /// The profile `name` of `profiles`, or an error listing the profiles there are.
@@ -312,8 +365,20 @@ pub mod cli {
                 start.elapsed().as_secs_f64()
             );
         };
-        let report = f(&config, &opts, &mut on_run)
-            .map_err(|e| anyhow::anyhow!("{id} ({}): {e}", config.display()))?;
+        let report = f(&config, &opts, &mut on_run).map_err(|e| {
+            // An error about a file (the config, a file it includes, a dataset) names that
+            // file already: say it once. Others get the config the run came from.
+            use crate::Error;
+            let names_a_file = matches!(
+                e,
+                Error::Format { .. } | Error::Io { .. } | Error::MissingFixture { .. }
+            ) || e.to_string().contains(&config.display().to_string());
+            if names_a_file {
+                anyhow::anyhow!("{id}: {e}")
+            } else {
+                anyhow::anyhow!("{id} ({}): {e}", config.display())
+            }
+        })?;
         if let Some(s) = args.shard {
             eprintln!(
                 "{id} shard {}/{}: {} runs here ({} from the store); {}",
@@ -378,6 +443,112 @@ mod tests {
             assert_eq!(log.run_seconds(), 5.0);
         }
         assert_eq!(lines, ["a:false", "b:true"]);
+    }
+
+    /// Where a value sits in a TOML document: keys and list indices.
+    #[derive(Clone, Debug)]
+    enum Seg {
+        Key(String),
+        Index(usize),
+    }
+
+    fn shown(path: &[Seg]) -> String {
+        let mut s = String::new();
+        for seg in path {
+            match seg {
+                Seg::Key(k) if s.is_empty() => s.push_str(k),
+                Seg::Key(k) => s.push_str(&format!(".{k}")),
+                Seg::Index(i) => s.push_str(&format!("[{i}]")),
+            }
+        }
+        s
+    }
+
+    /// Every size (integer not allowed to be 0) and every list of a document.
+    fn sizes(v: &toml::Value, path: &mut Vec<Seg>, found: &mut Vec<(Vec<Seg>, bool)>) {
+        match v {
+            toml::Value::Integer(_) => {
+                if let Some(Seg::Key(k)) = path.last() {
+                    if !zero_allowed(k) {
+                        found.push((path.clone(), false));
+                    }
+                }
+            }
+            toml::Value::Array(items) => {
+                found.push((path.clone(), true));
+                for (i, x) in items.iter().enumerate() {
+                    if x.is_table() {
+                        path.push(Seg::Index(i));
+                        sizes(x, path, found);
+                        path.pop();
+                    }
+                }
+            }
+            toml::Value::Table(t) => {
+                for (k, x) in t {
+                    path.push(Seg::Key(k.clone()));
+                    sizes(x, path, found);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn at<'v>(v: &'v mut toml::Value, path: &[Seg]) -> &'v mut toml::Value {
+        path.iter().fold(v, |v, seg| match seg {
+            Seg::Key(k) => &mut v.as_table_mut().unwrap()[k.as_str()],
+            Seg::Index(i) => &mut v.as_array_mut().unwrap()[*i],
+        })
+    }
+
+    #[test]
+    fn every_size_of_every_shipped_config_is_refused_at_zero_with_its_path() {
+        let root = crate::fixtures::workspace_root().join("crates");
+        let mut files = Vec::new();
+        for krate in std::fs::read_dir(&root).unwrap().flatten() {
+            if let Ok(dir) = std::fs::read_dir(krate.path().join("experiments")) {
+                files.extend(
+                    dir.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|x| x == "toml")),
+                );
+            }
+        }
+        assert!(files.len() >= 16, "{files:?}");
+        let mut checked = 0;
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let doc: toml::Value = toml::from_str(&text).unwrap();
+            check_sizes(doc.as_table().unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            let mut found = Vec::new();
+            sizes(&doc, &mut Vec::new(), &mut found);
+            for (path, list) in found {
+                let mut bad = doc.clone();
+                *at(&mut bad, &path) = if list {
+                    toml::Value::Array(Vec::new())
+                } else {
+                    toml::Value::Integer(0)
+                };
+                let msg = check_sizes(bad.as_table().unwrap())
+                    .unwrap_err()
+                    .in_file(&file)
+                    .to_string();
+                let want = format!("{}: {}: must ", file.display(), shown(&path));
+                assert!(msg.starts_with(&want), "{msg} (wanted {want}…)");
+                checked += 1;
+            }
+        }
+        assert!(checked > 100, "only {checked} sizes found");
+    }
+
+    #[test]
+    fn zeros_that_mean_something_stay_allowed() {
+        let t: toml::Table =
+            toml::from_str("seed = 0\npartition_seed = 0\nscenes = { min_items = 0, clutter = 0 }\nclasses = [0, 1]")
+                .unwrap();
+        check_sizes(&t).unwrap();
     }
 
     #[test]

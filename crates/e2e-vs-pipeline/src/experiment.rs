@@ -42,9 +42,7 @@ pub struct Recipe {
 impl Recipe {
     /// Checks the recipe; the error names `field`.
     pub fn validate(&self, field: &str) -> Result<()> {
-        self.train
-            .validate()
-            .map_err(|e| Error::InvalidArgument(format!("{field}: {e}")))?;
+        self.train.validate().map_err(|e| e.within(field))?;
         if self.max_epochs < self.train.epochs {
             return Err(Error::InvalidArgument(format!(
                 "{field}.max_epochs must be >= {field}.train.epochs"
@@ -74,6 +72,7 @@ pub struct Ctx<'a> {
     /// Where networks train.
     pub device: Device,
     log: RunLog<'a>,
+    inputs: std::cell::RefCell<std::collections::BTreeMap<String, String>>,
 }
 
 impl std::fmt::Debug for Ctx<'_> {
@@ -93,7 +92,17 @@ impl<'a> Ctx<'a> {
             store: opts.run_store(),
             device: opts.device.resolve()?,
             log: RunLog::new(on_run),
+            inputs: Default::default(),
         })
+    }
+
+    /// Declares the fixture datasets the runs from here on read: each is checked against the
+    /// project's manifest now (a damaged file is refused before anything trains or is reused)
+    /// and their checksums become part of every later run's key.
+    pub fn reads(&self, datasets: &[&str]) -> Result<()> {
+        let cache = core_tensor::fixtures::cache_dir();
+        *self.inputs.borrow_mut() = core_tensor::fixtures::verified_inputs(&cache, datasets)?;
+        Ok(())
     }
 
     /// The stored result of the run `(experiment, config, seed)`, or `f()` run and stored.
@@ -107,7 +116,7 @@ impl<'a> Ctx<'a> {
         label: &str,
         f: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
-        let id = RunId::new(experiment, config, seed, [])?;
+        let id = RunId::new(experiment, config, seed, self.inputs.borrow().clone())?;
         let device = format!("{:?}", self.device);
         match self.store.run_or_load(&id, &device, f) {
             Ok((rec, stored)) => {

@@ -170,6 +170,14 @@ pub enum Variant {
 }
 
 impl Variant {
+    /// The fixture dataset its objects come from.
+    pub fn dataset(self) -> &'static str {
+        match self {
+            Variant::Digits => "mnist",
+            Variant::Faces => "orl-faces",
+        }
+    }
+
     /// The short name (`digits`, `faces`).
     pub fn tag(self) -> &'static str {
         match self {
@@ -605,7 +613,7 @@ impl VariantConfig {
             }
             Ok(())
         };
-        check().map_err(|e| Error::InvalidArgument(format!("{}.{e}", variant.tag())))
+        check().map_err(|e| e.within(variant.tag()))
     }
 
     /// The resolved settings every stored run of the variant depends on (for digits, the
@@ -794,9 +802,9 @@ pub fn run(
         }
         Ok(())
     };
-    check().map_err(|e| Error::format(config_path, e.to_string()))?;
+    check().map_err(|e| e.in_file(config_path))?;
     let p = experiment::profile(&cfg.profiles, &opts.profile)?;
-    let seeds = opts.seeds.unwrap_or(p.seeds);
+    let seeds = opts.seeds_or(p.seeds)?;
     let ctx = Ctx::new(opts, on_run)?;
 
     let mut results = Vec::new();
@@ -804,6 +812,7 @@ pub fn run(
         if sizes.is_empty() {
             continue;
         }
+        ctx.reads(&[variant.dataset()])?;
         let (vcfg, objects) = match variant {
             Variant::Digits => (&cfg.digits, Objects::digits()?),
             Variant::Faces => (&cfg.faces, Objects::faces(&cfg.face_data)?),

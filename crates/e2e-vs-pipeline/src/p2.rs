@@ -534,10 +534,11 @@ pub fn run(
         cfg.log_mel_recipe.validate("log_mel_recipe")?;
         cfg.waveform_recipe.validate("waveform_recipe")
     };
-    check().map_err(|e| Error::format(config_path, e.to_string()))?;
+    check().map_err(|e| e.in_file(config_path))?;
     let p = experiment::profile(&cfg.profiles, &opts.profile)?;
-    let seeds = opts.seeds.unwrap_or(p.seeds);
+    let seeds = opts.seeds_or(p.seeds)?;
     let ctx = Ctx::new(opts, on_run)?;
+    ctx.reads(&["fsdd"])?;
     let fsdd = Fsdd::load(&core_tensor::fixtures::cache_dir())?;
     let fx = FeatureExtractor::new(FeatureConfig::fsdd())?;
 

@@ -358,10 +358,9 @@ pub fn run(
 ) -> Result<ExperimentReport> {
     let started = std::time::Instant::now();
     let cfg: P3Config = experiment::load_toml(config_path)?;
-    cfg.validate()
-        .map_err(|e| Error::format(config_path, e.to_string()))?;
+    cfg.validate().map_err(|e| e.in_file(config_path))?;
     let p = experiment::profile(&cfg.profiles, &opts.profile)?;
-    let seeds = opts.seeds.unwrap_or(p.seeds);
+    let seeds = opts.seeds_or(p.seeds)?;
     let ctx = Ctx::new(opts, on_run)?;
     let mut results = Vec::new();
     let measurements = RefCell::new(HashMap::new());

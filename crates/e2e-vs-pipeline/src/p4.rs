@@ -248,7 +248,7 @@ pub fn run(
     let cfg: P4Config = experiment::load_toml(config_path)?;
     cfg.recipe
         .validate("recipe")
-        .map_err(|e| Error::format(config_path, e.to_string()))?;
+        .map_err(|e| e.in_file(config_path))?;
     let p = experiment::profile(&cfg.profiles, &opts.profile)?;
     if p.ks.is_empty() || p.ks.windows(2).any(|w| w[0] >= w[1]) {
         return Err(Error::format(
@@ -259,7 +259,7 @@ pub fn run(
             ),
         ));
     }
-    let seeds = opts.seeds.unwrap_or(p.seeds);
+    let seeds = opts.seeds_or(p.seeds)?;
     let ctx = Ctx::new(opts, on_run)?;
     let contenders = [Supervision::EndToEnd, Supervision::PerImage];
     // acc[k index][contender] = one value per seed.

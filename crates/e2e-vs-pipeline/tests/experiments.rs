@@ -230,3 +230,60 @@ fn p1_runs_both_variants_with_their_own_tables_and_resumes() -> Result<()> {
     assert!(report.description.contains("ORL face shrunk to 28x23"));
     check_written(&report, dir.path())
 }
+
+#[test]
+fn a_zero_size_is_refused_with_its_field_before_any_run() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = tiny_config(dir.path(), "p4", |t| {
+        let profiles = t["profiles"].as_table_mut().unwrap();
+        profiles.insert(
+            "tiny".into(),
+            toml::toml! { ks = [1, 2] train_examples = 0 seeds = 2 }.into(),
+        );
+    })?;
+    let opts = options(dir.path());
+    let err = e2e_vs_pipeline::p4::run(&path, &opts, |_: &str, _: bool| panic!("a run was made"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("profiles.tiny.train_examples: must be at least 1"),
+        "{err}"
+    );
+    assert!(err.contains(&path.display().to_string()), "{err}");
+    let path = tiny_config(dir.path(), "p4", |t| {
+        let profiles = t["profiles"].as_table_mut().unwrap();
+        profiles.insert(
+            "tiny".into(),
+            toml::toml! { ks = [] train_examples = 8 seeds = 2 }.into(),
+        );
+    })?;
+    let err = e2e_vs_pipeline::p4::run(&path, &opts, |_: &str, _: bool| panic!("a run was made"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("profiles.tiny.ks: must not be empty"), "{err}");
+    assert!(!opts.store.exists(), "nothing stored");
+    Ok(())
+}
+
+#[test]
+fn zero_seeds_is_refused_by_every_experiment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = RunOptions::new("quick", dir.path().join("runs"));
+    opts.seeds = Some(0);
+    type Run =
+        fn(&Path, &RunOptions, &mut dyn FnMut(&str, bool)) -> core_tensor::Result<ExperimentReport>;
+    let runs: [(&str, Run); 4] = [
+        ("p1", |c, o, f| e2e_vs_pipeline::p1::run(c, o, f)),
+        ("p2", |c, o, f| e2e_vs_pipeline::p2::run(c, o, f)),
+        ("p3", |c, o, f| e2e_vs_pipeline::p3::run(c, o, f)),
+        ("p4", |c, o, f| e2e_vs_pipeline::p4::run(c, o, f)),
+    ];
+    for (id, run) in runs {
+        let err = run(&config(id), &opts, &mut |_: &str, _: bool| {
+            panic!("{id}: a run was made")
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("seeds: need at least 1"), "{id}: {err}");
+    }
+}

@@ -103,9 +103,7 @@ impl SceneData {
                 )));
             }
         }
-        self.scenes
-            .validate(28, 28)
-            .map_err(|e| Error::InvalidArgument(format!("{at}: {e}")))?;
+        self.scenes.validate(28, 28).map_err(|e| e.within(at))?;
         let k = self.downsample;
         if k < 1 || self.scenes.height % k != 0 || self.scenes.width % k != 0 {
             return Err(Error::InvalidArgument(format!(
@@ -241,6 +239,14 @@ pub enum DataSpec {
 }
 
 impl DataSpec {
+    /// The fixture dataset its examples are drawn from.
+    pub fn dataset(&self) -> &'static str {
+        match self {
+            DataSpec::Scenes { scenes, .. } => scenes.source.name(),
+            DataSpec::Partitions(_) => Source::Mnist.name(),
+        }
+    }
+
     /// The tasks, in column order.
     pub fn tasks(&self) -> Vec<TaskSpec> {
         match self {
@@ -276,9 +282,7 @@ pub struct Recipe {
 impl Recipe {
     /// Checks the recipe; errors name `recipe.<field>`.
     pub fn validate(&self) -> Result<()> {
-        self.train
-            .validate()
-            .map_err(|e| Error::InvalidArgument(format!("recipe.{e}")))?;
+        self.train.validate().map_err(|e| e.within("recipe"))?;
         if self.max_epochs == 0 {
             return Err(Error::InvalidArgument(
                 "recipe.max_epochs: must be at least 1".into(),
@@ -425,9 +429,7 @@ pub use core_tensor::experiment::{RunOptions, load_toml, profile};
 
 /// Checks that an MLP trunk takes `pixels` inputs (other trunks take images as they are).
 pub fn check_model(model: &ArchConfig, pixels: i64, at: &str) -> Result<()> {
-    model
-        .validate()
-        .map_err(|e| Error::InvalidArgument(format!("{at}: {e}")))?;
+    model.validate().map_err(|e| e.within(at))?;
     if let ArchConfig::Mlp(m) = model {
         if m.inputs != pixels {
             return Err(Error::InvalidArgument(format!(
@@ -479,7 +481,7 @@ pub fn load_common(
         .map(|d| d.join(common))
         .unwrap_or_else(|| common.to_path_buf());
     let c: Common = load_toml(&path)?;
-    let at = |e: Error| Error::format(&path, e.to_string());
+    let at = |e: Error| e.in_file(&path);
     c.recipe.validate().map_err(at)?;
     let setup = profile(&c.setups, profile_name).map_err(at)?.clone();
     let name = format!("setups.{profile_name}");
@@ -487,8 +489,7 @@ pub fn load_common(
     check_classes(&setup.classes, &format!("{name}.classes")).map_err(at)?;
     check_model(&setup.model, setup.data.pixels(), &format!("{name}.model")).map_err(at)?;
     if let Some(r) = &setup.recipe {
-        r.validate()
-            .map_err(|e| Error::format(&path, format!("{name}.{e}")))?;
+        r.validate().map_err(|e| e.within(&name).in_file(&path))?;
     }
     Ok((setup.recipe.clone().unwrap_or(c.recipe), setup))
 }
@@ -710,7 +711,10 @@ impl<'a> Context<'a> {
 
     /// Trains (or loads) `spec` with `seed`; `label` names the run in progress reports.
     pub fn train(&mut self, spec: &RunSpec, seed: u64, label: &str) -> Result<RunOutcome> {
-        let id = RunId::new("multitask-run", spec, seed, [])?;
+        // Checked against the manifest before anything is trained or reused, and part of the
+        // key: a run on a damaged file is never made, and none is taken for a repaired one.
+        let inputs = core_tensor::fixtures::verified_inputs(&self.cache, &[spec.data.dataset()])?;
+        let id = RunId::new("multitask-run", spec, seed, inputs)?;
         if let Some(rec) = self.store.get::<RunOutcome>(&id)? {
             self.count(&rec, true, label);
             return Ok(rec.result);

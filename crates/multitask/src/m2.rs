@@ -121,10 +121,12 @@ pub fn run(
     let started = std::time::Instant::now();
     let cfg: M2Config = experiments::load_toml(config_path)?;
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
-    let at = |e: Error| Error::format(config_path, e.to_string());
+    let at = |e: Error| e.in_file(config_path);
     cfg.recipe.validate().map_err(at)?;
-    p.validate()
-        .map_err(|e| Error::format(config_path, format!("profiles.{}.{e}", opts.profile)))?;
+    p.validate().map_err(|e| {
+        e.within(&format!("profiles.{}", opts.profile))
+            .in_file(config_path)
+    })?;
     let seeds = experiments::seeds(opts, p.seeds)?;
     let store = opts.run_store();
     let n = p.per_task;

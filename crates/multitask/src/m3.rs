@@ -162,7 +162,10 @@ pub fn run(
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let (recipe, setup) = experiments::load_common(config_path, &cfg.common, &opts.profile)?;
     let classes = p.classes.clone().unwrap_or_else(|| setup.classes.clone());
-    let at = |e: Error| Error::format(config_path, format!("profiles.{}.{e}", opts.profile));
+    let at = |e: Error| {
+        e.within(&format!("profiles.{}", opts.profile))
+            .in_file(config_path)
+    };
     experiments::check_classes(&classes, "classes").map_err(at)?;
     let mut widths = p.widths.clone();
     if widths.is_empty() || widths.iter().any(|&w| w < 1) {

@@ -74,8 +74,10 @@ pub fn run(
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let (recipe, setup) = experiments::load_common(config_path, &cfg.common, &opts.profile)?;
     let classes = p.classes.clone().unwrap_or_else(|| setup.classes.clone());
-    experiments::check_classes(&classes, "classes")
-        .map_err(|e| Error::format(config_path, format!("profiles.{}.{e}", opts.profile)))?;
+    experiments::check_classes(&classes, "classes").map_err(|e| {
+        e.within(&format!("profiles.{}", opts.profile))
+            .in_file(config_path)
+    })?;
     let mut targets = presence(&classes);
     targets.push(SceneTarget::Count);
     let specs: Vec<_> = targets.iter().map(|t| t.task()).collect();

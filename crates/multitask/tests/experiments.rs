@@ -142,3 +142,133 @@ fn bad_configs_name_the_problem() {
         .to_string();
     assert!(err.contains("hidden"), "{err}");
 }
+
+/// A cache holding the real fixture files (links), with `corrupt` a damaged copy when given.
+fn linked_cache(dir: &std::path::Path, corrupt: Option<&str>) -> PathBuf {
+    let real = core_tensor::fixtures::cache_dir().join("mnist");
+    let cache = dir.join("cache");
+    let mnist = cache.join("mnist");
+    std::fs::create_dir_all(&mnist).unwrap();
+    for e in std::fs::read_dir(&real).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let target = mnist.join(&name);
+        let _ = std::fs::remove_file(&target);
+        if Some(name.as_str()) == corrupt {
+            // Every seventh byte flipped: still a well-formed IDX file, wrong pixels.
+            let mut bytes = std::fs::read(e.path()).unwrap();
+            for b in bytes.iter_mut().skip(16).step_by(7) {
+                *b ^= 0xff;
+            }
+            std::fs::write(&target, bytes).unwrap();
+        } else {
+            std::os::unix::fs::symlink(e.path(), &target).unwrap();
+        }
+    }
+    cache
+}
+
+fn stored_records(runs: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut v = Vec::new();
+    for kind in std::fs::read_dir(runs).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(kind.path()).unwrap().flatten() {
+            if f.path().extension().is_some_and(|e| e == "json") {
+                v.push(serde_json::from_slice(&std::fs::read(f.path()).unwrap()).unwrap());
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn a_damaged_dataset_is_refused_before_training_and_its_checksum_keys_the_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let file = "t10k-images-idx3-ubyte";
+    let cache = linked_cache(dir.path(), Some(file));
+    let run = |cache: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_multitask"))
+            .args(["m1", "--profile", "tiny", "--out"])
+            .arg(&out)
+            .env("TRANSFERLAB_CACHE", cache)
+            .env("TRANSFERLAB_THREADS", "1")
+            .output()
+            .unwrap()
+    };
+    let o = run(&cache);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(file)
+            && stderr.contains("sha256")
+            && stderr.contains("cargo xtask fetch mnist"),
+        "{stderr}"
+    );
+    assert!(
+        stored_records(&out.join("runs")).is_empty(),
+        "nothing was trained on the damaged file"
+    );
+    // Repaired (as `cargo xtask fetch` does: a new file in its place): the runs are made, and
+    // each key carries the manifest's checksum of every file it read.
+    let cache = linked_cache(dir.path(), None);
+    let o = run(&cache);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let manifest = core_tensor::fixtures::Manifest::project().unwrap();
+    let want = manifest
+        .dataset("mnist")
+        .unwrap()
+        .files
+        .iter()
+        .find(|f| f.name == file)
+        .unwrap()
+        .sha256
+        .clone();
+    let records = stored_records(&out.join("runs"));
+    assert_eq!(records.len(), 8);
+    for r in &records {
+        assert_eq!(
+            r["id"]["inputs"][format!("dataset:mnist/{file}")],
+            serde_json::Value::String(want.clone()),
+            "{r}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_config_is_reported_once_with_one_path_and_no_nested_prefixes() {
+    let dir = tempfile::tempdir().unwrap();
+    let common = std::fs::read_to_string(config("common")).unwrap().replace(
+        "recipe = { train = { epochs = 2, batch_size = 64, lr = 3e-3",
+        "recipe = { train = { epochs = 2, batch_size = 64, lr = -1.0",
+    );
+    assert!(common.contains("lr = -1.0"));
+    std::fs::write(dir.path().join("common.toml"), common).unwrap();
+    let bad = dir.path().join("m1.toml");
+    std::fs::write(
+        &bad,
+        "common = \"common.toml\"\n[profiles.tiny]\nseeds = 2\n",
+    )
+    .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_multitask"))
+        .args(["m1", "--profile", "tiny", "--config"])
+        .arg(&bad)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("setups.tiny.recipe.train.lr: must be a positive number"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("invalid argument"), "{stderr}");
+    let common_path = dir.path().join("common.toml").display().to_string();
+    assert_eq!(stderr.matches(&common_path).count(), 1, "{stderr}");
+    assert!(
+        !stderr.contains(&bad.display().to_string()),
+        "the error is common.toml's, not m1.toml's: {stderr}"
+    );
+}

@@ -275,7 +275,7 @@ impl Registry {
                 .model
                 .validate()
                 .and_then(|_| entry.recipe.train.validate())
-                .map_err(|e| Error::format(path, format!("models.{name}: {e}")))?;
+                .map_err(|e| e.within(&format!("models.{name}")).in_file(path))?;
         }
         Ok(registry)
     }
@@ -311,7 +311,13 @@ impl Registry {
     pub fn expected_sha256(&self, zoo_dir: &Path, name: &str) -> Result<String> {
         let entry = self.entry(name)?;
         if let Some(reg) = &entry.registered {
-            let local = read_record(zoo_dir, name).ok();
+            // No record is fine (the registered checksum decides); a record that is there but
+            // unreadable is its own problem, not the weights'.
+            let local = if Self::record_path(zoo_dir, name).exists() {
+                Some(read_record(zoo_dir, name)?)
+            } else {
+                None
+            };
             // A local build that differs from the registered bytes keeps its own checksum;
             // its record says so, and loading follows the record.
             if let Some(rec) = local.filter(|r| r.matches_registered == Some(false)) {
@@ -353,10 +359,34 @@ impl Registry {
 }
 
 /// Reads the build record of `name`.
+///
+/// A missing record (the entry was never built here) and a record
+/// that cannot be parsed (truncated, edited) are each an [`Error::Format`] that names it and
+/// says how to build it again, so that neither is mistaken for damaged weights.
 pub fn read_record(zoo_dir: &Path, name: &str) -> Result<BuildRecord> {
     let path = Registry::record_path(zoo_dir, name);
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::format(
+                path,
+                format!(
+                    "no build record of zoo model {name} (its checksum is recorded there); \
+                     build it with `cargo xtask zoo build {name}`"
+                ),
+            ));
+        }
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        Error::format(
+            &path,
+            format!(
+                "the build record of zoo model {name} is truncated or corrupted ({e}); rebuild \
+                 the model with `cargo xtask zoo build {name}`"
+            ),
+        )
+    })
 }
 
 /// Lowercase hex sha256 of a file.

@@ -89,3 +89,48 @@ fn the_project_registry_is_valid() {
         reg.entry(name).unwrap();
     }
 }
+
+#[test]
+fn a_truncated_or_missing_build_record_is_blamed_on_the_record_not_the_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let zoo = dir.path().join("zoo");
+    let cache = core_tensor::fixtures::cache_dir();
+    // Unregistered (the record holds the checksum) and registered (the record may override it).
+    let (reg, _) = tiny_registry(dir.path());
+    let path = dir.path().join("registered.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{TINY}\n[models.tiny-mlp.registered]\ntest_accuracy = 0.5\nsha256 = \"{}\"\n",
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+    let registered = Registry::load(&path).unwrap();
+    let entry = reg.entry("tiny-mlp").unwrap();
+    registry::build("tiny-mlp", entry, &cache, &zoo, Device::Cpu, None).unwrap();
+    let record = Registry::record_path(&zoo, "tiny-mlp");
+    let text = std::fs::read_to_string(&record).unwrap();
+    std::fs::write(&record, &text[..text.len() / 2]).unwrap();
+    for r in [&reg, &registered] {
+        let err = r
+            .load_model(&zoo, "tiny-mlp", Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("tiny-mlp.json") && err.contains("truncated or corrupted"),
+            "{err}"
+        );
+        assert!(!err.contains("checksum mismatch"), "{err}");
+        assert!(err.contains("cargo xtask zoo build tiny-mlp"), "{err}");
+    }
+    std::fs::remove_file(&record).unwrap();
+    let err = reg
+        .load_model(&zoo, "tiny-mlp", Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no build record") && !err.contains("checksum mismatch"),
+        "{err}"
+    );
+}

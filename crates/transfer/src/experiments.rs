@@ -9,10 +9,10 @@
 
 use std::path::Path;
 
+use core_tensor::Result;
 use core_tensor::experiment::About;
 use core_tensor::report::ExperimentReport;
 use core_tensor::runs::RunStore;
-use core_tensor::{Error, Result};
 
 use serde::{Deserialize, Serialize};
 
@@ -98,7 +98,7 @@ pub fn load_common(config_path: &Path, common: &Path) -> Result<Common> {
         .validate()
         .and_then(|()| c.recipe.train.validate())
         .and_then(|()| c.recipe.model.validate())
-        .map_err(|e| Error::format(&path, e.to_string()))?;
+        .map_err(|e| e.in_file(&path))?;
     Ok(c)
 }
 

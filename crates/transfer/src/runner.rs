@@ -16,7 +16,7 @@
 //! `per_class = n` with seed `s` sees exactly the training examples an adaptation to the same
 //! dataset with `n` and `s` sees: that is what makes Yosinski's "selffer" BnB networks.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -339,7 +339,7 @@ impl<'a> Context<'a> {
 
     /// The source network `spec` pre-trained from `seed` (trained and stored the first time).
     pub fn source(&mut self, spec: &SourceSpec, seed: u64) -> Result<Rc<SourceModel>> {
-        let id = RunId::new("transfer-source", spec, seed, [])?;
+        let id = RunId::new("transfer-source", spec, seed, self.source_inputs(spec)?)?;
         let key = id.key();
         if let Some(s) = self.sources.get(&key) {
             return Ok(s.clone());
@@ -477,6 +477,22 @@ impl<'a> Context<'a> {
         })
     }
 
+    /// The verified dataset files `datasets` (see [`core_tensor::fixtures::verified_inputs`]):
+    /// a run's key carries their checksums, and nothing trains on a file that is not the
+    /// manifest's.
+    fn dataset_inputs(&self, datasets: &[&str]) -> Result<BTreeMap<String, String>> {
+        core_tensor::fixtures::verified_inputs(&self.cache, datasets)
+    }
+
+    /// The inputs a source's network depends on beyond its spec: the data it is pre-trained
+    /// on (zoo weights are keyed by their own checksum where they are used).
+    fn source_inputs(&self, spec: &SourceSpec) -> Result<BTreeMap<String, String>> {
+        match spec {
+            SourceSpec::Pretrain(p) => self.dataset_inputs(&[p.data.dataset()]),
+            SourceSpec::Zoo { .. } | SourceSpec::Untrained { .. } => Ok(BTreeMap::new()),
+        }
+    }
+
     /// The input format of `spec`'s network.
     pub fn source_input(&mut self, spec: &SourceSpec) -> Result<InputSpec> {
         Ok(match spec {
@@ -509,7 +525,9 @@ impl<'a> Context<'a> {
             run.source = SourceSpec::Untrained { model, input };
             run.source_seed = 0;
         }
-        let mut inputs = Vec::new();
+        let mut inputs: Vec<(String, String)> =
+            self.source_inputs(&run.source)?.into_iter().collect();
+        inputs.extend(self.dataset_inputs(&[run.target.dataset()])?);
         if let SourceSpec::Zoo { entry } = &run.source {
             let zoo = pretrained_zoo::registry::default_zoo_dir();
             inputs.push((

@@ -129,11 +129,8 @@ pub struct X1Summary {
 impl X1Config {
     /// Reads and checks a config file; errors name the field.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let cfg: X1Config =
-            toml::from_str(&text).map_err(|e| Error::format(path, e.to_string()))?;
-        cfg.validate()
-            .map_err(|e| Error::format(path, e.to_string()))?;
+        let cfg: X1Config = core_tensor::experiment::load_toml(path)?;
+        cfg.validate().map_err(|e| e.in_file(path))?;
         Ok(cfg)
     }
 
@@ -375,6 +372,11 @@ pub fn run(
         ))
     })?;
     let seeds = seeds_override.unwrap_or(profile.seeds);
+    if seeds == 0 {
+        return Err(Error::InvalidArgument(
+            "seeds: need at least 1 (2 or more for confidence intervals)".into(),
+        ));
+    }
     let dev = device.resolve()?;
     let cache = core_tensor::fixtures::cache_dir();
     let registry = Registry::project()?;
@@ -389,6 +391,7 @@ pub fn run(
     // results[(target, n, strategy)] = accuracy per seed
     let mut results: BTreeMap<(String, usize, String), Vec<f64>> = BTreeMap::new();
     for &tgt in &cfg.targets {
+        let data_inputs = core_tensor::fixtures::verified_inputs(&cache, &[tgt.dataset()])?;
         let data = target::load(tgt, &cache, &input)?;
         for &n in &profile.per_class {
             let val_n = target::validation_per_class(n);
@@ -403,12 +406,9 @@ pub fn run(
                         strategy: strategy.clone(),
                         adapt: cfg.resolved(n, data.classes),
                     };
-                    let id = RunId::new(
-                        "x1",
-                        &run_cfg,
-                        seed,
-                        [("source_weights".to_string(), weights_sha.clone())],
-                    )?;
+                    let mut inputs = data_inputs.clone();
+                    inputs.insert("source_weights".to_string(), weights_sha.clone());
+                    let id = RunId::new("x1", &run_cfg, seed, inputs)?;
                     let label = format!("{} N={n} {} seed {seed}", tgt.dataset(), strategy.name());
                     let outcome = store.run_or_load(&id, &format!("{dev:?}"), || {
                         let (train, val) = target::sample(&data, n, val_n, seed, dev)?;

@@ -86,7 +86,7 @@ pub fn run(
     let cfg: X2Config = experiments::load_toml(config_path)?;
     let common = experiments::load_common(config_path, &cfg.common)?;
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
-    let seeds = opts.seeds.unwrap_or(p.seeds);
+    let seeds = opts.seeds_or(p.seeds)?;
     let n = p.per_class;
     let mut sizes: Vec<Option<usize>> = p
         .ratios

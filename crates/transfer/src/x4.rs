@@ -110,7 +110,7 @@ pub fn run(
     let cfg: X4Config = experiments::load_toml(config_path)?;
     let common = experiments::load_common(config_path, &cfg.common)?;
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
-    let seeds = opts.seeds.unwrap_or(p.seeds);
+    let seeds = opts.seeds_or(p.seeds)?;
     let store = opts.run_store();
     let applies = |s: &SourceVariant, t: &DataSpec| s.data.dataset() != t.dataset();
     let mut results = Results::default();

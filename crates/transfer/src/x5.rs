@@ -89,7 +89,7 @@ pub fn run(
             ));
         }
     }
-    let seeds = opts.seeds.unwrap_or(p.seeds);
+    let seeds = opts.seeds_or(p.seeds)?;
     let store = opts.run_store();
     let mut results = Results::default();
     let mut rep = experiments::with_context(&store, opts, on_run, |ctx| {

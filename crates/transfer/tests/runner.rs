@@ -231,3 +231,34 @@ fn a_selffer_source_sees_exactly_the_adaptation_examples() {
     let (c, _) = target::sample(&d, n, target::validation_per_class(n), 5, Device::Cpu).unwrap();
     assert!(!a.inputs.equal(&c.inputs));
 }
+
+#[test]
+fn zero_seeds_is_refused_by_every_experiment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = transfer::experiments::RunOptions::new("quick", dir.path().join("runs"));
+    opts.seeds = Some(0);
+    type Run = fn(
+        &std::path::Path,
+        &transfer::experiments::RunOptions,
+        &mut dyn FnMut(&str, bool),
+    ) -> core_tensor::Result<core_tensor::report::ExperimentReport>;
+    let runs: [(&str, Run); 6] = [
+        ("x1", |c, o, f| transfer::x1::run_report(c, o, f)),
+        ("x2", |c, o, f| transfer::x2::run(c, o, f)),
+        ("x3", |c, o, f| transfer::x3::run(c, o, f)),
+        ("x4", |c, o, f| transfer::x4::run(c, o, f)),
+        ("x5", |c, o, f| transfer::x5::run(c, o, f)),
+        ("x6", |c, o, f| transfer::x6::run(c, o, f)),
+    ];
+    let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    for (id, run) in runs {
+        let err = run(
+            &configs.join(format!("{id}.toml")),
+            &opts,
+            &mut |_: &str, _: bool| panic!("{id}: a run was made"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("seeds: need at least 1"), "{id}: {err}");
+    }
+}

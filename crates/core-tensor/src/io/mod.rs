@@ -79,6 +79,16 @@ pub(crate) fn read_tar_gz_members(
             .map_err(|e| Error::io(archive.join(&member), e))?;
         members.push((member, contents));
     }
+    // The tar reader stops at the end-of-archive marker; the gzip stream's CRC-32 and length
+    // trailer come after it (with the archive's zero padding), and a body whose corruption
+    // still inflates is caught only there. Read to the end so that the decoder checks it.
+    let mut decoder = tar.into_inner();
+    std::io::copy(&mut decoder, &mut std::io::sink()).map_err(|e| {
+        Error::format(
+            archive,
+            format!("corrupt gzip stream (its checksum or length does not match): {e}"),
+        )
+    })?;
     tracing::debug!(archive = %archive.display(), members = members.len(), "read tar.gz members");
     Ok(members)
 }
@@ -119,5 +129,72 @@ pub(crate) mod test_util {
             }
             other => panic!("expected Error::Format, got {other:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    /// A `.tar.gz` of two members, compressed at `level` (0: stored blocks only).
+    fn archive(level: u32) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, body) in [
+            ("a/one.txt", vec![b'1'; 3000]),
+            ("a/two.txt", vec![b'2'; 500]),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(body.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            tar.append_data(&mut h, name, &body[..]).unwrap();
+        }
+        let raw = tar.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+        gz.write_all(&raw).unwrap();
+        gz.finish().unwrap()
+    }
+
+    fn read(bytes: &[u8]) -> (tempfile::TempDir, PathBuf, Result<Vec<(PathBuf, Vec<u8>)>>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.tar.gz");
+        std::fs::write(&path, bytes).unwrap();
+        let members = read_tar_gz_members(&path, |_| true);
+        (dir, path, members)
+    }
+
+    #[test]
+    fn an_intact_archive_reads_whole() {
+        let (_d, _p, members) = read(&archive(6));
+        let members = members.unwrap();
+        assert_eq!(members.len(), 2);
+        assert_eq!(members[0].1, vec![b'1'; 3000]);
+    }
+
+    #[test]
+    fn a_damaged_gzip_trailer_is_refused_with_the_file_name() {
+        // The CRC-32 is the 8th to 5th last byte: the body inflates without error, only the
+        // trailer tells.
+        let mut bytes = archive(6);
+        let n = bytes.len();
+        bytes[n - 6] ^= 0x01;
+        let (_d, path, members) = read(&bytes);
+        let msg = members.unwrap_err().to_string();
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+        assert!(msg.contains("corrupt gzip"), "{msg}");
+    }
+
+    #[test]
+    fn a_flipped_bit_in_a_stored_block_is_refused_with_the_file_name() {
+        // Stored (uncompressed) deflate blocks: a flipped payload bit inflates to other bytes
+        // without any deflate error; only the CRC-32 catches it.
+        let mut bytes = archive(0);
+        let at = bytes.windows(8).position(|w| w == [b'1'; 8]).unwrap() + 100;
+        bytes[at] ^= 0x04;
+        let (_d, path, members) = read(&bytes);
+        let msg = members.unwrap_err().to_string();
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
     }
 }
