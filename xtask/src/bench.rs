@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: Rust training steps against PyTorch eager on the same machine.
 //!
-//! Builds the Rust side (`pretrained-zoo`'s `bench` binary) in release mode, then runs rounds.
+//! Builds the Rust side (the `experiments` crate's `bench` binary) in release mode, then runs rounds.
 //! A round runs every row (model, batch, optimizer; and the data path) once per side, each in a
 //! fresh process (a row must not inherit the allocator state of another), the two sides back to
 //! back and alternating which goes first, so a drift of the machine hits both alike. Before a
@@ -180,7 +180,7 @@ pub fn run(args: &Args) -> Result<()> {
             "--quiet",
             "--release",
             "--package",
-            "pretrained-zoo",
+            "experiments",
             "--bin",
             "bench",
         ])

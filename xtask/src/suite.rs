@@ -111,7 +111,7 @@ const fn exp(
     };
     Experiment {
         id,
-        package,
+        package: "experiments",
         bin,
         sub,
         zoo,
@@ -121,7 +121,7 @@ const fn exp(
 }
 
 impl Experiment {
-    /// Whether the crate has its binary yet (experiments land crate by crate).
+    /// Whether the experiments crate has its binary yet (experiments land group by group).
     fn exists(&self) -> bool {
         project_root()
             .join("crates")

@@ -1,7 +1,7 @@
 //! `cargo xtask zoo build|list|verify [NAME...]`: the pre-trained model zoo.
 //!
 //! Sets libtorch up, fetches the datasets the registry's recipes use (`fixtures/zoo.toml`), then
-//! runs the `zoo` binary of `pretrained-zoo`, which trains, lists or verifies the entries.
+//! runs the `zoo` binary of the `experiments` crate, which trains, lists or verifies the entries.
 
 use anyhow::{Context, Result};
 
@@ -62,7 +62,7 @@ pub fn run_zoo(args: &[String]) -> Result<()> {
                 "--quiet",
                 "--release",
                 "--package",
-                "pretrained-zoo",
+                "experiments",
                 "--bin",
                 "zoo",
                 "--",

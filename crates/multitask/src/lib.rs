@@ -1,6 +1,5 @@
 //! `multitask`: one network trained on several tasks at once — hard parameter sharing, labels
-//! that may be missing, loss balancing — and the tools the multi-task experiments (M1–M6 of
-//! `EXPERIMENTS.md`) are built from.
+//! that may be missing, loss balancing — and the tools multi-task experiments are built from.
 //!
 //! # Design
 //!
@@ -44,12 +43,8 @@
 //!   with tensor operations at seeded random positions, labelled with per-class presence,
 //!   counts and tight boxes: the multi-label data of M1 and M4.
 //!
-//! - **Experiments** ([`experiments`], [`m1`] … [`m6`]): M1–M6 of `EXPERIMENTS.md`, each a
-//!   TOML config in `experiments/` with `quick`, `full` and `tiny` profiles, made of one kind of
-//!   stored run ([`experiments::RunSpec`], keyed by its resolved spec and seed in a
-//!   `core_tensor::runs::RunStore`, shared between experiments), reported as a
-//!   `core_tensor::report::ExperimentReport` whose verdicts follow a `RULE` fixed in code. The
-//!   `multitask` binary runs them (`multitask all --profile quick --out out/suite`).
+//! The project's multi-task experiments (M1–M6) are built on this crate in the workspace's
+//! `experiments` crate; nothing here depends on them.
 //!
 //! Errors are `core_tensor::Error`; configs are serde structs with `deny_unknown_fields` and a
 //! `validate()` naming the bad field.
@@ -91,14 +86,7 @@
 //! ```
 
 pub mod balance;
-pub mod experiments;
 pub mod gain;
-pub mod m1;
-pub mod m2;
-pub mod m3;
-pub mod m4;
-pub mod m5;
-pub mod m6;
 pub mod net;
 pub mod scenes;
 pub mod task;

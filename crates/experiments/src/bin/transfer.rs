@@ -1,0 +1,154 @@
+//! `transfer`: fine-tune a zoo model on a dataset, or run a transfer experiment.
+//!
+//! ```text
+//! transfer finetune --config finetune.toml      # one adaptation, prints test accuracy
+//! transfer x1 [--profile quick] [--out DIR]     # experiment X1, resumable
+//! transfer x2 … x6 [--profile quick] [--out DIR] # experiments X2–X6, resumable
+//! ```
+//!
+//! Experiments store each run in `DIR/runs` as it finishes and write `DIR/<id>/summary.json`,
+//! `report.md` and a CSV per table.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use core_tensor::device::DeviceSpec;
+use experiments::driver::ExperimentFn;
+use experiments::driver::cli::{self, ExpArgs};
+use pretrained_zoo::registry::Registry;
+use serde::{Deserialize, Serialize};
+use transfer::strategy::{AdaptConfig, SourceModel, Strategy, adapt};
+use transfer::target::{self, Target};
+
+#[derive(Parser, Debug)]
+#[command(about = "Fine-tune zoo models and run the transfer experiments")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Adapt a zoo model to a target dataset as a TOML config says; print test accuracy.
+    Finetune {
+        /// The config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// cpu, cuda, cuda:N or auto.
+        #[arg(long, default_value = "cpu")]
+        device: DeviceSpec,
+        /// Write the result as JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Experiment X1: target-size sweep (T-1).
+    X1(ExpArgs),
+    /// Experiment X2: source-size sweep (T-2).
+    X2(ExpArgs),
+    /// Experiment X3: layer transfer, Yosinski-style (T-1, T-3).
+    X3(ExpArgs),
+    /// Experiment X4: source relatedness and negative transfer (T-3).
+    X4(ExpArgs),
+    /// Experiment X5: audio transfer across speakers (T-1 on sound).
+    X5(ExpArgs),
+    /// Experiment X6: transferability estimates vs measured accuracy.
+    X6(ExpArgs),
+    /// Every experiment, X1 to X6, in one store (X6 reuses X2's and X4's runs).
+    All(ExpArgs),
+}
+
+const EXPERIMENTS: [(&str, ExperimentFn); 6] = [
+    ("x1", |c, o, f| experiments::xfer::x1::run_report(c, o, f)),
+    ("x2", |c, o, f| experiments::xfer::x2::run(c, o, f)),
+    ("x3", |c, o, f| experiments::xfer::x3::run(c, o, f)),
+    ("x4", |c, o, f| experiments::xfer::x4::run(c, o, f)),
+    ("x5", |c, o, f| experiments::xfer::x5::run(c, o, f)),
+    ("x6", |c, o, f| experiments::xfer::x6::run(c, o, f)),
+];
+
+/// `finetune` config.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FinetuneConfig {
+    /// Zoo entry to start from.
+    source: String,
+    /// Target dataset.
+    target: Target,
+    /// Training examples per class.
+    per_class: usize,
+    /// Validation examples per class (early stopping).
+    val_per_class: usize,
+    /// Seed.
+    seed: u64,
+    /// Strategy.
+    strategy: Strategy,
+    /// Settings.
+    adapt: AdaptConfig,
+}
+
+fn experiment(id: &str, args: &ExpArgs) -> Result<()> {
+    let configs = experiments::configs("transfer");
+    cli::dispatch(id, args, &EXPERIMENTS, &configs)
+}
+
+fn main() -> std::process::ExitCode {
+    // `{:#}` shows the whole chain of causes on one line.
+    experiments::progress::run_main("warn", || run(Cli::parse()).map_err(|e| format!("{e:#}")))
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::All(args) => experiment("all", &args)?,
+        Command::X1(args) => experiment("x1", &args)?,
+        Command::X2(args) => experiment("x2", &args)?,
+        Command::X3(args) => experiment("x3", &args)?,
+        Command::X4(args) => experiment("x4", &args)?,
+        Command::X5(args) => experiment("x5", &args)?,
+        Command::X6(args) => experiment("x6", &args)?,
+        Command::Finetune {
+            config,
+            device,
+            out,
+        } => {
+            let text = std::fs::read_to_string(&config)
+                .with_context(|| format!("reading {}", config.display()))?;
+            let cfg: FinetuneConfig =
+                toml::from_str(&text).with_context(|| format!("{}", config.display()))?;
+            cfg.strategy
+                .validate()
+                .with_context(|| format!("{}", config.display()))?;
+            let dev = device.resolve()?;
+            let registry = Registry::project()?;
+            let zoo = pretrained_zoo::registry::default_zoo_dir();
+            let source = SourceModel::from_zoo(&registry, &zoo, &cfg.source)?;
+            let input = target::source_image_input(&registry.entry(&cfg.source)?.recipe.data)?;
+            let data = target::load(cfg.target, &core_tensor::fixtures::cache_dir(), &input)?;
+            let (train, val) =
+                target::sample(&data, cfg.per_class, cfg.val_per_class, cfg.seed, dev)?;
+            let adapted = adapt(
+                &cfg.strategy,
+                &source,
+                data.classes as i64,
+                &train,
+                &val,
+                &cfg.adapt,
+                cfg.seed,
+            )?;
+            let acc = adapted.accuracy(&data.test.to_device(dev), cfg.adapt.eval_batch)?;
+            println!(
+                "{} -> {} ({} per class, {}): test accuracy {:.2}%",
+                cfg.source,
+                cfg.target.dataset(),
+                cfg.per_class,
+                cfg.strategy.name(),
+                100.0 * acc
+            );
+            if let Some(out) = out {
+                let json = serde_json::json!({ "config": cfg, "test_accuracy": acc, "reports": adapted.reports });
+                core_tensor::persist::write_json(&out, &json)?;
+            }
+        }
+    }
+    Ok(())
+}

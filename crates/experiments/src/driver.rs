@@ -1,0 +1,597 @@
+//! What every experiment crate shares: how an experiment is run ([`RunOptions`]), reading its
+//! TOML config and profile, the ledger of its runs ([`RunLog`]), the skeleton of its report and
+//! the command-line driver of the experiment binaries ([`cli`], feature `cli`).
+//!
+//! **Shards.** With [`RunOptions::shard`], an experiment runs only the runs whose key falls in
+//! its slice (see [`crate::runs::Shard`]). A run of another slice that is not stored yet is
+//! not trained: the experiment's context records it with [`RunLog::skip`] and hands the
+//! experiment a *stand-in* result so that its loops go on to the runs that are this shard's.
+//! Stand-ins are not results: a sharded experiment writes no report (the driver prints what
+//! the shard ran); merging the shards' stores and running again builds the report from the
+//! store without training.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::runs::{RunStore, Shard};
+use core_tensor::device::DeviceSpec;
+use core_tensor::report::ExperimentReport;
+use core_tensor::{Error, Result};
+
+/// How an experiment is run (from the command line).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Profile name (`quick`, `full`, or one a config adds).
+    pub profile: String,
+    /// Number of seeds instead of the profile's.
+    pub seeds: Option<u64>,
+    /// Device.
+    pub device: DeviceSpec,
+    /// The run store's folder.
+    pub store: PathBuf,
+    /// Run only this slice of the runs (no report).
+    pub shard: Option<Shard>,
+}
+
+impl RunOptions {
+    /// Options for `profile` on the CPU with the store in `store`, unsharded.
+    pub fn new(profile: &str, store: impl Into<PathBuf>) -> Self {
+        RunOptions {
+            profile: profile.into(),
+            seeds: None,
+            device: DeviceSpec::Cpu,
+            store: store.into(),
+            shard: None,
+        }
+    }
+
+    /// The run store, sharded as asked.
+    pub fn run_store(&self) -> RunStore {
+        RunStore::new(&self.store).with_shard(self.shard)
+    }
+
+    /// The number of seeds to run: the option's, else the profile's; at least one.
+    pub fn seeds_or(&self, profile_seeds: u64) -> Result<u64> {
+        let s = self.seeds.unwrap_or(profile_seeds);
+        if s == 0 {
+            return Err(Error::InvalidArgument(
+                "seeds: need at least 1 (2 or more for confidence intervals)".into(),
+            ));
+        }
+        Ok(s)
+    }
+}
+
+/// Reads an experiment's TOML config; errors name the file and the field.
+///
+/// Before the typed parse, every size in the file is checked ([`check_sizes`]): no integer
+/// field is 0 and no list is empty, except the fields [`zero_allowed`] names, so that a config
+/// that would train or test on nothing is refused with the field's path instead of making runs.
+pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let value: toml::Table =
+        toml::from_str(&text).map_err(|e| Error::format(path, e.to_string()))?;
+    check_sizes(&value).map_err(|e| e.in_file(path))?;
+    // Parsed again for the typed value: errors from the text keep their line and column.
+    toml::from_str(&text).map_err(|e| Error::format(path, e.to_string()))
+}
+
+/// Whether the integer field `name` of an experiment config may be 0: seeds (`seed`,
+/// `partition_seed`, …), lower bounds (`min_items`, `min_steps`) and `clutter` (a scene
+/// without clutter). Every other integer of a config is a size or a count, for which 0 means
+/// training, validating or testing on nothing.
+pub fn zero_allowed(name: &str) -> bool {
+    name.ends_with("seed") || name.starts_with("min_") || name == "clutter"
+}
+
+/// Refuses, naming its path (`profiles.quick.train_examples`), any integer field of `config`
+/// that is 0 unless [`zero_allowed`] says it may be, and any empty list. Lists of numbers are
+/// values, not sizes (`classes = [0, 1]`); lists of tables are checked inside.
+pub fn check_sizes(config: &toml::Table) -> Result<()> {
+    fn walk(value: &toml::Value, at: &str, name: &str) -> Result<()> {
+        match value {
+            toml::Value::Integer(0) if !zero_allowed(name) => Err(Error::InvalidArgument(format!(
+                "{at}: must be at least 1 (0 would leave nothing to train, validate or test on)"
+            ))),
+            toml::Value::Array(items) if items.is_empty() => {
+                Err(Error::InvalidArgument(format!("{at}: must not be empty")))
+            }
+            toml::Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    if v.is_table() {
+                        walk(v, &format!("{at}[{i}]"), name)?;
+                    }
+                }
+                Ok(())
+            }
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let path = if at.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{at}.{k}")
+                    };
+                    walk(v, &path, k)?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+    walk(&toml::Value::Table(config.clone()), "", "")
+}
+
+/// The profile `name` of `profiles`, or an error listing the profiles there are.
+pub fn profile<'p, P>(profiles: &'p BTreeMap<String, P>, name: &str) -> Result<&'p P> {
+    profiles.get(name).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "no profile {name:?}; the config has {:?} (choose one with --profile)",
+            profiles.keys().collect::<Vec<_>>()
+        ))
+    })
+}
+
+type OnRun<'a> = Box<dyn FnMut(&str, bool) + 'a>;
+
+/// The ledger of one experiment's runs: how many ran, came from the store or were left to
+/// other shards, the seconds they took, and the progress callback `on_run(label, stored)`
+/// called after each. Interior mutability so that contexts lent as `&self` can record.
+pub struct RunLog<'a> {
+    on_run: RefCell<OnRun<'a>>,
+    runs: Cell<usize>,
+    stored: Cell<usize>,
+    skipped: Cell<usize>,
+    run_seconds: Cell<f64>,
+}
+
+impl std::fmt::Debug for RunLog<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunLog")
+            .field("runs", &self.runs.get())
+            .field("stored", &self.stored.get())
+            .field("skipped", &self.skipped.get())
+            .field("run_seconds", &self.run_seconds.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> RunLog<'a> {
+    /// An empty ledger reporting to `on_run`.
+    pub fn new(on_run: impl FnMut(&str, bool) + 'a) -> Self {
+        RunLog {
+            on_run: RefCell::new(Box::new(on_run)),
+            runs: Cell::new(0),
+            stored: Cell::new(0),
+            skipped: Cell::new(0),
+            run_seconds: Cell::new(0.0),
+        }
+    }
+
+    /// Records a finished run (`stored`: loaded from the store) that took `seconds` when it
+    /// was trained.
+    pub fn record(&self, label: &str, stored: bool, seconds: f64) {
+        self.runs.set(self.runs.get() + 1);
+        self.stored.set(self.stored.get() + usize::from(stored));
+        self.run_seconds.set(self.run_seconds.get() + seconds);
+        (self.on_run.borrow_mut())(label, stored);
+    }
+
+    /// Records a run left to another shard.
+    pub fn skip(&self, label: &str) {
+        self.skipped.set(self.skipped.get() + 1);
+        tracing::debug!(run = label, "left to another shard");
+    }
+
+    /// Runs finished here or loaded.
+    pub fn runs(&self) -> usize {
+        self.runs.get()
+    }
+
+    /// Runs loaded from the store.
+    pub fn stored(&self) -> usize {
+        self.stored.get()
+    }
+
+    /// Runs left to other shards.
+    pub fn skipped(&self) -> usize {
+        self.skipped.get()
+    }
+
+    /// Seconds of the runs as they were trained (stored runs count their original time).
+    pub fn run_seconds(&self) -> f64 {
+        self.run_seconds.get()
+    }
+}
+
+/// A run result that can stand in for a run of another shard (see the module's docs): a
+/// finite, unremarkable value so that the experiment's summaries go through. Stand-ins are
+/// never stored or reported.
+pub trait StandIn {
+    /// The stand-in value.
+    fn stand_in() -> Self;
+}
+
+impl StandIn for f64 {
+    fn stand_in() -> f64 {
+        0.5
+    }
+}
+
+impl<T: StandIn> StandIn for Vec<T> {
+    fn stand_in() -> Vec<T> {
+        vec![T::stand_in()]
+    }
+}
+
+/// What an experiment is, for its report's skeleton.
+#[derive(Debug, Clone, Copy)]
+pub struct About<'s> {
+    /// Its id (`X1`, `M3`, …).
+    pub id: &'s str,
+    /// A title.
+    pub title: &'s str,
+    /// The claims it tests.
+    pub claims: &'s [&'s str],
+}
+
+/// The skeleton of a report; the experiment fills in verdicts, tables and plots. A sharded
+/// run's skeleton carries a note of what was left to the other shards.
+#[allow(clippy::too_many_arguments)]
+pub fn report_skeleton(
+    about: About<'_>,
+    description: String,
+    opts: &RunOptions,
+    seeds: u64,
+    device: tch::Device,
+    log: &RunLog<'_>,
+    started: std::time::Instant,
+    config: &impl Serialize,
+) -> ExperimentReport {
+    let notes = match opts.shard {
+        Some(s) => vec![format!(
+            "Shard {}/{}: {} runs left to the other shards; no verdicts or tables (merge the \
+             shards' stores and run again for the report).",
+            s.index,
+            s.of,
+            log.skipped()
+        )],
+        None => Vec::new(),
+    };
+    ExperimentReport {
+        id: about.id.into(),
+        title: about.title.into(),
+        claims: about.claims.iter().map(|c| c.to_string()).collect(),
+        description,
+        profile: opts.profile.clone(),
+        seeds,
+        device: format!("{device:?}"),
+        runs: log.runs(),
+        runs_stored: log.stored(),
+        seconds: started.elapsed().as_secs_f64(),
+        run_seconds: log.run_seconds(),
+        config: serde_json::to_value(config).unwrap_or_default(),
+        verdicts: Vec::new(),
+        tables: Vec::new(),
+        plots: Vec::new(),
+        notes,
+    }
+}
+
+/// An experiment as the binaries run it: `(config, options, on_run) -> report`.
+pub type ExperimentFn =
+    fn(&Path, &RunOptions, &mut dyn FnMut(&str, bool)) -> Result<ExperimentReport>;
+
+/// The command-line side of the experiment binaries (`transfer`, `multitask`, `e2e`): one set
+/// of options and one driver, so that every experiment is run, resumed, sharded and reported
+/// the same way.
+pub mod cli {
+    use std::path::{Path, PathBuf};
+
+    use super::{ExperimentFn, RunOptions};
+    use crate::runs::Shard;
+    use core_tensor::device::DeviceSpec;
+
+    /// Options of every experiment.
+    #[derive(clap::Args, Debug, Clone)]
+    pub struct ExpArgs {
+        /// The experiment config (default: the crate's experiments/<id>.toml).
+        #[arg(long)]
+        pub config: Option<PathBuf>,
+        /// Profile: quick or full (tiny: a smoke test).
+        #[arg(long, default_value = "quick")]
+        pub profile: String,
+        /// Seeds (default: the profile's).
+        #[arg(long)]
+        pub seeds: Option<u64>,
+        /// Output folder: runs/ (the store) and <id>/ (summary.json, report.md, CSV).
+        #[arg(long, default_value = "out/suite")]
+        pub out: PathBuf,
+        /// cpu, cuda, cuda:N or auto.
+        #[arg(long, default_value = "cpu")]
+        pub device: DeviceSpec,
+        /// Run only the i-th of n disjoint slices of the runs (e.g. 0/4); no report is
+        /// written. Merge the shards' stores with `cargo xtask merge`, then run again for the
+        /// report.
+        #[arg(long)]
+        pub shard: Option<Shard>,
+    }
+
+    impl ExpArgs {
+        /// The run options these arguments give.
+        pub fn options(&self) -> RunOptions {
+            RunOptions {
+                profile: self.profile.clone(),
+                seeds: self.seeds,
+                device: self.device,
+                store: self.out.join("runs"),
+                shard: self.shard,
+            }
+        }
+    }
+
+    /// Runs experiment `id` (lower case) with `args`: its config is `--config` or
+    /// `<configs>/<id>.toml`; one progress line per run on standard error; the report goes to
+    /// `<out>/<id>/` and its Markdown to standard output, unless sharded (then a line says what
+    /// the shard ran).
+    pub fn run_experiment(
+        id: &str,
+        args: &ExpArgs,
+        f: ExperimentFn,
+        configs: &Path,
+    ) -> anyhow::Result<()> {
+        let config = args
+            .config
+            .clone()
+            .unwrap_or_else(|| configs.join(format!("{id}.toml")));
+        if !config.is_file() {
+            anyhow::bail!(
+                "no experiment config at {}; pass one with --config FILE",
+                config.display()
+            );
+        }
+        let opts = args.options();
+        let start = std::time::Instant::now();
+        let mut n = 0;
+        let mut on_run = |label: &str, stored: bool| {
+            n += 1;
+            let how = if stored { "stored" } else { "ran" };
+            eprintln!(
+                "[{n}] {label}: {how} ({:.0} s)",
+                start.elapsed().as_secs_f64()
+            );
+        };
+        let report = f(&config, &opts, &mut on_run).map_err(|e| {
+            // An error about a file (the config, a file it includes, a dataset) names that
+            // file already: say it once. Others get the config the run came from.
+            use core_tensor::Error;
+            let names_a_file = matches!(
+                e,
+                Error::Format { .. } | Error::Io { .. } | Error::MissingFixture { .. }
+            ) || e.to_string().contains(&config.display().to_string());
+            if names_a_file {
+                anyhow::anyhow!("{id}: {e}")
+            } else {
+                anyhow::anyhow!("{id} ({}): {e}", config.display())
+            }
+        })?;
+        if let Some(s) = args.shard {
+            eprintln!(
+                "{id} shard {}/{}: {} runs here ({} from the store); {}",
+                s.index,
+                s.of,
+                report.runs,
+                report.runs_stored,
+                report.notes.join(" ")
+            );
+            return Ok(());
+        }
+        report.write(&args.out.join(id))?;
+        println!("{}", report.markdown());
+        Ok(())
+    }
+
+    /// Runs experiment `id` of `experiments`, or all of them in order when `id` is `all`
+    /// (then `--config` is refused: it names one experiment's file).
+    pub fn dispatch(
+        id: &str,
+        args: &ExpArgs,
+        experiments: &[(&str, ExperimentFn)],
+        configs: &Path,
+    ) -> anyhow::Result<()> {
+        if id == "all" {
+            if args.config.is_some() {
+                anyhow::bail!(
+                    "--config names one experiment's file; `all` takes each from {}",
+                    configs.display()
+                );
+            }
+            for (id, f) in experiments {
+                run_experiment(id, args, *f, configs)?;
+            }
+            return Ok(());
+        }
+        let f = experiments
+            .iter()
+            .find(|(name, _)| *name == id)
+            .map(|(_, f)| *f)
+            .ok_or_else(|| {
+                let ids: Vec<&str> = experiments.iter().map(|(n, _)| *n).collect();
+                anyhow::anyhow!("no experiment {id:?}; there are {ids:?} and all")
+            })?;
+        run_experiment(id, args, f, configs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_counts_runs_stored_and_skipped() {
+        let mut lines = Vec::new();
+        {
+            let log = RunLog::new(|l: &str, s: bool| lines.push(format!("{l}:{s}")));
+            log.record("a", false, 2.0);
+            log.record("b", true, 3.0);
+            log.skip("c");
+            assert_eq!((log.runs(), log.stored(), log.skipped()), (2, 1, 1));
+            assert_eq!(log.run_seconds(), 5.0);
+        }
+        assert_eq!(lines, ["a:false", "b:true"]);
+    }
+
+    /// Where a value sits in a TOML document: keys and list indices.
+    #[derive(Clone, Debug)]
+    enum Seg {
+        Key(String),
+        Index(usize),
+    }
+
+    fn shown(path: &[Seg]) -> String {
+        let mut s = String::new();
+        for seg in path {
+            match seg {
+                Seg::Key(k) if s.is_empty() => s.push_str(k),
+                Seg::Key(k) => s.push_str(&format!(".{k}")),
+                Seg::Index(i) => s.push_str(&format!("[{i}]")),
+            }
+        }
+        s
+    }
+
+    /// Every size (integer not allowed to be 0) and every list of a document.
+    fn sizes(v: &toml::Value, path: &mut Vec<Seg>, found: &mut Vec<(Vec<Seg>, bool)>) {
+        match v {
+            toml::Value::Integer(_) => {
+                if let Some(Seg::Key(k)) = path.last() {
+                    if !zero_allowed(k) {
+                        found.push((path.clone(), false));
+                    }
+                }
+            }
+            toml::Value::Array(items) => {
+                found.push((path.clone(), true));
+                for (i, x) in items.iter().enumerate() {
+                    if x.is_table() {
+                        path.push(Seg::Index(i));
+                        sizes(x, path, found);
+                        path.pop();
+                    }
+                }
+            }
+            toml::Value::Table(t) => {
+                for (k, x) in t {
+                    path.push(Seg::Key(k.clone()));
+                    sizes(x, path, found);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn at<'v>(v: &'v mut toml::Value, path: &[Seg]) -> &'v mut toml::Value {
+        path.iter().fold(v, |v, seg| match seg {
+            Seg::Key(k) => &mut v.as_table_mut().unwrap()[k.as_str()],
+            Seg::Index(i) => &mut v.as_array_mut().unwrap()[*i],
+        })
+    }
+
+    #[test]
+    fn every_size_of_every_shipped_config_is_refused_at_zero_with_its_path() {
+        let root = crate::configs("");
+        let mut files = Vec::new();
+        for krate in std::fs::read_dir(&root).unwrap().flatten() {
+            if let Ok(dir) = std::fs::read_dir(krate.path()) {
+                files.extend(
+                    dir.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|x| x == "toml")),
+                );
+            }
+        }
+        assert!(files.len() >= 16, "{files:?}");
+        let mut checked = 0;
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let doc: toml::Value = toml::from_str(&text).unwrap();
+            check_sizes(doc.as_table().unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            let mut found = Vec::new();
+            sizes(&doc, &mut Vec::new(), &mut found);
+            for (path, list) in found {
+                let mut bad = doc.clone();
+                *at(&mut bad, &path) = if list {
+                    toml::Value::Array(Vec::new())
+                } else {
+                    toml::Value::Integer(0)
+                };
+                let msg = check_sizes(bad.as_table().unwrap())
+                    .unwrap_err()
+                    .in_file(&file)
+                    .to_string();
+                let want = format!("{}: {}: must ", file.display(), shown(&path));
+                assert!(msg.starts_with(&want), "{msg} (wanted {want}…)");
+                checked += 1;
+            }
+        }
+        assert!(checked > 100, "only {checked} sizes found");
+    }
+
+    #[test]
+    fn zeros_that_mean_something_stay_allowed() {
+        let t: toml::Table =
+            toml::from_str("seed = 0\npartition_seed = 0\nscenes = { min_items = 0, clutter = 0 }\nclasses = [0, 1]")
+                .unwrap();
+        check_sizes(&t).unwrap();
+    }
+
+    #[test]
+    fn seeds_and_profiles_are_checked() {
+        let mut o = RunOptions::new("quick", "/nonexistent");
+        assert_eq!(o.seeds_or(3).unwrap(), 3);
+        o.seeds = Some(0);
+        assert!(
+            o.seeds_or(3)
+                .unwrap_err()
+                .to_string()
+                .contains("at least 1")
+        );
+        let profiles: BTreeMap<String, u32> = [("quick".to_string(), 1)].into();
+        assert_eq!(*profile(&profiles, "quick").unwrap(), 1);
+        let msg = profile(&profiles, "ful").unwrap_err().to_string();
+        assert!(msg.contains("\"ful\"") && msg.contains("quick"), "{msg}");
+    }
+
+    #[test]
+    fn sharded_skeleton_says_what_was_left() {
+        let mut o = RunOptions::new("tiny", "/nonexistent");
+        o.shard = Some("1/3".parse().unwrap());
+        let log = RunLog::new(|_: &str, _: bool| {});
+        log.skip("x");
+        let about = About {
+            id: "M1",
+            title: "t",
+            claims: &["M-1"],
+        };
+        let r = report_skeleton(
+            about,
+            String::new(),
+            &o,
+            2,
+            tch::Device::Cpu,
+            &log,
+            std::time::Instant::now(),
+            &(),
+        );
+        assert!(
+            r.notes[0].starts_with("Shard 1/3: 1 runs left"),
+            "{:?}",
+            r.notes
+        );
+    }
+}

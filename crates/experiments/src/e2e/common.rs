@@ -1,0 +1,368 @@
+//! What the experiments P1–P4 share: config loading and profiles, the training recipe with a
+//! step budget, the run context (store, device, progress) that makes every (contender, N,
+//! seed) point of a sweep a stored run, and the report pieces of a sweep (learning-curve
+//! plots, crossover tables and sentences).
+//!
+//! **Resumable.** [`Ctx::run`] goes through [`RunStore::run_or_load`] with the key
+//! `(experiment, resolved config of the point, seed)`; [`stored`] wraps a sweep contender so
+//! that each of its points is such a run. Killing an experiment loses at most the run in
+//! progress; running it again loads what finished.
+//!
+//! **Deterministic on the CPU.** Data come from seeded generators or seeded index draws;
+//! network initialisation follows `tch::manual_seed` (process-wide), so contenders run one
+//! after another, never in threads of one process.
+
+use crate::driver::{About, RunLog, StandIn};
+use crate::runs::{RunId, RunStore};
+use core_tensor::report::{Cell as TableCell, ExperimentReport, Plot, Table};
+use core_tensor::stats::Summary;
+use core_tensor::train::TrainConfig;
+use core_tensor::{Error, Result};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tch::Device;
+
+use e2e_vs_pipeline::sweep::{
+    Contender, Crossover, CrossoverConfig, Leader, SweepResult, contender,
+};
+
+pub use crate::driver::{RunOptions, load_toml, profile};
+
+/// A training recipe whose epochs follow the data size: at least `min_steps` optimiser steps
+/// (within `[train.epochs, max_epochs]` epochs), so small sets are not under-trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// Optimiser, learning rate, batch size, least epochs, early stopping.
+    pub train: TrainConfig,
+    /// Least optimiser steps.
+    pub min_steps: usize,
+    /// Most epochs.
+    pub max_epochs: usize,
+}
+
+impl Recipe {
+    /// Checks the recipe; the error names `field`.
+    pub fn validate(&self, field: &str) -> Result<()> {
+        self.train.validate().map_err(|e| e.within(field))?;
+        if self.max_epochs < self.train.epochs {
+            return Err(Error::InvalidArgument(format!(
+                "{field}.max_epochs must be >= {field}.train.epochs"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The training settings for `examples` training examples: the epochs of the step budget
+    /// and an early-stopping patience of at least a quarter of `min_steps` in steps.
+    pub fn resolve(&self, examples: usize) -> TrainConfig {
+        self.train
+            .with_step_budget(examples, self.min_steps, self.max_epochs)
+    }
+}
+
+/// The validation examples drawn from the training side next to `n` training examples (per
+/// class where the experiment counts per class): a fifth, at least 1, at most 100.
+pub fn validation_size(n: usize) -> usize {
+    (n / 5).clamp(1, 100)
+}
+
+/// The run context of one experiment: the store, the device and the progress callback, with
+/// counts of the runs done and loaded.
+pub struct Ctx<'a> {
+    store: RunStore,
+    /// Where networks train.
+    pub device: Device,
+    log: RunLog<'a>,
+    inputs: std::cell::RefCell<std::collections::BTreeMap<String, String>>,
+}
+
+impl std::fmt::Debug for Ctx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("store", &self.store.dir())
+            .field("device", &self.device)
+            .field("log", &self.log)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Ctx<'a> {
+    /// A context on the options' store and device; `on_run(label, stored)` after each run.
+    pub fn new(opts: &RunOptions, on_run: impl FnMut(&str, bool) + 'a) -> Result<Self> {
+        Ok(Ctx {
+            store: opts.run_store(),
+            device: opts.device.resolve()?,
+            log: RunLog::new(on_run),
+            inputs: Default::default(),
+        })
+    }
+
+    /// Declares the fixture datasets the runs from here on read: each is checked against the
+    /// project's manifest now (a damaged file is refused before anything trains or is reused)
+    /// and their checksums become part of every later run's key.
+    pub fn reads(&self, datasets: &[&str]) -> Result<()> {
+        let cache = core_tensor::fixtures::cache_dir();
+        *self.inputs.borrow_mut() = core_tensor::fixtures::verified_inputs(&cache, datasets)?;
+        Ok(())
+    }
+
+    /// The stored result of the run `(experiment, config, seed)`, or `f()` run and stored.
+    /// In a sharded store, a run of another shard that is not stored yet is not run: its
+    /// result is [`StandIn::stand_in`] (see [`crate::driver`]).
+    pub fn run<T: Serialize + DeserializeOwned + StandIn>(
+        &self,
+        experiment: &str,
+        config: &impl Serialize,
+        seed: u64,
+        label: &str,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let id = RunId::new(experiment, config, seed, self.inputs.borrow().clone())?;
+        let device = format!("{:?}", self.device);
+        match self.store.run_or_load(&id, &device, f) {
+            Ok((rec, stored)) => {
+                self.log.record(label, stored, rec.seconds);
+                Ok(rec.result)
+            }
+            Err(Error::OutOfShard { .. }) => {
+                self.log.skip(label);
+                Ok(T::stand_in())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The skeleton of the report; the experiment adds verdicts, tables, plots and notes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn report(
+        &self,
+        id: &str,
+        title: &str,
+        claims: &[&str],
+        description: String,
+        opts: &RunOptions,
+        seeds: u64,
+        started: std::time::Instant,
+        config: &impl Serialize,
+    ) -> ExperimentReport {
+        crate::driver::report_skeleton(
+            About { id, title, claims },
+            description,
+            opts,
+            seeds,
+            self.device,
+            &self.log,
+            started,
+            config,
+        )
+    }
+}
+
+/// A sweep contender named `name` whose every point `(N, seed)` is a stored run of
+/// `experiment` keyed by `scope` (the resolved settings the point depends on), the contender
+/// and `N`; `label` prefixes its progress line.
+pub fn stored<'c>(
+    ctx: &'c Ctx<'_>,
+    experiment: &'c str,
+    label: &'c str,
+    scope: &'c serde_json::Value,
+    name: &str,
+    mut f: impl FnMut(usize, u64) -> Result<f64> + 'c,
+) -> Box<dyn Contender + 'c> {
+    let owned = name.to_string();
+    contender(name, move |n, seed| {
+        let key = serde_json::json!({ "scope": scope, "contender": owned, "n": n });
+        let line = format!("{label} {owned} N={n} seed {seed}");
+        ctx.run(experiment, &key, seed, &line, || f(n, seed))
+    })
+}
+
+/// The seeds `0..count`.
+pub fn seeds(count: u64) -> Vec<u64> {
+    (0..count).collect()
+}
+
+/// The learning curves of a sweep as a plot with a logarithmic N axis.
+pub fn curve_plot(
+    id: &str,
+    title: &str,
+    result: &SweepResult,
+    x_label: &str,
+    y_label: &str,
+    percent: bool,
+    reference: Option<&str>,
+) -> Result<Plot> {
+    Ok(Plot {
+        id: id.into(),
+        title: title.into(),
+        x_label: x_label.into(),
+        y_label: y_label.into(),
+        log_x: true,
+        y_scale: if percent { 100.0 } else { 1.0 },
+        zero_line: false,
+        series: result.series()?,
+        reference: reference.map(str::to_string),
+    })
+}
+
+/// The crossover estimate as a sentence: where `a` and `b` cross, with the bootstrap
+/// interval, the agreeing share and the undecided sizes, or "no crossover in range".
+pub fn describe_crossover(a: &str, b: &str, c: &Crossover) -> String {
+    let undecided = if c.undecided.is_empty() {
+        "none".to_string()
+    } else {
+        format!("{:?}", c.undecided)
+    };
+    match c.estimate {
+        Some(e) => {
+            let (winner, loser) = if e.a_overtakes { (a, b) } else { (b, a) };
+            let interval = c
+                .interval
+                .map(|(lo, hi)| format!("95% seed-bootstrap interval [{lo:.0}, {hi:.0}]"))
+                .unwrap_or_else(|| "no bootstrap interval".into());
+            let share = c
+                .agreeing_share
+                .map(|s| format!(", {:.0}% of resamples cross the same way", 100.0 * s))
+                .unwrap_or_default();
+            format!(
+                "{winner} overtakes {loser} at N ≈ {:.0} ({interval}{share}); sizes where the \
+                 difference is undecided: {undecided}",
+                e.n
+            )
+        }
+        None => {
+            let leader = match c.leader_at_largest {
+                Leader::A => a,
+                Leader::B => b,
+                Leader::Tie => "neither",
+            };
+            format!(
+                "no crossover in range: {leader} leads throughout; sizes where the difference is \
+                 undecided: {undecided}"
+            )
+        }
+    }
+}
+
+/// A table of the crossovers of `pairs` (`(a, b)`: a's advantage over b), one row each, and
+/// the estimates in the same order.
+pub fn crossover_table(
+    name: &str,
+    result: &SweepResult,
+    pairs: &[(&str, &str)],
+    cfg: &CrossoverConfig,
+) -> Result<(Table, Vec<Crossover>)> {
+    let mut t = Table::new(
+        name,
+        &[
+            "a",
+            "b",
+            "crossover N",
+            "95% bootstrap interval",
+            "resamples agreeing",
+            "leader at largest N",
+            "undecided sizes",
+        ],
+    );
+    let mut out = Vec::new();
+    for &(a, b) in pairs {
+        let c = result.crossover(a, b, cfg)?;
+        let leader = match c.leader_at_largest {
+            Leader::A => a,
+            Leader::B => b,
+            Leader::Tie => "tie",
+        };
+        t.push(vec![
+            TableCell::text(a),
+            TableCell::text(b),
+            match c.estimate {
+                Some(e) => TableCell::Num(e.n.round()),
+                None => TableCell::text("no crossover in range"),
+            },
+            match c.interval {
+                Some((lo, hi)) => TableCell::text(format!("[{lo:.0}, {hi:.0}]")),
+                None => TableCell::text("—"),
+            },
+            match c.agreeing_share {
+                Some(s) => TableCell::text(format!("{:.0}%", 100.0 * s)),
+                None => TableCell::text("—"),
+            },
+            TableCell::text(leader),
+            TableCell::text(format!("{:?}", c.undecided)),
+        ]);
+        out.push(c);
+    }
+    Ok((t, out))
+}
+
+/// A table of the paired advantage of `a` over `b` at every size (positive: `a` better;
+/// `percent` for accuracies).
+pub fn advantage_table(
+    name: &str,
+    result: &SweepResult,
+    pairs: &[(&str, &str)],
+    crossovers: &[Crossover],
+    percent: bool,
+) -> Table {
+    let mut t = Table::new(name, &["N", "a", "b", "advantage of a over b"]);
+    for (&(a, b), c) in pairs.iter().zip(crossovers) {
+        for (&n, s) in result.plan.sizes.iter().zip(&c.advantage) {
+            t.push(vec![
+                TableCell::int(n as i64),
+                TableCell::text(a),
+                TableCell::text(b),
+                if percent {
+                    TableCell::pct(*s)
+                } else {
+                    TableCell::stat(*s)
+                },
+            ]);
+        }
+    }
+    t
+}
+
+pub use core_tensor::report::claim;
+
+/// `mean [lo, hi]` scaled by `scale`.
+pub fn fmt(s: &Summary, scale: f64) -> String {
+    core_tensor::report::format_summary(s, scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core_tensor::optim::OptimizerKind;
+
+    #[test]
+    fn the_step_budget_sets_the_epochs_and_the_patience() {
+        let r = Recipe {
+            train: TrainConfig {
+                epochs: 2,
+                batch_size: 32,
+                optimizer: OptimizerKind::adam(),
+                lr: 1e-3,
+                weight_decay: 0.0,
+                schedule: Default::default(),
+                grad_clip_norm: None,
+                early_stopping: Some(core_tensor::train::EarlyStopping {
+                    patience: 3,
+                    min_delta: 0.0,
+                    goal: core_tensor::train::Goal::Maximize,
+                    restore_best: true,
+                }),
+            },
+            min_steps: 400,
+            max_epochs: 100,
+        };
+        // 64 examples: 2 steps an epoch, 200 epochs wanted, 100 allowed; patience 50 steps.
+        let t = r.resolve(64);
+        assert_eq!(t.epochs, 100);
+        assert_eq!(t.early_stopping.unwrap().patience, 50);
+        // Plenty of data: the least epochs.
+        assert_eq!(r.resolve(32 * 1000).epochs, 2);
+        assert_eq!(validation_size(3), 1);
+        assert_eq!(validation_size(50), 10);
+    }
+}

@@ -1,0 +1,326 @@
+//! Experiment M2, many small tasks (claim M-2).
+//!
+//! `T` binary tasks on MNIST digits, each a fixed random split of the ten classes into five
+//! positive and five negative ones, each with `n` training examples of its own (labelled for
+//! that task only; the others' labels are missing). The focal task (task 0) trained alone on its
+//! `n` examples against the same task trained jointly with the `T − 1` others; the gain as a
+//! function of (others' examples) / (own examples). One more pair gives the focal task as much
+//! data as all the others together: `(T_eq − 1)·n` examples alone, and jointly with `T_eq − 1`
+//! tasks of `n` examples each.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use core_tensor::report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
+use core_tensor::stats::Summary;
+use core_tensor::{Error, Result};
+use pretrained_zoo::arch::ArchConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::mtl::common::{
+    self as experiments, DataSpec, PartitionData, Recipe, Results, RunOptions, claim, pts,
+};
+use multitask::balance::BalancerConfig;
+use multitask::task::MetricKind;
+
+/// `experiments/m2.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct M2Config {
+    /// Seed of the class partitions (the same tasks for every run seed).
+    pub partition_seed: u64,
+    /// How every network is trained.
+    pub recipe: Recipe,
+    /// Profiles.
+    pub profiles: BTreeMap<String, M2Profile>,
+}
+
+/// Sizes, trunk and seeds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct M2Profile {
+    /// Numbers of tasks `T` (1 is the focal task alone).
+    pub tasks: Vec<usize>,
+    /// Own training examples per task (`n`).
+    pub per_task: usize,
+    /// Own validation examples per task (early stopping).
+    pub validation_per_task: usize,
+    /// `T_eq` of the equal-data pair: the focal task gets `(T_eq − 1)·n` examples.
+    pub equal_data_tasks: usize,
+    /// Test digits (MNIST test split).
+    pub test: usize,
+    /// The shared trunk (an MLP takes 784 inputs).
+    pub model: ArchConfig,
+    /// Seeds.
+    pub seeds: u64,
+}
+
+impl M2Profile {
+    fn validate(&self) -> Result<()> {
+        let bad = |f: &str, why: &str| Err(Error::InvalidArgument(format!("{f}: {why}")));
+        if self.tasks.is_empty() || self.tasks.contains(&0) {
+            return bad("tasks", "list numbers of tasks, each at least 1");
+        }
+        if self.per_task == 0 || self.validation_per_task == 0 || self.test == 0 {
+            return bad(
+                "per_task, validation_per_task, test",
+                "each must be at least 1",
+            );
+        }
+        if self.equal_data_tasks < 2 {
+            return bad(
+                "equal_data_tasks",
+                "must be at least 2 (the focal task and one other)",
+            );
+        }
+        experiments::check_model(&self.model, 28 * 28, "model")
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Resolved<'a> {
+    config: &'a M2Config,
+    profile: &'a M2Profile,
+}
+
+/// The rule for M-2, fixed before any run.
+pub const RULE: &str = "with g(T) the focal task's accuracy jointly with T−1 others minus alone \
+     (paired by seed) and g_eq the same gain when the focal task has as much data as all the \
+     others together: supported if the CI of g at the largest T lies above 0 and the CI of \
+     g(largest T) − g_eq lies above 0; not supported if either CI lies below 0; otherwise \
+     inconclusive";
+
+/// The verdict from the gain at the largest `T` and the paired difference of that gain and the
+/// equal-data gain.
+pub fn verdict(largest: &Summary, largest_minus_equal: &Summary) -> Verdict {
+    if largest.below(0.0) || largest_minus_equal.below(0.0) {
+        Verdict::NotSupported
+    } else if largest.above(0.0) && largest_minus_equal.above(0.0) {
+        Verdict::Supported
+    } else {
+        Verdict::Inconclusive
+    }
+}
+
+fn data(p: &M2Profile, cfg: &M2Config, tasks: usize, focal: usize) -> DataSpec {
+    DataSpec::Partitions(PartitionData {
+        tasks,
+        // Alone, the others' size does not exist: keep the key of "alone" independent of it.
+        per_task: if tasks == 1 { focal } else { p.per_task },
+        focal_per_task: focal,
+        validation_per_task: p.validation_per_task,
+        test: p.test,
+        partition_seed: cfg.partition_seed,
+    })
+}
+
+/// Runs M2 (resumable) and builds its report.
+pub fn run(
+    config_path: &Path,
+    opts: &RunOptions,
+    on_run: impl FnMut(&str, bool),
+) -> Result<ExperimentReport> {
+    let started = std::time::Instant::now();
+    let cfg: M2Config = experiments::load_toml(config_path)?;
+    let p = experiments::profile(&cfg.profiles, &opts.profile)?;
+    let at = |e: Error| e.in_file(config_path);
+    cfg.recipe.validate().map_err(at)?;
+    p.validate().map_err(|e| {
+        e.within(&format!("profiles.{}", opts.profile))
+            .in_file(config_path)
+    })?;
+    let seeds = experiments::seeds(opts, p.seeds)?;
+    let store = opts.run_store();
+    let n = p.per_task;
+    let n_eq = (p.equal_data_tasks - 1) * n;
+    let mut tasks = p.tasks.clone();
+    tasks.sort_unstable();
+    tasks.dedup();
+    let mut res = Results::default();
+    let mut rep = experiments::with_context(&store, opts, on_run, |ctx| {
+        let mut one = |ctx: &mut experiments::Context<'_>,
+                       t: usize,
+                       focal: usize,
+                       seed: u64,
+                       key: String|
+         -> Result<()> {
+            let spec = ctx.spec(
+                data(p, &cfg, t, focal),
+                &p.model,
+                BalancerConfig::Equal,
+                &cfg.recipe,
+                seed,
+            )?;
+            let label = format!("m2 T={t} focal n={focal} seed {seed}");
+            let r = ctx.train(&spec, seed, &label)?;
+            res.push(format!("{key}/acc"), r.metric(0, MetricKind::Accuracy)?);
+            res.push(format!("{key}/auc"), r.metric(0, MetricKind::Auc)?);
+            Ok(())
+        };
+        for seed in 0..seeds {
+            one(ctx, 1, n, seed, "alone".into())?;
+            for &t in tasks.iter().filter(|&&t| t > 1) {
+                one(ctx, t, n, seed, format!("T{t}"))?;
+            }
+            one(ctx, 1, n_eq, seed, "alone-eq".into())?;
+            one(ctx, p.equal_data_tasks, n_eq, seed, "eq".into())?;
+        }
+        Ok(experiments::report(
+            "M2",
+            "many small tasks: the focal task alone vs jointly with others",
+            &["M-2"],
+            format!(
+                "Binary tasks on MNIST digits, each a fixed random split of the ten classes into \
+                 five positive and five negative ones (partition seed {}); each task has n = {n} \
+                 training and {} validation digits of its own, labelled for it only. The focal \
+                 task alone vs jointly with T−1 others for T in {:?}; and with {n_eq} own \
+                 examples (as many as the {} others together) alone vs jointly. {} trunk, equal \
+                 loss weights, {} test digits.",
+                cfg.partition_seed,
+                p.validation_per_task,
+                tasks,
+                p.equal_data_tasks - 1,
+                p.model.name(),
+                p.test
+            ),
+            opts,
+            seeds,
+            ctx,
+            started,
+            &Resolved {
+                config: &cfg,
+                profile: p,
+            },
+        ))
+    })?;
+
+    let mut table = Table::new(
+        "m2-focal-task",
+        &[
+            "T",
+            "own n",
+            "others/own",
+            "joint acc (%)",
+            "alone acc (%)",
+            "acc gain (points)",
+            "joint AUC (%)",
+            "alone AUC (%)",
+            "AUC gain (points)",
+        ],
+    );
+    let mut row = |t: usize, own: usize, key: &str, alone: &str| -> Result<Summary> {
+        let gain = res.gain(&format!("{key}/acc"), &format!("{alone}/acc"))?;
+        table.push(vec![
+            Cell::int(t as i64),
+            Cell::int(own as i64),
+            Cell::Num(((t - 1) * n) as f64 / own as f64),
+            Cell::pct(res.summary(&format!("{key}/acc"))?),
+            Cell::pct(res.summary(&format!("{alone}/acc"))?),
+            Cell::pct(gain),
+            Cell::pct(res.summary(&format!("{key}/auc"))?),
+            Cell::pct(res.summary(&format!("{alone}/auc"))?),
+            Cell::pct(res.gain(&format!("{key}/auc"), &format!("{alone}/auc"))?),
+        ]);
+        Ok(gain)
+    };
+    let mut curve = Series {
+        name: format!("focal task with n = {n}"),
+        points: Vec::new(),
+    };
+    row(1, n, "alone", "alone")?;
+    let mut largest = None;
+    for &t in tasks.iter().filter(|&&t| t > 1) {
+        let g = row(t, n, &format!("T{t}"), "alone")?;
+        curve.points.push(Point {
+            x: (t - 1) as f64,
+            y: g,
+        });
+        largest = Some((t, g));
+    }
+    let g_eq = row(p.equal_data_tasks, n_eq, "eq", "alone-eq")?;
+    let eq_series = Series {
+        name: format!("focal task with {n_eq} (as much as the others)"),
+        points: vec![Point { x: 1.0, y: g_eq }],
+    };
+    if let Some((t, g)) = largest {
+        let mut big = Vec::new();
+        let mut small = Vec::new();
+        for (x, y) in res
+            .get(&format!("T{t}/acc"))?
+            .iter()
+            .zip(res.get("alone/acc")?)
+        {
+            big.push(x - y);
+        }
+        for (x, y) in res.get("eq/acc")?.iter().zip(res.get("alone-eq/acc")?) {
+            small.push(x - y);
+        }
+        let diff = core_tensor::stats::paired_difference(&big, &small)?;
+        rep.verdicts.push(claim(
+            "M-2",
+            "M2",
+            "binary splits of MNIST classes",
+            verdict(&g, &diff),
+            RULE,
+            format!(
+                "focal accuracy gain at T = {t} (others/own = {}), points",
+                t - 1
+            ),
+            g,
+            format!(
+                "Gain when the focal task has as much data as the others: {}; difference of the \
+                 two gains: {}.",
+                pts(&g_eq),
+                pts(&diff)
+            ),
+        ));
+    } else {
+        rep.notes.push(
+            "No T > 1 in the profile: only the equal-data pair was run, so there is no verdict."
+                .into(),
+        );
+    }
+    rep.tables.push(table);
+    rep.plots.push(Plot {
+        id: "m2-gain-vs-ratio".into(),
+        title: "M2: focal-task gain of joint training vs the others' data".into(),
+        x_label: "others' examples / own examples".into(),
+        y_label: "joint − alone (accuracy points)".into(),
+        log_x: true,
+        y_scale: 100.0,
+        zero_line: true,
+        series: vec![curve, eq_series],
+        reference: Some(
+            "M-2: 100 tasks x 1,000 examples, the 99,000 others' examples help the 100th; less so \
+             when the focal task has as much data as all others"
+                .into(),
+        ),
+    });
+    rep.notes.push(
+        "Each task's own digits are disjoint from the other tasks'; an example carries only its \
+         own task's label (the rest are missing, masked out of the loss). The test digits carry \
+         every task's label; only the focal task's are reported."
+            .into(),
+    );
+    Ok(rep)
+}
+
+#[cfg(test)]
+mod tests {
+    use core_tensor::stats::summarize;
+
+    use super::*;
+
+    #[test]
+    fn the_rule_reads_the_intervals() {
+        let s = |v: &[f64]| summarize(v).unwrap();
+        let up = s(&[0.05, 0.06, 0.07]);
+        let flat = s(&[-0.01, 0.01, 0.0]);
+        let down = s(&[-0.05, -0.06, -0.07]);
+        assert_eq!(verdict(&up, &up), Verdict::Supported);
+        assert_eq!(verdict(&up, &flat), Verdict::Inconclusive);
+        assert_eq!(verdict(&flat, &flat), Verdict::Inconclusive);
+        assert_eq!(verdict(&down, &up), Verdict::NotSupported);
+        assert_eq!(verdict(&up, &down), Verdict::NotSupported);
+    }
+}

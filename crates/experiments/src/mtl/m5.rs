@@ -1,0 +1,239 @@
+//! Experiment M5, loss balancing (beyond the chapter: Kendall 2018, Chen 2018, Liu 2019, Yu
+//! 2020, Xin 2022).
+//!
+//! M1's scenes with tasks of different type and scale on the same input: the binary presence
+//! tasks plus a regression of the number of items (squared error in items², a loss on another
+//! scale than the cross-entropies). The shared network under equal weights, a small grid of
+//! fixed weights on the count task, uncertainty weighting, GradNorm, DWA and PCGrad; Δm over
+//! every task against trained single-task networks, and wall time per training step.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use core_tensor::report::{Cell, ExperimentReport, Plot, Point, Series, Table};
+use core_tensor::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::mtl::common::{
+    self as experiments, Recipe, Results, RunOptions, SceneTarget, Setup, delta_m_of, presence,
+    raw, scene_data,
+};
+use crate::mtl::m1::scale;
+use multitask::balance::BalancerConfig;
+
+/// `experiments/m5.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct M5Config {
+    /// The common settings file, relative to this one.
+    pub common: PathBuf,
+    /// Balancers other than `fixed` (equal first: the reference of the paired differences).
+    pub methods: Vec<BalancerConfig>,
+    /// Fixed weights of the count task (the presence tasks keep weight 1), one run each.
+    pub count_weights: Vec<f64>,
+    /// Profiles.
+    pub profiles: BTreeMap<String, M5Profile>,
+}
+
+/// Presence tasks and seeds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct M5Profile {
+    /// Classes with a presence task (default: the setup's). PCGrad costs one backward pass
+    /// per task, so the quick profile keeps a few.
+    #[serde(default)]
+    pub classes: Option<Vec<i64>>,
+    /// Seeds.
+    pub seeds: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Resolved<'a> {
+    config: &'a M5Config,
+    recipe: &'a Recipe,
+    setup: &'a Setup,
+}
+
+fn method_label(b: &BalancerConfig) -> String {
+    match b {
+        BalancerConfig::Fixed { weights } => format!(
+            "fixed (count weight {})",
+            weights.last().copied().unwrap_or(1.0)
+        ),
+        other => other.name().to_string(),
+    }
+}
+
+/// Runs M5 (resumable) and builds its report.
+pub fn run(
+    config_path: &Path,
+    opts: &RunOptions,
+    on_run: impl FnMut(&str, bool),
+) -> Result<ExperimentReport> {
+    let started = std::time::Instant::now();
+    let cfg: M5Config = experiments::load_toml(config_path)?;
+    let p = experiments::profile(&cfg.profiles, &opts.profile)?;
+    let (recipe, setup) = experiments::load_common(config_path, &cfg.common, &opts.profile)?;
+    let classes = p.classes.clone().unwrap_or_else(|| setup.classes.clone());
+    experiments::check_classes(&classes, "classes").map_err(|e| {
+        e.within(&format!("profiles.{}", opts.profile))
+            .in_file(config_path)
+    })?;
+    let mut targets = presence(&classes);
+    targets.push(SceneTarget::Count);
+    let specs: Vec<_> = targets.iter().map(|t| t.task()).collect();
+    let t = targets.len();
+    let mut methods = cfg.methods.clone();
+    if methods.first() != Some(&BalancerConfig::Equal) {
+        methods.retain(|m| *m != BalancerConfig::Equal);
+        methods.insert(0, BalancerConfig::Equal);
+    }
+    for w in &cfg.count_weights {
+        let mut weights = vec![1.0; t];
+        weights[t - 1] = *w;
+        methods.push(BalancerConfig::Fixed { weights });
+    }
+    for (i, m) in methods.iter().enumerate() {
+        m.validate(t).map_err(|e| {
+            Error::format(
+                config_path,
+                format!("methods[{i}] / count_weights ({}): {e}", method_label(m)),
+            )
+        })?;
+    }
+    let seeds = experiments::seeds(opts, p.seeds)?;
+    let store = opts.run_store();
+    let all: Vec<usize> = (0..t).collect();
+    let labels: Vec<String> = methods.iter().map(method_label).collect();
+    let mut res = Results::default();
+    let mut rep = experiments::with_context(&store, opts, on_run, |ctx| {
+        for seed in 0..seeds {
+            let mut singles = Vec::new();
+            for (i, target) in targets.iter().enumerate() {
+                let spec = ctx.spec(
+                    scene_data(&setup.data, vec![*target]),
+                    &setup.model,
+                    BalancerConfig::Equal,
+                    &recipe,
+                    seed,
+                )?;
+                let label = format!("m5 single {} seed {seed}", specs[i].name);
+                singles.push(ctx.train(&spec, seed, &label)?);
+            }
+            let refs: Vec<_> = singles.iter().collect();
+            for (m, name) in methods.iter().zip(&labels) {
+                let spec = ctx.spec(
+                    scene_data(&setup.data, targets.clone()),
+                    &setup.model,
+                    m.clone(),
+                    &recipe,
+                    seed,
+                )?;
+                let r = ctx.train(&spec, seed, &format!("m5 {name} seed {seed}"))?;
+                res.push(format!("{name}/dm"), delta_m_of(&specs, &r, &refs, &all)?);
+                res.push(
+                    format!("{name}/dm-presence"),
+                    delta_m_of(&specs, &r, &refs[..t - 1], &all[..t - 1])?,
+                );
+                res.push(
+                    format!("{name}/dm-count"),
+                    delta_m_of(&specs, &r, &refs[t - 1..], &all[t - 1..])?,
+                );
+                res.push(format!("{name}/sps"), r.seconds_per_step);
+            }
+        }
+        Ok(experiments::report(
+            "M5",
+            "loss balancing of tasks of different type and scale",
+            &[],
+            format!(
+                "M1's scenes ({} training, {} test) with presence tasks for classes {:?} and a \
+                 regression of the number of items (squared error). The shared {} trunk under \
+                 each balancer; Δm over the AUC of each presence task and the MAE and RMSE of \
+                 the count, against one trained network per task; paired by seed.",
+                setup.data.train,
+                setup.data.test,
+                classes,
+                setup.model.name()
+            ),
+            opts,
+            seeds,
+            ctx,
+            started,
+            &Resolved {
+                config: &cfg,
+                recipe: &recipe,
+                setup: &setup,
+            },
+        ))
+    })?;
+
+    let mut table = Table::new(
+        "m5-balancers",
+        &[
+            "method",
+            "Δm all tasks (%)",
+            "Δm presence (%)",
+            "Δm count (%)",
+            "Δm − equal's (%)",
+            "ms per step",
+        ],
+    );
+    let mut plot = Plot {
+        id: "m5-delta-m-vs-cost".into(),
+        title: "M5: Δm against cost per step, per balancer".into(),
+        x_label: "milliseconds per training step".into(),
+        y_label: "Δm (%)".into(),
+        log_x: true,
+        y_scale: 100.0,
+        zero_line: true,
+        series: Vec::new(),
+        reference: Some(
+            "Xin et al. 2022, Kurin et al. 2022: a tuned equal-weight sum is usually as good as \
+             the balancing methods"
+                .into(),
+        ),
+    };
+    let mut better = Vec::new();
+    for name in &labels {
+        let dm = res.summary(&format!("{name}/dm"))?;
+        let vs_equal = res.gain(&format!("{name}/dm"), "equal/dm")?;
+        let ms = res.summary(&format!("{name}/sps"))?;
+        let ms = scale(ms, 1000.0);
+        table.push(vec![
+            Cell::text(name),
+            Cell::stat(dm),
+            Cell::stat(res.summary(&format!("{name}/dm-presence"))?),
+            Cell::stat(res.summary(&format!("{name}/dm-count"))?),
+            Cell::stat(vs_equal),
+            Cell::stat(ms),
+        ]);
+        plot.series.push(Series {
+            name: name.clone(),
+            points: vec![Point {
+                x: ms.mean,
+                y: scale(dm, 0.01),
+            }],
+        });
+        if vs_equal.above(0.0) {
+            better.push(format!("{name} ({})", raw(&vs_equal)));
+        }
+    }
+    rep.tables.push(table);
+    rep.plots.push(plot);
+    rep.notes.push(format!(
+        "No claim of the chapter is judged here. Methods whose Δm is above equal weighting's \
+         (paired CI above 0): {}.",
+        if better.is_empty() {
+            "none".to_string()
+        } else {
+            better.join(", ")
+        }
+    ));
+    rep.notes.push(
+        "Seconds per step are wall times on a shared machine: compare them within one run of \
+         the experiment, not across machines."
+            .into(),
+    );
+    Ok(rep)
+}

@@ -1,0 +1,16 @@
+//! The transfer experiments X1–X6 (claims T-1…T-4), each a TOML config in
+//! `configs/transfer/` with a verdict rule fixed in code; the `transfer` binary runs them
+//! (`transfer all --profile quick`).
+//!
+//! - [`runner`]: sources (zoo, pre-trained here on described data, untrained) and adaptations
+//!   as stored, resumable runs; [`common`] what X2–X6 share.
+//! - [`x1`] … [`x6`]: the experiments.
+
+pub mod common;
+pub mod runner;
+pub mod x1;
+pub mod x2;
+pub mod x3;
+pub mod x4;
+pub mod x5;
+pub mod x6;

@@ -1,0 +1,609 @@
+//! Experiment X1, the target-size sweep (claim T-1; the shape of He et al. 2019).
+//!
+//! A source CNN pre-trained on all of MNIST is adapted to Fashion-MNIST and to the UCI 8x8
+//! digits with N labelled examples per class, N swept over the profile's sizes, by every
+//! strategy of the config, over seeds. Each run draws its N examples (and a validation share
+//! for early stopping) from the target's training pool from its seed, and measures test
+//! accuracy once. Runs are stored as they finish (resumable); the summary gives every
+//! (target, N, strategy) mean with its 95% interval and every strategy's paired difference
+//! with scratch, and the verdict on T-1 follows the rule fixed in [`verdict`].
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::runs::{RunId, RunStore};
+use core_tensor::device::DeviceSpec;
+use core_tensor::report::{
+    Cell as ReportCell, ClaimVerdict, ExperimentReport, Plot, Point, Series, Table,
+    Verdict as ReportVerdict,
+};
+use core_tensor::stats::{Summary, paired_difference, summarize};
+use core_tensor::{Error, Result};
+use pretrained_zoo::registry::Registry;
+use serde::{Deserialize, Serialize};
+
+use transfer::strategy::{AdaptConfig, SourceModel, Strategy, adapt};
+use transfer::target::{self, Target};
+
+/// The experiment's configuration file (`experiments/x1.toml`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct X1Config {
+    /// The zoo entry used as source.
+    pub source: String,
+    /// Target datasets.
+    pub targets: Vec<Target>,
+    /// Strategies compared; one must be `scratch` (the baseline of every difference).
+    pub strategies: Vec<Strategy>,
+    /// Settings shared by the strategies; `train.epochs` is the least number of epochs.
+    pub adapt: AdaptConfig,
+    /// Each run trains at least this many optimizer steps (small N means few steps per epoch).
+    pub min_steps: usize,
+    /// ... and at most this many epochs.
+    pub max_epochs: usize,
+    /// Profiles by name (`quick`, `full`).
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+/// Sizes and seeds of a profile.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Training examples per class.
+    pub per_class: Vec<usize>,
+    /// Number of seeds (0, 1, …).
+    pub seeds: u64,
+}
+
+/// One run's configuration, as stored with its result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct X1Run {
+    /// Source zoo entry.
+    pub source: String,
+    /// Target dataset.
+    pub target: Target,
+    /// Training examples per class.
+    pub per_class: usize,
+    /// Validation examples per class.
+    pub val_per_class: usize,
+    /// The strategy.
+    pub strategy: Strategy,
+    /// Settings, with epochs resolved for this N.
+    pub adapt: AdaptConfig,
+}
+
+/// One run's result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct X1Result {
+    /// Test accuracy, measured once.
+    pub test_accuracy: f64,
+    /// Best validation accuracy.
+    pub validation_accuracy: Option<f64>,
+    /// Epochs trained (all phases).
+    pub epochs: usize,
+}
+
+/// Per (target, N, strategy): accuracy over seeds, and the paired difference with scratch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cell {
+    /// Target dataset.
+    pub target: Target,
+    /// Examples per class.
+    pub per_class: usize,
+    /// Strategy name.
+    pub strategy: String,
+    /// Test accuracy over seeds.
+    pub accuracy: Summary,
+    /// Test accuracy minus scratch's, paired by seed (absent for scratch itself).
+    pub gain: Option<Summary>,
+}
+
+/// The verdict on T-1 for one target.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Target dataset.
+    pub target: Target,
+    /// supported / not supported / inconclusive.
+    pub verdict: String,
+    /// The rule, in words.
+    pub rule: String,
+    /// Gain of fine-tuning over scratch at the smallest N.
+    pub gain_smallest: Summary,
+    /// Gain of fine-tuning over scratch at the largest N.
+    pub gain_largest: Summary,
+}
+
+/// Everything the experiment reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct X1Summary {
+    /// Profile run.
+    pub profile: String,
+    /// Seeds per cell.
+    pub seeds: u64,
+    /// Cells.
+    pub cells: Vec<Cell>,
+    /// Verdicts per target.
+    pub verdicts: Vec<Verdict>,
+}
+
+impl X1Config {
+    /// Reads and checks a config file; errors name the field.
+    pub fn load(path: &Path) -> Result<Self> {
+        let cfg: X1Config = crate::driver::load_toml(path)?;
+        cfg.validate().map_err(|e| e.in_file(path))?;
+        Ok(cfg)
+    }
+
+    /// Checks the fields.
+    pub fn validate(&self) -> Result<()> {
+        if !self.strategies.contains(&Strategy::Scratch) {
+            return Err(Error::InvalidArgument(
+                "strategies: must include { kind = \"scratch\" }, the baseline".into(),
+            ));
+        }
+        for s in &self.strategies {
+            s.validate()?;
+        }
+        self.adapt.train.validate()?;
+        for (name, p) in &self.profiles {
+            if p.per_class.is_empty() || p.seeds == 0 {
+                return Err(Error::InvalidArgument(format!(
+                    "profiles.{name}: per_class and seeds must not be empty"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The training settings for `per_class` examples per class of `classes` classes (see
+    /// [`crate::xfer::runner::resolve_adapt`]).
+    fn resolved(&self, per_class: usize, classes: usize) -> AdaptConfig {
+        crate::xfer::runner::resolve_adapt(
+            &self.adapt,
+            per_class,
+            classes,
+            self.min_steps,
+            self.max_epochs,
+        )
+    }
+}
+
+/// Runs X1 from its config file (resumable) and builds its report: the tables of
+/// [`markdown`], accuracy-vs-N and gain-vs-N plots per target, and the T-1 verdicts.
+pub fn run_report(
+    config_path: &Path,
+    opts: &crate::xfer::common::RunOptions,
+    mut on_run: impl FnMut(&str, bool),
+) -> Result<ExperimentReport> {
+    let started = std::time::Instant::now();
+    let cfg = X1Config::load(config_path)?;
+    let store = opts.run_store();
+    let (mut runs, mut stored, mut run_seconds) = (0, 0, 0.0);
+    let summary = run(
+        &cfg,
+        &opts.profile,
+        opts.seeds,
+        &store,
+        opts.device,
+        |_, _, label, cached| {
+            runs += 1;
+            stored += usize::from(cached);
+            on_run(label, cached);
+        },
+    )?;
+    if let Some(s) = opts.shard {
+        return Ok(ExperimentReport {
+            id: "X1".into(),
+            title: "target-size sweep".into(),
+            claims: vec!["T-1".into()],
+            description: String::new(),
+            profile: opts.profile.clone(),
+            seeds: summary.seeds,
+            device: format!("{:?}", opts.device.resolve()?),
+            runs,
+            runs_stored: stored,
+            seconds: started.elapsed().as_secs_f64(),
+            run_seconds: 0.0,
+            config: serde_json::Value::Null,
+            verdicts: Vec::new(),
+            tables: Vec::new(),
+            plots: Vec::new(),
+            notes: vec![format!(
+                "Shard {}/{}: no report for a shard.",
+                s.index, s.of
+            )],
+        });
+    }
+    for rec in store.records::<X1Result>("x1")? {
+        run_seconds += rec.seconds;
+    }
+    let mut table = Table::new(
+        "x1-target-size",
+        &[
+            "target",
+            "N/class",
+            "strategy",
+            "accuracy (%)",
+            "gain over scratch (points)",
+        ],
+    );
+    let mut plots = Vec::new();
+    for &tgt in &cfg.targets {
+        let mut acc_plot = Plot {
+            id: format!("x1-{}-accuracy", tgt.dataset()),
+            title: format!(
+                "X1: test accuracy vs target size, {} (source MNIST)",
+                tgt.dataset()
+            ),
+            x_label: "target examples per class (N)".into(),
+            y_label: "test accuracy (%)".into(),
+            log_x: true,
+            y_scale: 100.0,
+            zero_line: false,
+            series: Vec::new(),
+            reference: None,
+        };
+        let mut gain_plot = Plot {
+            id: format!("x1-{}-gain", tgt.dataset()),
+            title: format!("X1: gain over scratch vs target size, {}", tgt.dataset()),
+            x_label: "target examples per class (N)".into(),
+            y_label: "strategy − scratch (accuracy points)".into(),
+            log_x: true,
+            y_scale: 100.0,
+            zero_line: true,
+            series: Vec::new(),
+            reference: Some(
+                "He, Girshick, Dollár 2019: the gain of pre-training shrinks as the target grows"
+                    .into(),
+            ),
+        };
+        for s in &cfg.strategies {
+            let cells: Vec<&Cell> = summary
+                .cells
+                .iter()
+                .filter(|c| c.target == tgt && c.strategy == s.name())
+                .collect();
+            acc_plot.series.push(Series {
+                name: s.name().into(),
+                points: cells
+                    .iter()
+                    .map(|c| Point {
+                        x: c.per_class as f64,
+                        y: c.accuracy,
+                    })
+                    .collect(),
+            });
+            if *s != Strategy::Scratch {
+                gain_plot.series.push(Series {
+                    name: s.name().into(),
+                    points: cells
+                        .iter()
+                        .filter_map(|c| {
+                            c.gain.map(|g| Point {
+                                x: c.per_class as f64,
+                                y: g,
+                            })
+                        })
+                        .collect(),
+                });
+            }
+        }
+        plots.push(acc_plot);
+        plots.push(gain_plot);
+    }
+    for c in &summary.cells {
+        table.push(vec![
+            ReportCell::text(c.target.dataset()),
+            ReportCell::int(c.per_class as i64),
+            ReportCell::text(&c.strategy),
+            ReportCell::pct(c.accuracy),
+            c.gain
+                .map(ReportCell::pct)
+                .unwrap_or_else(|| ReportCell::text("—")),
+        ]);
+    }
+    let verdicts = summary
+        .verdicts
+        .iter()
+        .map(|v| ClaimVerdict {
+            claim: "T-1".into(),
+            experiment: "X1".into(),
+            scope: v.target.dataset().into(),
+            verdict: match v.verdict.as_str() {
+                "supported" => ReportVerdict::Supported,
+                "not supported" => ReportVerdict::NotSupported,
+                _ => ReportVerdict::Inconclusive,
+            },
+            rule: v.rule.clone(),
+            effect_label: "fine_tune − scratch at the smallest N, points".into(),
+            effect: Some(v.gain_smallest),
+            detail: format!(
+                "At the largest N: {}.",
+                core_tensor::report::format_summary(&v.gain_largest, 100.0)
+            ),
+        })
+        .collect();
+    Ok(ExperimentReport {
+        id: "X1".into(),
+        title: "target-size sweep".into(),
+        claims: vec!["T-1".into()],
+        description: format!(
+            "Source: zoo entry {} (LeNet on all of MNIST). Targets {} with N examples per class,              strategies {}.",
+            cfg.source,
+            cfg.targets
+                .iter()
+                .map(|t| t.dataset())
+                .collect::<Vec<_>>()
+                .join(" and "),
+            cfg.strategies
+                .iter()
+                .map(Strategy::name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        profile: opts.profile.clone(),
+        seeds: summary.seeds,
+        device: format!("{:?}", opts.device.resolve()?),
+        runs,
+        runs_stored: stored,
+        seconds: started.elapsed().as_secs_f64(),
+        run_seconds,
+        config: serde_json::to_value(&cfg).unwrap_or_default(),
+        verdicts,
+        tables: vec![table],
+        plots,
+        notes: Vec::new(),
+    })
+}
+
+/// Runs (or loads from `store`) every run of `profile` and summarises them.
+pub fn run(
+    cfg: &X1Config,
+    profile_name: &str,
+    seeds_override: Option<u64>,
+    store: &RunStore,
+    device: DeviceSpec,
+    mut on_run: impl FnMut(usize, usize, &str, bool),
+) -> Result<X1Summary> {
+    let profile = cfg.profiles.get(profile_name).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "no profile {profile_name:?}; the config has {:?}",
+            cfg.profiles.keys().collect::<Vec<_>>()
+        ))
+    })?;
+    let seeds = seeds_override.unwrap_or(profile.seeds);
+    if seeds == 0 {
+        return Err(Error::InvalidArgument(
+            "seeds: need at least 1 (2 or more for confidence intervals)".into(),
+        ));
+    }
+    let dev = device.resolve()?;
+    let cache = core_tensor::fixtures::cache_dir();
+    let registry = Registry::project()?;
+    let zoo = pretrained_zoo::registry::default_zoo_dir();
+    let source = SourceModel::from_zoo(&registry, &zoo, &cfg.source)?;
+    let entry = registry.entry(&cfg.source)?;
+    let input = target::source_image_input(&entry.recipe.data)?;
+    let weights_sha = registry.expected_sha256(&zoo, &cfg.source)?;
+
+    let total = cfg.targets.len() * profile.per_class.len() * cfg.strategies.len() * seeds as usize;
+    let mut done = 0;
+    // results[(target, n, strategy)] = accuracy per seed
+    let mut results: BTreeMap<(String, usize, String), Vec<f64>> = BTreeMap::new();
+    for &tgt in &cfg.targets {
+        let data_inputs = core_tensor::fixtures::verified_inputs(&cache, &[tgt.dataset()])?;
+        let data = target::load(tgt, &cache, &input)?;
+        for &n in &profile.per_class {
+            let val_n = target::validation_per_class(n);
+            let test = data.test.to_device(dev);
+            for strategy in &cfg.strategies {
+                for seed in 0..seeds {
+                    let run_cfg = X1Run {
+                        source: cfg.source.clone(),
+                        target: tgt,
+                        per_class: n,
+                        val_per_class: val_n,
+                        strategy: strategy.clone(),
+                        adapt: cfg.resolved(n, data.classes),
+                    };
+                    let mut inputs = data_inputs.clone();
+                    inputs.insert("source_weights".to_string(), weights_sha.clone());
+                    let id = RunId::new("x1", &run_cfg, seed, inputs)?;
+                    let label = format!("{} N={n} {} seed {seed}", tgt.dataset(), strategy.name());
+                    let outcome = store.run_or_load(&id, &format!("{dev:?}"), || {
+                        let (train, val) = target::sample(&data, n, val_n, seed, dev)?;
+                        let adapted = adapt(
+                            strategy,
+                            &source,
+                            data.classes as i64,
+                            &train,
+                            &val,
+                            &run_cfg.adapt,
+                            seed,
+                        )?;
+                        Ok(X1Result {
+                            test_accuracy: adapted.accuracy(&test, run_cfg.adapt.eval_batch)?,
+                            validation_accuracy: adapted
+                                .reports
+                                .last()
+                                .and_then(|r| r.best_validation),
+                            epochs: adapted.reports.iter().map(|r| r.epochs.len()).sum(),
+                        })
+                    });
+                    let (rec, cached) = match outcome {
+                        // Another shard's run: nothing to record here.
+                        Err(Error::OutOfShard { .. }) => continue,
+                        other => other?,
+                    };
+                    done += 1;
+                    on_run(done, total, &label, cached);
+                    results
+                        .entry((tgt.dataset().to_string(), n, strategy.name().to_string()))
+                        .or_default()
+                        .push(rec.result.test_accuracy);
+                }
+            }
+        }
+    }
+    if store.shard().is_some() {
+        return Ok(X1Summary {
+            profile: profile_name.to_string(),
+            seeds,
+            cells: Vec::new(),
+            verdicts: Vec::new(),
+        });
+    }
+    summarise(cfg, profile_name, seeds, profile, &results)
+}
+
+fn summarise(
+    cfg: &X1Config,
+    profile_name: &str,
+    seeds: u64,
+    profile: &Profile,
+    results: &BTreeMap<(String, usize, String), Vec<f64>>,
+) -> Result<X1Summary> {
+    let mut cells = Vec::new();
+    let mut verdicts = Vec::new();
+    for &tgt in &cfg.targets {
+        let t = tgt.dataset().to_string();
+        for &n in &profile.per_class {
+            let scratch = &results[&(t.clone(), n, "scratch".to_string())];
+            for s in &cfg.strategies {
+                let acc = &results[&(t.clone(), n, s.name().to_string())];
+                let gain = if *s == Strategy::Scratch {
+                    None
+                } else {
+                    Some(paired_difference(acc, scratch)?)
+                };
+                cells.push(Cell {
+                    target: tgt,
+                    per_class: n,
+                    strategy: s.name().into(),
+                    accuracy: summarize(acc)?,
+                    gain,
+                });
+            }
+        }
+        if cfg.strategies.contains(&Strategy::FineTune) {
+            let gain_at = |n: usize| {
+                paired_difference(
+                    &results[&(t.clone(), n, "fine_tune".to_string())],
+                    &results[&(t.clone(), n, "scratch".to_string())],
+                )
+            };
+            let small = *profile
+                .per_class
+                .iter()
+                .min()
+                .expect("profiles are not empty");
+            let large = *profile
+                .per_class
+                .iter()
+                .max()
+                .expect("profiles are not empty");
+            verdicts.push(verdict(tgt, gain_at(small)?, gain_at(large)?));
+        }
+    }
+    Ok(X1Summary {
+        profile: profile_name.to_string(),
+        seeds,
+        cells,
+        verdicts,
+    })
+}
+
+/// The rule for T-1, fixed before any run: **supported** when the 95% interval of
+/// (fine-tune − scratch) at the smallest N lies above zero and the mean gain at the largest N
+/// is smaller than at the smallest; **not supported** when that interval lies below zero, or
+/// lies above zero while the gain at the largest N is at least as large; otherwise
+/// **inconclusive**.
+pub fn verdict(target: Target, gain_smallest: Summary, gain_largest: Summary) -> Verdict {
+    let shrinks = gain_largest.mean < gain_smallest.mean;
+    let verdict = if gain_smallest.above(0.0) && shrinks {
+        "supported"
+    } else if gain_smallest.below(0.0) || (gain_smallest.above(0.0) && !shrinks) {
+        "not supported"
+    } else {
+        "inconclusive"
+    };
+    Verdict {
+        target,
+        verdict: verdict.into(),
+        rule: "supported if the 95% CI of (fine_tune - scratch) at the smallest N is above 0 and \
+               the mean gain at the largest N is smaller than at the smallest N"
+            .into(),
+        gain_smallest,
+        gain_largest,
+    }
+}
+
+/// The summary as a Markdown table (accuracy and gain over scratch, in percent).
+pub fn markdown(summary: &X1Summary) -> String {
+    let pct = |s: &Summary| match s.ci95 {
+        Some((lo, hi)) => format!(
+            "{:.1} [{:.1}, {:.1}]",
+            100.0 * s.mean,
+            100.0 * lo,
+            100.0 * hi
+        ),
+        None => format!("{:.1}", 100.0 * s.mean),
+    };
+    let mut out = format!(
+        "# X1 target-size sweep ({} profile, {} seeds)\n\nTest accuracy in %, mean [95% CI]; gain = strategy − scratch, paired by seed.\n\n| target | N/class | strategy | accuracy | gain over scratch |\n|---|---|---|---|---|\n",
+        summary.profile, summary.seeds
+    );
+    for c in &summary.cells {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            c.target.dataset(),
+            c.per_class,
+            c.strategy,
+            pct(&c.accuracy),
+            c.gain.as_ref().map(pct).unwrap_or_else(|| "—".into())
+        ));
+    }
+    out.push_str("\n## Verdicts (T-1)\n\n");
+    for v in &summary.verdicts {
+        out.push_str(&format!(
+            "- **{}**: {} (gain at smallest N {}, at largest N {}). Rule: {}.\n",
+            v.target.dataset(),
+            v.verdict,
+            pct(&v.gain_smallest),
+            pct(&v.gain_largest),
+            v.rule
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(values: &[f64]) -> Summary {
+        summarize(values).unwrap()
+    }
+
+    #[test]
+    fn the_rule_reads_the_intervals() {
+        let big = s(&[0.20, 0.22, 0.21]);
+        let small = s(&[0.01, 0.02, 0.00]);
+        assert_eq!(
+            verdict(Target::FashionMnist, big, small).verdict,
+            "supported"
+        );
+        assert_eq!(
+            verdict(Target::FashionMnist, big, s(&[0.3, 0.31, 0.29])).verdict,
+            "not supported"
+        );
+        assert_eq!(
+            verdict(Target::FashionMnist, s(&[-0.1, -0.12, -0.11]), small).verdict,
+            "not supported"
+        );
+        assert_eq!(
+            verdict(Target::FashionMnist, s(&[-0.1, 0.2, 0.05]), small).verdict,
+            "inconclusive"
+        );
+    }
+}
