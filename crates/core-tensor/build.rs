@@ -2,7 +2,7 @@
 //! that calls libtorch's fused optimizer kernels (tch 0.26 exposes neither `_fused_adam_` nor
 //! the `_foreach_` operations).
 
-#[path = "../../build/libtorch.rs"]
+#[path = "build/libtorch.rs"]
 mod libtorch;
 
 fn main() {

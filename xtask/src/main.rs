@@ -38,7 +38,7 @@ enum Command {
     Merge(merge::Args),
     /// Time training steps in Rust against PyTorch eager (docs/benchmarks.md).
     Bench(bench::Args),
-    /// Build, list or verify the pre-trained models of fixtures/zoo.toml.
+    /// Build, list or verify the pre-trained models of crates/pretrained-zoo/zoo.toml.
     Zoo(zoo::Args),
 }
 

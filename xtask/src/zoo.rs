@@ -1,6 +1,6 @@
 //! `cargo xtask zoo build|list|verify [NAME...]`: the pre-trained model zoo.
 //!
-//! Sets libtorch up, fetches the datasets the registry's recipes use (`fixtures/zoo.toml`), then
+//! Sets libtorch up, fetches the datasets the registry's recipes use (`crates/pretrained-zoo/zoo.toml`), then
 //! runs the `zoo` binary of the `experiments` crate, which trains, lists or verifies the entries.
 
 use anyhow::{Context, Result};
@@ -17,7 +17,7 @@ pub struct Args {
 
 /// The datasets the registry's recipes train on.
 pub fn registry_datasets() -> Result<Vec<String>> {
-    let path = project_root().join("fixtures").join("zoo.toml");
+    let path = project_root().join("crates/pretrained-zoo/zoo.toml");
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let doc: toml::Table =

@@ -1,8 +1,10 @@
-//! Where the fetched dataset files live.
+//! Where dataset files live, and checking them against a manifest of checksums.
 //!
-//! `cargo xtask fetch` downloads and verifies the datasets into a cache folder, by default
-//! `<workspace root>/.cache/fixtures` (ignored by git); the environment variable
-//! [`CACHE_ENV`] points elsewhere. Layout, one folder per dataset name:
+//! A function that reads datasets takes the cache folder as an argument; [`resolve_cache`]
+//! turns an optional one into a folder: the argument, else `$TRANSFERLAB_CACHE` ([`CACHE_ENV`]),
+//! else the per-user cache ([`user_cache_root`]`/fixtures`). (transferlab's own workspace
+//! points `TRANSFERLAB_CACHE` at its ignored `.cache/fixtures`, which `cargo xtask fetch`
+//! fills.) Layout, one folder per dataset name:
 //!
 //! ```text
 //! <cache>/mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte     (decompressed IDX)
@@ -24,20 +26,43 @@ use crate::{Error, Result};
 /// The environment variable that overrides the cache folder.
 pub const CACHE_ENV: &str = "TRANSFERLAB_CACHE";
 
-/// The workspace root, found from this crate's manifest folder at compile time (canonicalised
-/// when that folder still exists).
-pub fn workspace_root() -> PathBuf {
-    let raw = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
-    raw.canonicalize().unwrap_or_else(|_| raw.to_path_buf())
+/// The per-user cache folder of transferlab, by platform convention: `$XDG_CACHE_HOME/transferlab`
+/// or `~/.cache/transferlab` on Linux and other Unix systems, `~/Library/Caches/transferlab` on
+/// macOS, `%LOCALAPPDATA%\transferlab` on Windows; `None` when the platform's variables are
+/// not set.
+pub fn user_cache_root() -> Option<PathBuf> {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let root = if cfg!(target_os = "windows") {
+        var("LOCALAPPDATA")?
+    } else if cfg!(target_os = "macos") {
+        var("HOME")?.join("Library").join("Caches")
+    } else {
+        var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|h| h.join(".cache")))?
+    };
+    Some(root.join("transferlab"))
 }
 
-/// The fixture cache: `$TRANSFERLAB_CACHE` if set and not empty, else
-/// `<workspace root>/.cache/fixtures`. The folder may not exist yet.
+/// The fixture cache when the caller names none: `$TRANSFERLAB_CACHE` if set and not empty,
+/// else `<per-user cache>/fixtures` ([`user_cache_root`]), else `transferlab-cache/fixtures` in
+/// the system's temporary folder. Nothing is guessed from the current folder or from where the
+/// crate was compiled. The folder may not exist yet.
 pub fn cache_dir() -> PathBuf {
     match std::env::var_os(CACHE_ENV) {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => workspace_root().join(".cache").join("fixtures"),
+        _ => user_cache_root()
+            .unwrap_or_else(|| std::env::temp_dir().join("transferlab-cache"))
+            .join("fixtures"),
     }
+}
+
+/// `explicit` if given, else [`cache_dir`]: how a function that takes an optional cache folder
+/// resolves it (argument, then environment, then the per-user cache).
+pub fn resolve_cache(explicit: Option<&Path>) -> PathBuf {
+    explicit.map_or_else(cache_dir, Path::to_path_buf)
 }
 
 /// The path of `file` of `dataset` in `cache`, checked to exist.
@@ -61,11 +86,8 @@ pub fn fixture_path(cache: &Path, dataset: &str, file: &str) -> Result<PathBuf> 
     }
 }
 
-/// The environment variable that points at another dataset manifest than the project's.
-pub const MANIFEST_ENV: &str = "TRANSFERLAB_MANIFEST";
-
-/// The manifest of the fixture datasets (`fixtures/manifest.toml`): per dataset, the files the
-/// cache holds with their size and sha256. Only what verification needs is read; sources and
+/// A manifest of fixture datasets (the project's is `fixtures/manifest.toml`): per dataset, the
+/// files a cache holds with their size and sha256. Only what verification needs is read; sources and
 /// titles are the fetcher's business.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Manifest {
@@ -134,15 +156,6 @@ impl Manifest {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         toml::from_str(&text).map_err(|e| Error::format(path, e.to_string()))
-    }
-
-    /// The project's manifest: `$TRANSFERLAB_MANIFEST` if set, else
-    /// `<workspace root>/fixtures/manifest.toml`.
-    pub fn project() -> Result<Self> {
-        match std::env::var_os(MANIFEST_ENV) {
-            Some(p) if !p.is_empty() => Self::load(Path::new(&p)),
-            _ => Self::load(&workspace_root().join("fixtures").join("manifest.toml")),
-        }
     }
 
     /// The entry of `dataset`, or an error listing the datasets there are.
@@ -243,25 +256,6 @@ fn verify_file(path: &Path, dataset: &str, f: &ManifestFile) -> Result<()> {
     Ok(())
 }
 
-/// The run inputs of `datasets` in `cache`, each checked against the project's manifest
-/// ([`Manifest::project`], read once per process): what an experiment calls before it trains
-/// on them, so that no run is made, or reused, on a file that is not the manifest's.
-pub fn verified_inputs(cache: &Path, datasets: &[&str]) -> Result<BTreeMap<String, String>> {
-    static PROJECT: Mutex<Option<Manifest>> = Mutex::new(None);
-    let manifest = {
-        let mut m = PROJECT.lock().unwrap_or_else(|p| p.into_inner());
-        if m.is_none() {
-            *m = Some(Manifest::project()?);
-        }
-        m.clone().expect("just set")
-    };
-    let mut inputs = BTreeMap::new();
-    for d in datasets {
-        inputs.extend(manifest.verify(cache, d)?);
-    }
-    Ok(inputs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,26 +315,18 @@ mod tests {
     }
 
     #[test]
-    fn the_project_manifest_parses() {
-        let m = Manifest::load(&workspace_root().join("fixtures/manifest.toml")).unwrap();
-        for d in ["mnist", "fashion-mnist", "fsdd", "orl-faces", "uci-digits"] {
-            assert!(!m.dataset(d).unwrap().files.is_empty(), "{d}");
-        }
-    }
-
-    #[test]
-    fn workspace_root_holds_the_workspace_manifest() {
-        let root = workspace_root();
-        assert!(root.join("Cargo.toml").is_file(), "{}", root.display());
-        assert!(root.join("crates/core-tensor").is_dir());
-    }
-
-    #[test]
-    fn cache_dir_default_or_env() {
-        let dir = cache_dir();
+    fn the_cache_is_the_argument_then_the_environment_then_the_user_cache() {
+        let explicit = Path::new("/data/mine");
+        assert_eq!(resolve_cache(Some(explicit)), explicit);
         match std::env::var_os(CACHE_ENV) {
-            Some(v) if !v.is_empty() => assert_eq!(dir, PathBuf::from(v)),
-            _ => assert_eq!(dir, workspace_root().join(".cache/fixtures")),
+            Some(v) if !v.is_empty() => assert_eq!(resolve_cache(None), PathBuf::from(v)),
+            _ => assert_eq!(
+                resolve_cache(None),
+                user_cache_root().unwrap().join("fixtures")
+            ),
+        }
+        if let Some(root) = user_cache_root() {
+            assert!(root.ends_with("transferlab"), "{}", root.display());
         }
     }
 

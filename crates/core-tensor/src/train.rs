@@ -68,6 +68,38 @@ fn yes() -> bool {
     true
 }
 
+impl Default for TrainConfig {
+    /// Adam at learning rate 1e-3, batches of 32, at most 20 epochs, no weight decay, a constant
+    /// learning rate, no clipping, and [`EarlyStopping::default`] (the best validation
+    /// accuracy's weights kept). For a small training set, where an epoch is one or two steps,
+    /// give it a step budget with [`TrainConfig::with_step_budget`].
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 20,
+            batch_size: 32,
+            optimizer: OptimizerKind::adam(),
+            lr: 1e-3,
+            weight_decay: 0.0,
+            schedule: Schedule::default(),
+            grad_clip_norm: None,
+            early_stopping: Some(EarlyStopping::default()),
+        }
+    }
+}
+
+impl Default for EarlyStopping {
+    /// Validation accuracy watched (maximised), 5 epochs of patience, any increase counts, the
+    /// best epoch's weights restored at the end.
+    fn default() -> Self {
+        EarlyStopping {
+            patience: 5,
+            min_delta: 0.0,
+            goal: Goal::Maximize,
+            restore_best: true,
+        }
+    }
+}
+
 /// Direction of a metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

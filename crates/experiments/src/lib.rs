@@ -8,6 +8,8 @@
 //!   binary shares ([`driver::cli`]).
 //! - [`runs`]: the store of finished runs, keyed by the hash of each run's resolved config, seed
 //!   and inputs (dataset and weight checksums), so that a sweep resumes where it stopped.
+//! - [`paths`]: where this repository's datasets, zoo weights and manifest are, passed to the
+//!   libraries explicitly.
 //! - [`progress`]: the binaries' progress bars and log output.
 //! - [`xfer`]: the transfer experiments X1–X6 (configs in `configs/transfer/`), binary
 //!   `transfer`.
@@ -20,6 +22,7 @@
 pub mod driver;
 pub mod e2e;
 pub mod mtl;
+pub mod paths;
 pub mod progress;
 pub mod runs;
 pub mod xfer;

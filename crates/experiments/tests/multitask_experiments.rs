@@ -145,7 +145,7 @@ fn bad_configs_name_the_problem() {
 
 /// A cache holding the real fixture files (links), with `corrupt` a damaged copy when given.
 fn linked_cache(dir: &std::path::Path, corrupt: Option<&str>) -> PathBuf {
-    let real = core_tensor::fixtures::cache_dir().join("mnist");
+    let real = experiments::paths::cache_dir().join("mnist");
     let cache = dir.join("cache");
     let mnist = cache.join("mnist");
     std::fs::create_dir_all(&mnist).unwrap();
@@ -215,7 +215,8 @@ fn a_damaged_dataset_is_refused_before_training_and_its_checksum_keys_the_runs()
     let cache = linked_cache(dir.path(), None);
     let o = run(&cache);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let manifest = core_tensor::fixtures::Manifest::project().unwrap();
+    let manifest =
+        core_tensor::fixtures::Manifest::load(&experiments::paths::manifest_path()).unwrap();
     let want = manifest
         .dataset("mnist")
         .unwrap()

@@ -49,7 +49,7 @@ fn lenet() -> ArchConfig {
 
 #[test]
 fn a_class_subset_is_relabelled_in_the_order_given() {
-    let cache = core_tensor::fixtures::cache_dir();
+    let cache = experiments::paths::cache_dir();
     let all = load_data(&DataSpec::Mnist { classes: None }, INPUT, &cache).unwrap();
     let spec = DataSpec::Mnist {
         classes: Some(vec![7, 2]),
@@ -222,7 +222,7 @@ fn sources_and_adaptations_are_stored_once_and_reused() {
 fn a_selffer_source_sees_exactly_the_adaptation_examples() {
     // Pre-training on per_class = n with seed s draws through target::sample with the
     // adaptation's validation share, so its training set is the adaptation's.
-    let cache = core_tensor::fixtures::cache_dir();
+    let cache = experiments::paths::cache_dir();
     let d = load_data(&DataSpec::Mnist { classes: None }, INPUT, &cache).unwrap();
     let n = 7;
     let (a, _) = target::sample(&d, n, target::validation_per_class(n), 4, Device::Cpu).unwrap();

@@ -1,10 +1,12 @@
-//! The registry of pre-trained models: `fixtures/zoo.toml`.
+//! The registry of pre-trained models. The project's entries ship inside this crate
+//! (`zoo.toml`, read by [`Registry::builtin`]), so a user without transferlab's repository gets
+//! their names, recipes and checksums; [`Registry::load`] reads any other registry file.
 //!
 //! Each entry names an architecture and its configuration, the recipe that trains it (dataset,
 //! subset, validation split, seed, training configuration) and, once registered, the test
 //! accuracy its reference build measured and the sha256 of its weights. `cargo xtask zoo build`
-//! trains missing entries from their recipes into the zoo folder (`.cache/zoo`, or
-//! `TRANSFERLAB_ZOO`), deterministically from the seed; [`Registry::load_model`] verifies the
+//! trains missing entries from their recipes into a zoo folder ([`default_zoo_dir`]: an
+//! argument, else `TRANSFERLAB_ZOO`, else the per-user cache), deterministically from the seed; [`Registry::load_model`] verifies the
 //! checksum of the weights before loading them and refuses a mismatch.
 //!
 //! CPU training is bit-for-bit repeatable on one machine; another CPU may pick other kernels and
@@ -246,30 +248,46 @@ impl std::fmt::Debug for LoadedModel {
     }
 }
 
-/// The project's registry file, `fixtures/zoo.toml`.
-pub fn default_registry_path() -> PathBuf {
-    core_tensor::fixtures::workspace_root()
-        .join("fixtures")
-        .join("zoo.toml")
+/// The environment variable naming the folder of built weights.
+pub const ZOO_ENV: &str = "TRANSFERLAB_ZOO";
+
+/// The registry text shipped with this crate.
+const BUILTIN: &str = include_str!("../zoo.toml");
+
+/// The folder holding built weights when the caller names none: `$TRANSFERLAB_ZOO` if set and
+/// not empty, else `<per-user cache>/zoo` ([`core_tensor::fixtures::user_cache_root`]), else
+/// `transferlab-cache/zoo` in the system's temporary folder.
+pub fn default_zoo_dir() -> PathBuf {
+    match std::env::var_os(ZOO_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => core_tensor::fixtures::user_cache_root()
+            .unwrap_or_else(|| std::env::temp_dir().join("transferlab-cache"))
+            .join("zoo"),
+    }
 }
 
-/// The folder holding built weights: `TRANSFERLAB_ZOO`, else `.cache/zoo`.
-pub fn default_zoo_dir() -> PathBuf {
-    std::env::var_os("TRANSFERLAB_ZOO")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            core_tensor::fixtures::workspace_root()
-                .join(".cache")
-                .join("zoo")
-        })
+/// `explicit` if given, else [`default_zoo_dir`].
+pub fn resolve_zoo_dir(explicit: Option<&Path>) -> PathBuf {
+    explicit.map_or_else(default_zoo_dir, Path::to_path_buf)
 }
 
 impl Registry {
     /// Reads a registry file; errors name the file and the bad field.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(&text, path)
+    }
+
+    /// The registry shipped with this crate: the project's zoo entries (MNIST and
+    /// Fashion-MNIST LeNets, the FSDD audio CNN), with their recipes and registered checksums.
+    pub fn builtin() -> Result<Self> {
+        Self::parse(BUILTIN, Path::new("pretrained-zoo/zoo.toml"))
+    }
+
+    /// Parses registry text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let registry: Registry =
-            toml::from_str(&text).map_err(|e| Error::format(path, e.to_string()))?;
+            toml::from_str(text).map_err(|e| Error::format(path, e.to_string()))?;
         for (name, entry) in &registry.models {
             entry
                 .model
@@ -278,11 +296,6 @@ impl Registry {
                 .map_err(|e| e.within(&format!("models.{name}")).in_file(path))?;
         }
         Ok(registry)
-    }
-
-    /// The project's registry.
-    pub fn project() -> Result<Self> {
-        Self::load(&default_registry_path())
     }
 
     /// The entry called `name`; the error lists the known names.

@@ -84,7 +84,7 @@ fn bad_registry_fields_are_named() {
 
 #[test]
 fn the_project_registry_is_valid() {
-    let reg = Registry::project().unwrap();
+    let reg = Registry::builtin().unwrap();
     for name in ["mnist-lenet", "fashion-lenet", "fsdd-m5"] {
         reg.entry(name).unwrap();
     }

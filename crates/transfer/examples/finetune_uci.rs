@@ -28,7 +28,7 @@ fn main() -> Result<()> {
     let device = core_tensor::device::DeviceSpec::Auto.resolve()?;
 
     // The source: a registered, checksummed zoo entry (its sha256 is verified on load).
-    let registry = Registry::project()?;
+    let registry = Registry::builtin()?;
     let source = SourceModel::from_zoo(&registry, &default_zoo_dir(), "mnist-lenet")
         .context("build it with `cargo xtask zoo build mnist-lenet`")?;
     // The target in the source's input format (8x8 digits placed in MNIST's 28x28 frame).

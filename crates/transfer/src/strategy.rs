@@ -187,6 +187,18 @@ pub struct AdaptConfig {
     pub eval_batch: usize,
 }
 
+impl Default for AdaptConfig {
+    /// [`TrainConfig::default`] (Adam 1e-3, batch 32, early stopping on validation accuracy),
+    /// batch norm of frozen stages kept in evaluation mode, evaluation in batches of 128.
+    fn default() -> Self {
+        AdaptConfig {
+            train: TrainConfig::default(),
+            batch_norm: default_bn(),
+            eval_batch: default_eval_batch(),
+        }
+    }
+}
+
 fn default_bn() -> BatchNormPolicy {
     BatchNormPolicy::FrozenStagesEval
 }
@@ -197,6 +209,9 @@ fn default_eval_batch() -> usize {
 
 /// A network adapted to the target.
 pub struct Adapted {
+    /// The architecture (with the source's configuration; its head has been replaced by one
+    /// of [`Classifier::classes`] outputs).
+    pub arch: ArchConfig,
     /// Its variables.
     pub vs: VarStore,
     /// The network.
@@ -213,10 +228,79 @@ impl std::fmt::Debug for Adapted {
     }
 }
 
+/// What [`Adapted::save`] writes beside the weights (`<name>.json`): enough to rebuild the
+/// network before its weights are loaded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedModel {
+    /// The architecture.
+    pub arch: ArchConfig,
+    /// Outputs of the head.
+    pub classes: i64,
+}
+
 impl Adapted {
     /// Accuracy on `data` (evaluation mode).
     pub fn accuracy(&self, data: &TensorDataset, batch: usize) -> Result<f64> {
         train::accuracy(&*self.net, data, batch)
+    }
+
+    /// Logits of `inputs` in evaluation mode, in batches of `batch`, on the network's device.
+    pub fn logits(&self, inputs: &Tensor, batch: usize) -> Result<Tensor> {
+        let _guard = tch::no_grad_guard();
+        let n = inputs.size().first().copied().unwrap_or(0);
+        let device = self.vs.device();
+        let mut outs = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let len = (batch as i64).min(n - start);
+            let x = inputs.narrow(0, start, len).to_device(device);
+            outs.push(self.net.forward_t(&x, false));
+            start += len;
+        }
+        if outs.is_empty() {
+            return Err(Error::InvalidArgument("logits: no inputs".into()));
+        }
+        Ok(Tensor::cat(&outs, 0))
+    }
+
+    /// The predicted class of each of `inputs`.
+    pub fn predict(&self, inputs: &Tensor, batch: usize) -> Result<Tensor> {
+        Ok(self.logits(inputs, batch)?.argmax(-1, false))
+    }
+
+    /// Saves the network: its variables as safetensors at `path` with PyTorch `state_dict`
+    /// names (what [`pretrained_zoo`]'s architectures call them), and beside it, at `path`
+    /// with the extension `json`, the [`SavedModel`] needed to rebuild it. Both are written
+    /// atomically. Returns the weights' sha256.
+    pub fn save(&self, path: &std::path::Path) -> Result<String> {
+        let sha = core_tensor::checkpoint::save(&self.vs, path)?;
+        let meta = SavedModel {
+            arch: self.arch.clone(),
+            classes: self.net.classes(),
+        };
+        core_tensor::persist::write_json(&path.with_extension("json"), &meta)?;
+        Ok(sha)
+    }
+
+    /// Loads a network written by [`Adapted::save`] onto `device`: rebuilt from its
+    /// `SavedModel`, every variable loaded strictly (a missing, extra or mis-shaped tensor is an
+    /// error naming it). It predicts what the saved network predicted.
+    pub fn load(path: &std::path::Path, device: Device) -> Result<Adapted> {
+        let meta_path = path.with_extension("json");
+        let text = std::fs::read_to_string(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
+        let meta: SavedModel = serde_json::from_str(&text).map_err(|e| {
+            Error::format(&meta_path, format!("not a saved model's description: {e}"))
+        })?;
+        let mut vs = VarStore::new(device);
+        let mut net = meta.arch.build(&vs.root())?;
+        net.replace_head(meta.classes)?;
+        core_tensor::checkpoint::load(&mut vs, path, core_tensor::checkpoint::LoadMode::Strict)?;
+        Ok(Adapted {
+            arch: meta.arch,
+            vs,
+            net,
+            reports: Vec::new(),
+        })
     }
 }
 
@@ -555,5 +639,10 @@ pub fn adapt(
             )?);
         }
     }
-    Ok(Adapted { vs, net, reports })
+    Ok(Adapted {
+        arch: source.model.clone(),
+        vs,
+        net,
+        reports,
+    })
 }

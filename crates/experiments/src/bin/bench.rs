@@ -136,7 +136,7 @@ impl ModuleT for Mlp {
 fn run(args: Args, malloc_tuned: bool) -> Result<()> {
     core_tensor::device::set_threads(args.threads);
     core_tensor::device::seed(args.seed);
-    let train = Mnist::load(&core_tensor::fixtures::cache_dir(), Split::Train)
+    let train = Mnist::load(&experiments::paths::cache_dir(), Split::Train)
         .context("loading MNIST train (run `cargo xtask fetch mnist`)")?;
     let images = (train.images.to_kind(Kind::Float) / 255.0 - MNIST_MEAN) / MNIST_STD;
     let data = TensorDataset::new(images, train.labels)?;

@@ -94,7 +94,7 @@ fn run(args: Args) -> Result<()> {
         core_tensor::device::set_threads(n);
     }
     core_tensor::device::seed(args.seed);
-    let cache = core_tensor::fixtures::cache_dir();
+    let cache = experiments::paths::cache_dir();
 
     let t0 = Instant::now();
     let train = Mnist::load(&cache, Split::Train).context("loading MNIST train")?;

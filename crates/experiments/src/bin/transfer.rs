@@ -119,11 +119,11 @@ fn run(cli: Cli) -> Result<()> {
                 .validate()
                 .with_context(|| format!("{}", config.display()))?;
             let dev = device.resolve()?;
-            let registry = Registry::project()?;
-            let zoo = pretrained_zoo::registry::default_zoo_dir();
+            let registry = Registry::builtin()?;
+            let zoo = experiments::paths::zoo_dir();
             let source = SourceModel::from_zoo(&registry, &zoo, &cfg.source)?;
             let input = target::source_image_input(&registry.entry(&cfg.source)?.recipe.data)?;
-            let data = target::load(cfg.target, &core_tensor::fixtures::cache_dir(), &input)?;
+            let data = target::load(cfg.target, &experiments::paths::cache_dir(), &input)?;
             let (train, val) =
                 target::sample(&data, cfg.per_class, cfg.val_per_class, cfg.seed, dev)?;
             let adapted = adapt(

@@ -1,4 +1,5 @@
-//! `zoo`: builds, lists and verifies the pre-trained models of `fixtures/zoo.toml`.
+//! `zoo`: builds, lists and verifies the pre-trained models of the registry shipped in
+//! `pretrained-zoo` (`crates/pretrained-zoo/zoo.toml`).
 //!
 //! Usually run through `cargo xtask zoo …`, which sets up libtorch and fetches the datasets
 //! first.
@@ -13,10 +14,10 @@ use pretrained_zoo::registry::{self, Registry};
 #[derive(Parser, Debug)]
 #[command(about = "Build, list and verify the pre-trained models of the zoo")]
 struct Cli {
-    /// The registry file (default: fixtures/zoo.toml).
+    /// The registry file (default: the one shipped in pretrained-zoo, crates/pretrained-zoo/zoo.toml).
     #[arg(long, global = true)]
     registry: Option<PathBuf>,
-    /// The folder of built weights (default: TRANSFERLAB_ZOO or .cache/zoo).
+    /// The folder of built weights (default: TRANSFERLAB_ZOO, else the workspace's .cache/zoo).
     #[arg(long, global = true)]
     zoo_dir: Option<PathBuf>,
     #[command(subcommand)]
@@ -70,9 +71,11 @@ fn verified(reg: &Registry, zoo: &std::path::Path, name: &str) -> Result<bool> {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let reg_path = cli.registry.unwrap_or_else(registry::default_registry_path);
+    let reg_path = cli.registry.unwrap_or_else(|| {
+        experiments::paths::workspace_root().join("crates/pretrained-zoo/zoo.toml")
+    });
     let reg = Registry::load(&reg_path)?;
-    let zoo = cli.zoo_dir.unwrap_or_else(registry::default_zoo_dir);
+    let zoo = cli.zoo_dir.unwrap_or_else(experiments::paths::zoo_dir);
     match cli.command {
         Command::List => {
             for (name, entry) in &reg.models {
@@ -126,7 +129,7 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 names
             };
-            let cache = core_tensor::fixtures::cache_dir();
+            let cache = experiments::paths::cache_dir();
             let mut recorded = Vec::new();
             for name in &names {
                 let entry = reg.entry(name)?;

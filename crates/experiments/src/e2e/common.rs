@@ -102,8 +102,8 @@ impl<'a> Ctx<'a> {
     /// project's manifest now (a damaged file is refused before anything trains or is reused)
     /// and their checksums become part of every later run's key.
     pub fn reads(&self, datasets: &[&str]) -> Result<()> {
-        let cache = core_tensor::fixtures::cache_dir();
-        *self.inputs.borrow_mut() = core_tensor::fixtures::verified_inputs(&cache, datasets)?;
+        let cache = crate::paths::cache_dir();
+        *self.inputs.borrow_mut() = crate::paths::verified_inputs(&cache, datasets)?;
         Ok(())
     }
 

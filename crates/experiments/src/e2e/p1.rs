@@ -347,7 +347,7 @@ struct Objects {
 
 impl Objects {
     fn digits() -> Result<Self> {
-        let cache = core_tensor::fixtures::cache_dir();
+        let cache = crate::paths::cache_dir();
         let pool = |d: core_tensor::datasets::ImageDataset| -> Result<Pool> {
             Ok(Pool {
                 images: d.images_f32()?.view([-1, 1, 28, 28]),
@@ -363,7 +363,7 @@ impl Objects {
     }
 
     fn faces(data: &FaceData) -> Result<Self> {
-        let orl = OrlFaces::load(&core_tensor::fixtures::cache_dir())?;
+        let orl = OrlFaces::load(&crate::paths::cache_dir())?;
         Ok(Objects {
             variant: Variant::Faces,
             train: face_pool(&orl, &data.train_images(), data.size)?,

@@ -372,7 +372,7 @@ pub struct TuningRun {
 impl Tuning {
     /// The tuning cut of `split` with `cfg`'s input settings.
     pub fn new(cfg: &P2Config, split: &SplitSpec) -> Result<Self> {
-        let fsdd = Fsdd::load(&core_tensor::fixtures::cache_dir())?;
+        let fsdd = Fsdd::load(&crate::paths::cache_dir())?;
         let fx = FeatureExtractor::new(FeatureConfig::fsdd())?;
         let (train, _test) = match split {
             SplitSpec::Take => fsdd.split_by_take(),
@@ -539,7 +539,7 @@ pub fn run(
     let seeds = opts.seeds_or(p.seeds)?;
     let ctx = Ctx::new(opts, on_run)?;
     ctx.reads(&["fsdd"])?;
-    let fsdd = Fsdd::load(&core_tensor::fixtures::cache_dir())?;
+    let fsdd = Fsdd::load(&crate::paths::cache_dir())?;
     let fx = FeatureExtractor::new(FeatureConfig::fsdd())?;
 
     let mut results = Vec::new();

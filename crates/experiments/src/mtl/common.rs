@@ -529,7 +529,7 @@ impl<'a> Context<'a> {
         Context {
             store,
             device,
-            cache: core_tensor::fixtures::cache_dir(),
+            cache: crate::paths::cache_dir(),
             images: HashMap::new(),
             data: HashMap::new(),
             log: RunLog::new(on_run),
@@ -713,7 +713,7 @@ impl<'a> Context<'a> {
     pub fn train(&mut self, spec: &RunSpec, seed: u64, label: &str) -> Result<RunOutcome> {
         // Checked against the manifest before anything is trained or reused, and part of the
         // key: a run on a damaged file is never made, and none is taken for a repaired one.
-        let inputs = core_tensor::fixtures::verified_inputs(&self.cache, &[spec.data.dataset()])?;
+        let inputs = crate::paths::verified_inputs(&self.cache, &[spec.data.dataset()])?;
         let id = RunId::new("multitask-run", spec, seed, inputs)?;
         if let Some(rec) = self.store.get::<RunOutcome>(&id)? {
             self.count(&rec, true, label);

@@ -307,7 +307,7 @@ impl<'a> Context<'a> {
         Context {
             store,
             device,
-            cache: core_tensor::fixtures::cache_dir(),
+            cache: crate::paths::cache_dir(),
             registry: None,
             data: HashMap::new(),
             sources: HashMap::new(),
@@ -317,7 +317,7 @@ impl<'a> Context<'a> {
 
     fn registry(&mut self) -> Result<&Registry> {
         if self.registry.is_none() {
-            self.registry = Some(Registry::project()?);
+            self.registry = Some(Registry::builtin()?);
         }
         Ok(self.registry.as_ref().expect("just set"))
     }
@@ -346,7 +346,7 @@ impl<'a> Context<'a> {
         }
         let source = match spec {
             SourceSpec::Zoo { entry } => {
-                let zoo = pretrained_zoo::registry::default_zoo_dir();
+                let zoo = crate::paths::zoo_dir();
                 SourceModel::from_zoo(self.registry()?, &zoo, entry)?
             }
             SourceSpec::Untrained { model, .. } => {
@@ -477,11 +477,11 @@ impl<'a> Context<'a> {
         })
     }
 
-    /// The verified dataset files `datasets` (see [`core_tensor::fixtures::verified_inputs`]):
+    /// The verified dataset files `datasets` (see [`crate::paths::verified_inputs`]):
     /// a run's key carries their checksums, and nothing trains on a file that is not the
     /// manifest's.
     fn dataset_inputs(&self, datasets: &[&str]) -> Result<BTreeMap<String, String>> {
-        core_tensor::fixtures::verified_inputs(&self.cache, datasets)
+        crate::paths::verified_inputs(&self.cache, datasets)
     }
 
     /// The inputs a source's network depends on beyond its spec: the data it is pre-trained
@@ -529,7 +529,7 @@ impl<'a> Context<'a> {
             self.source_inputs(&run.source)?.into_iter().collect();
         inputs.extend(self.dataset_inputs(&[run.target.dataset()])?);
         if let SourceSpec::Zoo { entry } = &run.source {
-            let zoo = pretrained_zoo::registry::default_zoo_dir();
+            let zoo = crate::paths::zoo_dir();
             inputs.push((
                 "source_weights".to_string(),
                 self.registry()?.expected_sha256(&zoo, entry)?,

@@ -378,9 +378,9 @@ pub fn run(
         ));
     }
     let dev = device.resolve()?;
-    let cache = core_tensor::fixtures::cache_dir();
-    let registry = Registry::project()?;
-    let zoo = pretrained_zoo::registry::default_zoo_dir();
+    let cache = crate::paths::cache_dir();
+    let registry = Registry::builtin()?;
+    let zoo = crate::paths::zoo_dir();
     let source = SourceModel::from_zoo(&registry, &zoo, &cfg.source)?;
     let entry = registry.entry(&cfg.source)?;
     let input = target::source_image_input(&entry.recipe.data)?;
@@ -391,7 +391,7 @@ pub fn run(
     // results[(target, n, strategy)] = accuracy per seed
     let mut results: BTreeMap<(String, usize, String), Vec<f64>> = BTreeMap::new();
     for &tgt in &cfg.targets {
-        let data_inputs = core_tensor::fixtures::verified_inputs(&cache, &[tgt.dataset()])?;
+        let data_inputs = crate::paths::verified_inputs(&cache, &[tgt.dataset()])?;
         let data = target::load(tgt, &cache, &input)?;
         for &n in &profile.per_class {
             let val_n = target::validation_per_class(n);

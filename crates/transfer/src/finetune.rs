@@ -1,0 +1,124 @@
+//! The short path: adapt a source network to your data in a few lines, with settings that do
+//! the right thing on a small target.
+//!
+//! [`FineTune`] wraps [`adapt`] with a **step budget**: however small the training set, training
+//! runs at least [`FineTune::min_steps`] optimizer steps (default 300) before its epochs run
+//! out, and early stopping waits at least a quarter of that in steps
+//! ([`TrainConfig::with_step_budget`](core_tensor::train::TrainConfig::with_step_budget)). Without
+//! it, 10 examples at batch 32 are one step an epoch, and a patience of 5 epochs stops after a
+//! handful of steps, keeping a head that still predicts one class. A validation set too small
+//! to measure anything (fewer than 20 examples) is worth a `tracing` warning.
+
+use core_tensor::data::TensorDataset;
+use core_tensor::{Error, Result};
+
+use crate::strategy::{AdaptConfig, Adapted, SourceModel, Strategy, adapt};
+
+/// The fewest validation examples that measure accuracy to better than 5 points.
+pub const SMALL_VALIDATION: usize = 20;
+
+/// A fine-tuning of a source network: strategy, settings, seed and step budget; [`FineTune::fit`]
+/// runs it. Defaults: [`Strategy::FineTune`], [`AdaptConfig::default`], seed 0, at least 300
+/// steps, at most 1,000 epochs.
+#[derive(Debug, Clone)]
+pub struct FineTune<'s> {
+    source: &'s SourceModel,
+    strategy: Strategy,
+    config: AdaptConfig,
+    seed: u64,
+    min_steps: usize,
+    max_epochs: usize,
+}
+
+impl<'s> FineTune<'s> {
+    /// Fine-tuning of `source` with the defaults.
+    pub fn new(source: &'s SourceModel) -> Self {
+        FineTune {
+            source,
+            strategy: Strategy::FineTune,
+            config: AdaptConfig::default(),
+            seed: 0,
+            min_steps: 300,
+            max_epochs: 1000,
+        }
+    }
+
+    /// Adapts by `strategy` instead of fine-tuning every layer.
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Other settings (optimizer, learning rate, batch size, early stopping, batch norm).
+    pub fn config(mut self, config: AdaptConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The seed of the new head, fresh layers and batch order.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// At least `steps` optimizer steps (0: the configured epochs only).
+    pub fn min_steps(mut self, steps: usize) -> Self {
+        self.min_steps = steps;
+        self
+    }
+
+    /// At most `epochs` epochs, whatever the step budget asks.
+    pub fn max_epochs(mut self, epochs: usize) -> Self {
+        self.max_epochs = epochs;
+        self
+    }
+
+    /// Adapts the source to `train` (labels `0..classes`, classes counted from both sets),
+    /// early-stopping on `val`; both on the device to train on.
+    pub fn fit(&self, train: &TensorDataset, val: &TensorDataset) -> Result<Adapted> {
+        if train.is_empty() {
+            return Err(Error::InvalidArgument(
+                "fine-tune: the training set is empty".into(),
+            ));
+        }
+        if val.is_empty() {
+            return Err(Error::InvalidArgument(
+                "fine-tune: the validation set is empty (early stopping needs one)".into(),
+            ));
+        }
+        if val.len() < SMALL_VALIDATION {
+            tracing::warn!(
+                examples = val.len(),
+                "a validation set of {} examples measures accuracy in steps of {:.0} points: \
+                 early stopping on it is mostly noise",
+                val.len(),
+                100.0 / val.len() as f64
+            );
+        }
+        let classes = classes_of(train)?.max(classes_of(val)?);
+        let mut cfg = self.config.clone();
+        cfg.train = cfg
+            .train
+            .with_step_budget(train.len(), self.min_steps, self.max_epochs);
+        adapt(
+            &self.strategy,
+            self.source,
+            classes,
+            train,
+            val,
+            &cfg,
+            self.seed,
+        )
+    }
+}
+
+/// One more than the largest label of `data` (labels must be class indices `>= 0`).
+fn classes_of(data: &TensorDataset) -> Result<i64> {
+    let min = data.targets.min().int64_value(&[]);
+    if min < 0 {
+        return Err(Error::InvalidArgument(format!(
+            "fine-tune: labels must be class indices 0, 1, …; found {min}"
+        )));
+    }
+    Ok(data.targets.max().int64_value(&[]) + 1)
+}
