@@ -62,6 +62,15 @@ pub struct EarlyStopping {
     /// Put back the weights of the best epoch at the end.
     #[serde(default = "yes")]
     pub restore_best: bool,
+    /// Never stop before this many epochs, however long the metric has not improved (0: no
+    /// floor). A step budget on a small training set sets it, so that training runs its
+    /// minimum number of steps ([`TrainConfig::with_min_steps`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_epochs: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn yes() -> bool {
@@ -96,6 +105,7 @@ impl Default for EarlyStopping {
             min_delta: 0.0,
             goal: Goal::Maximize,
             restore_best: true,
+            min_epochs: 0,
         }
     }
 }
@@ -139,6 +149,19 @@ impl TrainConfig {
         let per_epoch = examples.div_ceil(t.batch_size).max(1);
         if let Some(es) = &mut t.early_stopping {
             es.patience = es.patience.max((min_steps / 4).div_ceil(per_epoch));
+        }
+        t
+    }
+
+    /// [`TrainConfig::with_step_budget`], and early stopping may not stop before the epoch at
+    /// which `min_steps` steps are done: at least `min_steps` optimizer steps, whatever the
+    /// validation scores (as far as `max_epochs` allows).
+    pub fn with_min_steps(&self, examples: usize, min_steps: usize, max_epochs: usize) -> Self {
+        let mut t = self.with_step_budget(examples, min_steps, max_epochs);
+        let per_epoch = examples.div_ceil(t.batch_size).max(1);
+        let epochs = t.epochs;
+        if let Some(es) = &mut t.early_stopping {
+            es.min_epochs = es.min_epochs.max(min_steps.div_ceil(per_epoch).min(epochs));
         }
         t
     }
@@ -421,7 +444,7 @@ impl<'a> Trainer<'a> {
                     }
                 } else {
                     stale += 1;
-                    if stale >= es.patience {
+                    if stale >= es.patience && epoch >= es.min_epochs {
                         stopped_early = epoch < self.cfg.epochs;
                         tracing::info!(epoch, best_epoch = best.map(|b| b.1), "early stopping");
                         break;

@@ -23,6 +23,7 @@ fn early_stopping_restores_the_best_weights() {
         min_delta: 0.0,
         goal: Goal::Maximize,
         restore_best: true,
+        min_epochs: 0,
     });
     // A scripted validation curve peaking at epoch 2; remember the weights at each epoch.
     let script = [0.5, 0.9, 0.7, 0.6, 0.95];

@@ -531,6 +531,7 @@ mod tests {
             min_delta: 0.0,
             goal: Goal::Minimize,
             restore_best: true,
+            min_epochs: 0,
         });
         let report = m.stage.fit(&data, Some(&data), &cfg, 1).unwrap();
         let after = evaluate(&m, &data, 64, Metric::Mae).unwrap();

@@ -35,6 +35,7 @@ fn train_cfg(epochs: usize, patience: Option<usize>) -> TrainConfig {
             min_delta: 0.0,
             goal: Goal::Maximize,
             restore_best: true,
+            min_epochs: 0,
         }),
     }
 }

@@ -191,6 +191,7 @@ fn single_task_baselines_share_the_recipe_and_give_delta_m() {
         min_delta: 0.0,
         goal: Goal::Minimize,
         restore_best: true,
+        min_epochs: 0,
     });
     let cfg = MultiTaskConfig {
         model: mlp(),

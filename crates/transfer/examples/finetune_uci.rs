@@ -64,6 +64,7 @@ fn main() -> Result<()> {
                 min_delta: 0.0,
                 goal: Goal::Maximize,
                 restore_best: true,
+                min_epochs: 0,
             }),
         },
         batch_norm: BatchNormPolicy::FrozenStagesEval,

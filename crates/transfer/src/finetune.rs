@@ -2,9 +2,9 @@
 //! the right thing on a small target.
 //!
 //! [`FineTune`] wraps [`adapt`] with a **step budget**: however small the training set, training
-//! runs at least [`FineTune::min_steps`] optimizer steps (default 300) before its epochs run
-//! out, and early stopping waits at least a quarter of that in steps
-//! ([`TrainConfig::with_step_budget`](core_tensor::train::TrainConfig::with_step_budget)). Without
+//! runs at least [`FineTune::min_steps`] optimizer steps (default 300; early stopping may not
+//! end it sooner), and early stopping then waits at least a quarter of that in steps
+//! ([`TrainConfig::with_min_steps`](core_tensor::train::TrainConfig::with_min_steps)). Without
 //! it, 10 examples at batch 32 are one step an epoch, and a patience of 5 epochs stops after a
 //! handful of steps, keeping a head that still predicts one class. A validation set too small
 //! to measure anything (fewer than 20 examples) is worth a `tracing` warning.
@@ -99,7 +99,7 @@ impl<'s> FineTune<'s> {
         let mut cfg = self.config.clone();
         cfg.train = cfg
             .train
-            .with_step_budget(train.len(), self.min_steps, self.max_epochs);
+            .with_min_steps(train.len(), self.min_steps, self.max_epochs);
         adapt(
             &self.strategy,
             self.source,
@@ -121,4 +121,45 @@ fn classes_of(data: &TensorDataset) -> Result<i64> {
         )));
     }
     Ok(data.targets.max().int64_value(&[]) + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use pretrained_zoo::arch::{ArchConfig, MlpConfig};
+    use tch::{Device, Kind, Tensor, nn::VarStore};
+
+    use super::*;
+
+    #[test]
+    fn a_tiny_target_trains_its_minimum_steps_whatever_the_validation_says() {
+        tch::manual_seed(3);
+        let arch = ArchConfig::Mlp(MlpConfig {
+            inputs: 4,
+            hidden: vec![8],
+            classes: 3,
+        });
+        let vs = VarStore::new(Device::Cpu);
+        arch.build(&vs.root()).unwrap();
+        let source = SourceModel::from_store("s", arch, &vs);
+        // Random labels: validation accuracy does not improve, so patience alone would stop
+        // after a handful of one-step epochs.
+        let x = Tensor::randn([14, 4], (Kind::Float, Device::Cpu));
+        let y = Tensor::randint(2, [14], (Kind::Int64, Device::Cpu));
+        let train = TensorDataset::new(x.narrow(0, 0, 10), y.narrow(0, 0, 10)).unwrap();
+        let val = TensorDataset::new(x.narrow(0, 10, 4), y.narrow(0, 10, 4)).unwrap();
+        let adapted = FineTune::new(&source)
+            .min_steps(120)
+            .fit(&train, &val)
+            .unwrap();
+        let steps: usize = adapted.reports.iter().map(|r| r.epochs.len()).sum();
+        assert!(steps >= 120, "stopped after {steps} steps (one per epoch)");
+        assert_eq!(adapted.net.classes(), 2);
+        // With no budget the same call stops early.
+        let short = FineTune::new(&source)
+            .min_steps(0)
+            .fit(&train, &val)
+            .unwrap();
+        let steps: usize = short.reports.iter().map(|r| r.epochs.len()).sum();
+        assert!(steps < 120, "{steps}");
+    }
 }

@@ -351,6 +351,7 @@ mod tests {
                     min_delta: 0.0,
                     goal: core_tensor::train::Goal::Maximize,
                     restore_best: true,
+                    min_epochs: 0,
                 }),
             },
             min_steps: 400,

@@ -929,6 +929,7 @@ mod tests {
                     min_delta: 0.0,
                     goal: core_tensor::train::Goal::Minimize,
                     restore_best: true,
+                    min_epochs: 0,
                 }),
             },
             min_steps: 100,
