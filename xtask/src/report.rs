@@ -266,10 +266,14 @@ fn ledger_rows<'a>(
 }
 
 fn overall(vs: &[&ClaimVerdict]) -> String {
-    if vs.is_empty() {
+    let Some(first) = vs.first().map(|v| &v.verdict) else {
         return "not measured".into();
+    };
+    if vs.iter().all(|v| &v.verdict == first) {
+        verdict_word(first).into()
+    } else {
+        "mixed".into()
     }
-    overall_of(vs)
 }
 
 /// The ledger's verdict of claim `c`: [`overall`], except that a claim with no verdict whose
@@ -279,15 +283,6 @@ fn ledger_verdict(c: &ClaimDef, vs: &[&ClaimVerdict], missing: &[String]) -> Str
         return "results missing".into();
     }
     overall(vs)
-}
-
-fn overall_of(vs: &[&ClaimVerdict]) -> String {
-    let first = &vs[0].verdict;
-    if vs.iter().all(|v| &v.verdict == first) {
-        verdict_word(first).into()
-    } else {
-        "mixed".into()
-    }
 }
 
 /// What [`write`] did.

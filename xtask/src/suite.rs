@@ -182,11 +182,7 @@ pub fn run(args: &Args) -> Result<()> {
     }
     // One suite per output folder: two would garble the shared logs and race on the report.
     // The experiment processes it starts do not take the lock.
-    let _lock = if args.rebuild_report {
-        lock_out(&out, false)?
-    } else {
-        lock_out(&out, true)?
-    };
+    let _lock = lock_out(&out, !args.rebuild_report)?;
     let mut failed = Vec::new();
     if !args.rebuild_report {
         crate::setup::ensure(false)?;

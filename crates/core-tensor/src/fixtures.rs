@@ -53,10 +53,16 @@ pub fn user_cache_root() -> Option<PathBuf> {
 pub fn cache_dir() -> PathBuf {
     match std::env::var_os(CACHE_ENV) {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => user_cache_root()
-            .unwrap_or_else(|| std::env::temp_dir().join("transferlab-cache"))
-            .join("fixtures"),
+        _ => user_cache_dir("fixtures"),
     }
+}
+
+/// `<per-user cache>/<sub>` ([`user_cache_root`]), or `transferlab-cache/<sub>` in the
+/// system's temporary folder where the platform names no per-user cache.
+pub fn user_cache_dir(sub: &str) -> PathBuf {
+    user_cache_root()
+        .unwrap_or_else(|| std::env::temp_dir().join("transferlab-cache"))
+        .join(sub)
 }
 
 /// `explicit` if given, else [`cache_dir`]: how a function that takes an optional cache folder
@@ -136,7 +142,8 @@ fn size_and_mtime(path: &Path) -> Result<(u64, u128)> {
     Ok((meta.len(), mtime))
 }
 
-fn sha256_of(path: &Path) -> Result<String> {
+/// Lowercase hex sha256 of a file, read in 1 MiB pieces.
+pub fn sha256_file(path: &Path) -> Result<String> {
     use std::io::Read;
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut hasher = Sha256::new();
@@ -227,7 +234,7 @@ fn verify_file(path: &Path, dataset: &str, f: &ManifestFile) -> Result<()> {
         .and_then(|t| serde_json::from_slice::<Stamp>(&t).ok())
         .filter(|s| s.bytes == bytes && s.mtime_ns == mtime_ns && known(&s.sha256));
     if stamped.is_none() {
-        let sha = sha256_of(path)?;
+        let sha = sha256_file(path)?;
         if !known(&sha) {
             return Err(Error::format(
                 path,

@@ -56,14 +56,18 @@ impl RunOptions {
 
     /// The number of seeds to run: the option's, else the profile's; at least one.
     pub fn seeds_or(&self, profile_seeds: u64) -> Result<u64> {
-        let s = self.seeds.unwrap_or(profile_seeds);
-        if s == 0 {
-            return Err(Error::InvalidArgument(
-                "seeds: need at least 1 (2 or more for confidence intervals)".into(),
-            ));
-        }
-        Ok(s)
+        check_seeds(self.seeds.unwrap_or(profile_seeds))
     }
+}
+
+/// `seeds` if it is at least one.
+pub fn check_seeds(seeds: u64) -> Result<u64> {
+    if seeds == 0 {
+        return Err(Error::InvalidArgument(
+            "seeds: need at least 1 (2 or more for confidence intervals)".into(),
+        ));
+    }
+    Ok(seeds)
 }
 
 /// Reads an experiment's TOML config; errors name the file and the field.

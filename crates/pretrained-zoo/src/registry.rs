@@ -260,9 +260,7 @@ const BUILTIN: &str = include_str!("../zoo.toml");
 pub fn default_zoo_dir() -> PathBuf {
     match std::env::var_os(ZOO_ENV) {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => core_tensor::fixtures::user_cache_root()
-            .unwrap_or_else(|| std::env::temp_dir().join("transferlab-cache"))
-            .join("zoo"),
+        _ => core_tensor::fixtures::user_cache_dir("zoo"),
     }
 }
 
@@ -403,11 +401,7 @@ pub fn read_record(zoo_dir: &Path, name: &str) -> Result<BuildRecord> {
 }
 
 /// Lowercase hex sha256 of a file.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    Ok(format!("{:x}", Sha256::digest(&bytes)))
-}
+pub use core_tensor::fixtures::sha256_file;
 
 /// Trains entry `name` from its recipe on `device`, writes `<name>.safetensors` and
 /// `<name>.json` into `zoo_dir` (atomically), and returns the record.

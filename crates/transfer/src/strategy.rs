@@ -246,21 +246,7 @@ impl Adapted {
 
     /// Logits of `inputs` in evaluation mode, in batches of `batch`, on the network's device.
     pub fn logits(&self, inputs: &Tensor, batch: usize) -> Result<Tensor> {
-        let _guard = tch::no_grad_guard();
-        let n = inputs.size().first().copied().unwrap_or(0);
-        let device = self.vs.device();
-        let mut outs = Vec::new();
-        let mut start = 0;
-        while start < n {
-            let len = (batch as i64).min(n - start);
-            let x = inputs.narrow(0, start, len).to_device(device);
-            outs.push(self.net.forward_t(&x, false));
-            start += len;
-        }
-        if outs.is_empty() {
-            return Err(Error::InvalidArgument("logits: no inputs".into()));
-        }
-        Ok(Tensor::cat(&outs, 0))
+        train::predict(&*self.net, &inputs.to_device(self.vs.device()), batch)
     }
 
     /// The predicted class of each of `inputs`.

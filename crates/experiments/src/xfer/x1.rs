@@ -371,12 +371,7 @@ pub fn run(
             cfg.profiles.keys().collect::<Vec<_>>()
         ))
     })?;
-    let seeds = seeds_override.unwrap_or(profile.seeds);
-    if seeds == 0 {
-        return Err(Error::InvalidArgument(
-            "seeds: need at least 1 (2 or more for confidence intervals)".into(),
-        ));
-    }
+    let seeds = crate::driver::check_seeds(seeds_override.unwrap_or(profile.seeds))?;
     let dev = device.resolve()?;
     let cache = crate::paths::cache_dir();
     let registry = Registry::builtin()?;
