@@ -93,6 +93,7 @@ fn patience_covers_a_quarter_of_the_step_budget_and_epochs_reach_it() {
         train: train_cfg(10, Some(10)),
         batch_norm: BatchNormPolicy::FrozenStagesEval,
         eval_batch: 128,
+        probe: transfer::probe::ProbeFit::Train,
     };
     // N = 1 per class, 10 classes, batch 32: one step per epoch.
     let r = resolve_adapt(&a, 1, 10, 300, 150);
@@ -139,6 +140,7 @@ fn sources_and_adaptations_are_stored_once_and_reused() {
             train: train_cfg(2, Some(2)),
             batch_norm: BatchNormPolicy::FrozenStagesEval,
             eval_batch: 64,
+            probe: transfer::probe::ProbeFit::Train,
         },
     };
     let mut labels = Vec::new();

@@ -1,14 +1,18 @@
-//! Hard parameter sharing: one zoo backbone (the trunk) and one linear head per task.
+//! Hard parameter sharing: one backbone (the trunk) and one linear head per task.
 //!
-//! The trunk is any [`ArchConfig`] built at the root of the `VarStore`, so its variables keep
-//! their zoo names (`stem.conv.weight`, `fc1.weight`, …) and pre-trained zoo weights load into
-//! it unchanged. Only [`Classifier::features`] is used; the zoo network's own `head` is frozen
-//! (left out of every optimizer) and never runs, so its `classes` does not matter. Task `t`'s
-//! head is `task_heads.<name>` (`[outputs, feature_dim]` weight and a bias, PyTorch's default
-//! initialisation).
+//! The trunk is any [`Architecture`] — a zoo [`ArchConfig`](pretrained_zoo::arch::ArchConfig)
+//! or your own network (for instance your tch modules wrapped in a
+//! [`Staged`](pretrained_zoo::arch::Staged)) — built at the root of the `VarStore`, so its
+//! variables keep their names (`stem.conv.weight`, `fc1.weight`, …) and pre-trained weights
+//! load into it unchanged. Only [`Classifier::features`] is used; the trunk's own head (its
+//! last stage) is frozen (left out of every optimizer) and never runs, so its `classes` does
+//! not matter. Task `t`'s head is `task_heads.<name>` (`[outputs, feature_dim]` weight and a
+//! bias, PyTorch's default initialisation).
 
 use core_tensor::{Error, Result};
-use pretrained_zoo::arch::{ArchConfig, Classifier, HEAD, in_stage};
+use pretrained_zoo::arch::{
+    Architecture, Classifier, check_stage_membership, in_head, in_stage, stage_of,
+};
 use tch::Tensor;
 use tch::nn::{self, Module, VarStore};
 
@@ -45,8 +49,10 @@ pub struct SharedParams {
 }
 
 impl MultiTaskNet {
-    /// Builds the trunk at the root of `vs` and a head per task under [`TASK_HEADS`].
-    pub fn new(vs: &VarStore, arch: &ArchConfig, tasks: &[TaskSpec]) -> Result<Self> {
+    /// Builds the trunk at the root of `vs` and a head per task under [`TASK_HEADS`]. The
+    /// trunk's stages must partition its variables (see
+    /// [`check_stage_membership`](pretrained_zoo::arch::check_stage_membership)).
+    pub fn new(vs: &VarStore, arch: &dyn Architecture, tasks: &[TaskSpec]) -> Result<Self> {
         validate_tasks(tasks)?;
         let root = vs.root();
         if !vs.variables().is_empty() {
@@ -55,7 +61,17 @@ impl MultiTaskNet {
             ));
         }
         let trunk = arch.build(&root)?;
-        core_tensor::optim::freeze(vs, &[HEAD]);
+        if trunk.stages().len() < 2 {
+            return Err(Error::InvalidArgument(format!(
+                "a multi-task trunk needs at least one stage before its head, got {:?}",
+                trunk.stages()
+            )));
+        }
+        check_stage_membership(&*trunk, vs).map_err(|e| e.within("multi-task trunk"))?;
+        let head_stage = *trunk.stages().last().expect("two stages or more");
+        let head_members = trunk.stage_members(head_stage);
+        let members: Vec<&str> = head_members.iter().map(String::as_str).collect();
+        core_tensor::optim::freeze(vs, &members);
         let dim = trunk.feature_dim();
         let heads = tasks
             .iter()
@@ -107,24 +123,26 @@ impl MultiTaskNet {
         let mut vars: Vec<(String, Tensor)> = vs
             .variables()
             .into_iter()
-            .filter(|(name, t)| t.requires_grad() && !in_stage(name, HEAD))
+            .filter(|(name, t)| t.requires_grad() && !in_head(&*self.trunk, name))
             .collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
-        let stages = self.trunk.stages();
-        let backbone = &stages[..stages.len() - 1];
-        let shared: Vec<(String, Tensor)> = vars
+        let backbone = self.trunk.stages().len() - 1;
+        let trunk = &*self.trunk;
+        let shared: Vec<(String, Tensor, usize)> = vars
             .iter()
-            .filter(|(n, _)| backbone.iter().any(|s| in_stage(n, s)))
-            .map(|(n, t)| (n.clone(), t.shallow_clone()))
+            .filter_map(|(n, t)| {
+                stage_of(trunk, n)
+                    .filter(|s| *s < backbone)
+                    .map(|s| (n.clone(), t.shallow_clone(), s))
+            })
             .collect();
-        let last_shared = backbone
-            .iter()
+        let last_shared = (0..backbone)
             .rev()
             .map(|s| {
                 shared
                     .iter()
-                    .filter(|(n, _)| in_stage(n, s))
-                    .map(|(_, t)| t.shallow_clone())
+                    .filter(|(_, _, stage)| *stage == s)
+                    .map(|(_, t, _)| t.shallow_clone())
                     .collect::<Vec<_>>()
             })
             .find(|v| !v.is_empty())
@@ -141,7 +159,7 @@ impl MultiTaskNet {
             })
             .collect();
         SharedParams {
-            shared: shared.into_iter().map(|(_, t)| t).collect(),
+            shared: shared.into_iter().map(|(_, t, _)| t).collect(),
             last_shared,
             heads,
         }
@@ -151,7 +169,7 @@ impl MultiTaskNet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pretrained_zoo::arch::MlpConfig;
+    use pretrained_zoo::arch::{ArchConfig, MlpConfig};
     use tch::{Device, Kind};
 
     #[test]

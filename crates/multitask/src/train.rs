@@ -168,11 +168,35 @@ impl<'a> MultiTaskTrainer<'a> {
     ) -> Result<Self> {
         cfg.validate()?;
         let balancer_impl = balancer.build(&vs.root(), net.tasks().len(), seed)?;
+        Self::with_balancer(vs, net, balancer_impl, balancer.lr(), cfg, seed)
+    }
+
+    /// A trainer with a balancer of your own: any [`Balancer`] implementation. Variables it
+    /// trains (like uncertainty weighting's `log_var`) must be in `vs` under `balancer.`
+    /// ([`BALANCER`]: create them at `vs.root() / BALANCER` before this call); they get
+    /// their own optimizer group at `balancer_lr` (default: the training lr), no weight decay.
+    pub fn with_balancer(
+        vs: &'a VarStore,
+        net: &'a MultiTaskNet,
+        balancer: Box<dyn Balancer>,
+        balancer_lr: Option<f64>,
+        cfg: TrainConfig,
+        seed: u64,
+    ) -> Result<Self> {
+        cfg.validate()?;
+        if let Some(lr) = balancer_lr {
+            if !(lr > 0.0 && lr.is_finite()) {
+                return Err(Error::InvalidArgument(format!(
+                    "balancer.lr: must be a positive number, got {lr}"
+                )));
+            }
+        }
+        let balancer_impl = balancer;
         let groups = [
             GroupSpec {
                 name: BALANCER.into(),
                 prefixes: vec![BALANCER.into()],
-                lr: balancer.lr().unwrap_or(cfg.lr),
+                lr: balancer_lr.unwrap_or(cfg.lr),
                 weight_decay: 0.0,
             },
             GroupSpec {

@@ -8,13 +8,9 @@
 //! ```
 
 use anyhow::{Context, Result};
-use core_tensor::optim::OptimizerKind;
-use core_tensor::train::{EarlyStopping, Goal, TrainConfig};
-use pretrained_zoo::arch::BatchNormPolicy;
 use pretrained_zoo::registry::{Registry, default_zoo_dir};
-use transfer::strategy::{
-    AdaptConfig, SourceModel, Strategy, adapt, features, pretrained_with_new_head,
-};
+use transfer::finetune::FineTune;
+use transfer::strategy::{SourceModel, Strategy, features, pretrained_with_new_head};
 use transfer::target::{self, Target};
 use transfer::transferability::log_me;
 
@@ -50,26 +46,6 @@ fn main() -> Result<()> {
         log_me(&features, &train.targets, data.classes)?
     );
 
-    let cfg = AdaptConfig {
-        train: TrainConfig {
-            epochs: 60,
-            batch_size: 16,
-            optimizer: OptimizerKind::adam(),
-            lr: 1e-3,
-            weight_decay: 0.0,
-            schedule: Default::default(),
-            grad_clip_norm: None,
-            early_stopping: Some(EarlyStopping {
-                patience: 10,
-                min_delta: 0.0,
-                goal: Goal::Maximize,
-                restore_best: true,
-                min_epochs: 0,
-            }),
-        },
-        batch_norm: BatchNormPolicy::FrozenStagesEval,
-        eval_batch: 128,
-    };
     for strategy in [
         Strategy::Scratch,
         Strategy::LinearProbe,
@@ -79,19 +55,15 @@ fn main() -> Result<()> {
             lr_factor: 0.1,
         },
     ] {
-        let adapted = adapt(
-            &strategy,
-            &source,
-            data.classes as i64,
-            &train,
-            &val,
-            &cfg,
-            0,
-        )?;
+        // The short path with its defaults: Adam 1e-3, at least 300 steps, early stopping on
+        // the validation accuracy, a linear probe fitted to convergence.
+        let adapted = FineTune::new(&source)
+            .strategy(strategy.clone())
+            .fit(&train, &val)?;
         println!(
             "{:>12}: test accuracy {:.1}% ({per_class} examples per class)",
             strategy.name(),
-            100.0 * adapted.accuracy(&test, cfg.eval_batch)?
+            100.0 * adapted.accuracy(&test, 256)?
         );
     }
     Ok(())

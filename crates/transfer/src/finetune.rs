@@ -31,6 +31,10 @@ pub struct FineTune<'s> {
 }
 
 impl<'s> FineTune<'s> {
+    /// The fewest optimizer steps of a training phase unless [`FineTune::min_steps`] says
+    /// otherwise.
+    pub const DEFAULT_MIN_STEPS: usize = 300;
+
     /// Fine-tuning of `source` with the defaults.
     pub fn new(source: &'s SourceModel) -> Self {
         FineTune {
@@ -38,7 +42,7 @@ impl<'s> FineTune<'s> {
             strategy: Strategy::FineTune,
             config: AdaptConfig::default(),
             seed: 0,
-            min_steps: 300,
+            min_steps: Self::DEFAULT_MIN_STEPS,
             max_epochs: 1000,
         }
     }

@@ -32,6 +32,8 @@
 //! - [`strategy`]: one call ([`strategy::adapt`]) adapts any zoo model to a target by one of
 //!   eight strategies (scratch, linear probe, fine-tune, top-k, discriminative learning rates,
 //!   L2-SP, LP-FT, layer transfer).
+//! - [`probe`]: the linear probe's head as a logistic regression fitted to convergence
+//!   (full-batch L-BFGS on the frozen features).
 //! - [`input`] and [`target`]: explicit input adaptation (UCI 8x8 digits into MNIST's frame) and
 //!   the target datasets with seeded, stratified samples.
 //! - [`transferability`]: LogME, LEEP, H-score and rank correlations, to rank sources for a
@@ -42,6 +44,7 @@
 
 pub mod finetune;
 pub mod input;
+pub mod probe;
 pub mod strategy;
 pub mod target;
 pub mod transferability;

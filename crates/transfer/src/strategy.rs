@@ -3,7 +3,8 @@
 //! ```text
 //! scratch            fresh weights, same architecture, trained on the target
 //! linear_probe       source backbone frozen; features computed once (evaluation mode, no
-//!                    gradients), a new head trained on them
+//!                    gradients), a new head fitted on them: to convergence by L-BFGS
+//!                    (the default, [`ProbeFit::Lbfgs`]) or trained ([`ProbeFit::Train`])
 //! fine_tune          source weights, new head, every layer trained
 //! fine_tune_top      source weights, new head, only the top `stages` stages trained (the head is
 //!                    the top stage: stages = 1 trains the head alone, without caching features)
@@ -11,8 +12,8 @@
 //!                    lr · backbone_factor · layer_decay^(n-1-i), the head at lr
 //! l2_sp              every layer trained with the penalty α/2 Σ‖w − w⁰‖² over the backbone
 //!                    (w⁰ the source weights) + β/2 ‖w_head‖² (Li, Grandvalet, Davoine 2018)
-//! lp_ft              linear probe for `probe_epochs`, then fine-tune every layer at
-//!                    lr · lr_factor (Kumar et al. 2022)
+//! lp_ft              linear probe (fitted to convergence, or trained for `probe_epochs`),
+//!                    then fine-tune every layer at lr · lr_factor (Kumar et al. 2022)
 //! layer_transfer     the first `stages` backbone stages copied from the source, frozen or
 //!                    trained, every later stage and the head freshly initialised (the AnB /
 //!                    AnB+ networks of Yosinski et al. 2014)
@@ -20,36 +21,63 @@
 //!
 //! The new head always gets PyTorch's default initialisation for the target's class count.
 //! Stages frozen by a strategy follow the [`BatchNormPolicy`] given with it.
+//!
+//! **Any network.** A source is an [`Architecture`] (a zoo [`ArchConfig`], or a function of
+//! yours that builds your network as a [`Classifier`], for instance by wrapping your tch
+//! modules in a [`Staged`](pretrained_zoo::arch::Staged)) and its weights. Stages are named
+//! sets of variables ([`Classifier::stage_members`]), so "the first n stages" means the same
+//! for a zoo network and for yours; [`adapt`] checks that the stages partition the variables
+//! before it trains.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use core_tensor::data::TensorDataset;
 use core_tensor::optim::GroupSpec;
 use core_tensor::train::{self, FitReport, TrainConfig, Trainer};
 use core_tensor::{Error, Result};
 use pretrained_zoo::arch::{
-    ArchConfig, BatchNormPolicy, Classifier, HEAD, freeze_stages, in_stage,
+    ArchConfig, Architecture, BatchNormPolicy, Classifier, check_stage_membership, freeze_stages,
+    in_head, stage_of,
 };
 use pretrained_zoo::registry::Registry;
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module, VarStore};
 use tch::{Device, Kind, Tensor};
 
-/// A source network: architecture and weights (kept on the CPU, copied into each new run).
+use crate::probe::{ProbeFit, fit_logistic};
+
+/// A source network: what builds it and its weights (kept on the CPU, copied into each new
+/// run). Cloning shares the weights' storage (no strategy writes to it).
 pub struct SourceModel {
     /// Name (zoo entry or description).
     pub name: String,
-    /// Architecture and configuration.
-    pub model: ArchConfig,
+    /// What builds the network: a zoo [`ArchConfig`] or your own [`Architecture`].
+    pub arch: Arc<dyn Architecture>,
     /// Weights by `state_dict` name.
     pub weights: HashMap<String, Tensor>,
+}
+
+impl Clone for SourceModel {
+    fn clone(&self) -> Self {
+        SourceModel {
+            name: self.name.clone(),
+            arch: self.arch.clone(),
+            weights: self
+                .weights
+                .iter()
+                .map(|(k, v)| (k.clone(), v.shallow_clone()))
+                .collect(),
+        }
+    }
 }
 
 impl std::fmt::Debug for SourceModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SourceModel")
             .field("name", &self.name)
-            .field("model", &self.model)
+            .field("arch", &self.arch.config())
+            .field("weights", &self.weights.len())
             .finish()
     }
 }
@@ -65,20 +93,39 @@ impl SourceModel {
         ))
     }
 
-    /// Takes the weights of a trained network.
-    pub fn from_store(name: &str, model: ArchConfig, vs: &VarStore) -> Self {
-        let _guard = tch::no_grad_guard();
-        let weights = vs
-            .variables()
-            .into_iter()
-            .map(|(k, v)| (k, v.detach().to_device(Device::Cpu).copy()))
-            .collect();
+    /// Takes the weights of a trained network built by `arch` at the root of `vs`: a zoo
+    /// [`ArchConfig`] or your own [`Architecture`] (a closure that builds your network).
+    pub fn from_store(name: &str, arch: impl Architecture + 'static, vs: &VarStore) -> Self {
+        Self::new(name, Arc::new(arch), store_weights(vs))
+    }
+
+    /// A source from what builds it and its weights by `state_dict` name.
+    pub fn new(name: &str, arch: Arc<dyn Architecture>, weights: HashMap<String, Tensor>) -> Self {
         SourceModel {
             name: name.to_string(),
-            model,
+            arch,
             weights,
         }
     }
+
+    /// An adapted network as the source of a further adaptation.
+    pub fn from_adapted(name: &str, adapted: &Adapted) -> Self {
+        Self::new(name, adapted.arch.clone(), store_weights(&adapted.vs))
+    }
+
+    /// The zoo configuration of the architecture, if it is one.
+    pub fn config(&self) -> Option<ArchConfig> {
+        self.arch.config()
+    }
+}
+
+/// The variables of `vs`, detached copies on the CPU.
+fn store_weights(vs: &VarStore) -> HashMap<String, Tensor> {
+    let _guard = tch::no_grad_guard();
+    vs.variables()
+        .into_iter()
+        .map(|(k, v)| (k, v.detach().to_device(Device::Cpu).copy()))
+        .collect()
 }
 
 /// How to adapt a source model to the target.
@@ -113,7 +160,8 @@ pub enum Strategy {
     },
     /// Linear probe, then fine-tuning of every layer.
     LpFt {
-        /// Epochs of the linear-probe phase.
+        /// Epochs of the linear-probe phase when it is trained ([`ProbeFit::Train`]); a probe
+        /// fitted to convergence ([`AdaptConfig::probe`]) ignores it.
         probe_epochs: usize,
         /// Learning-rate factor of the fine-tuning phase.
         #[serde(default = "one")]
@@ -133,6 +181,17 @@ fn one() -> f64 {
 }
 
 impl Strategy {
+    /// LP-FT with the defaults: the probe's head first (fitted to convergence unless
+    /// [`AdaptConfig::probe`] says to train it, then for 10 epochs), then every layer
+    /// fine-tuned at a tenth of the learning rate, so that the good head is not undone by
+    /// large first steps through the backbone (Kumar et al. 2022).
+    pub fn lp_ft() -> Self {
+        Strategy::LpFt {
+            probe_epochs: 10,
+            lr_factor: 0.1,
+        }
+    }
+
     /// A short name for tables and plots.
     pub fn name(&self) -> &'static str {
         match self {
@@ -185,18 +244,31 @@ pub struct AdaptConfig {
     /// Batch size of evaluation and feature extraction.
     #[serde(default = "default_eval_batch")]
     pub eval_batch: usize,
+    /// How the linear probe (and LP-FT's probe phase) fits its head. [`AdaptConfig::default`]
+    /// fits it to convergence ([`ProbeFit::lbfgs`]); a config file that leaves it out trains it
+    /// by `train` ([`ProbeFit::Train`], the behaviour before this setting existed, so stored
+    /// run keys stay valid). In TOML: `[adapt.probe]` with `kind = "lbfgs"`.
+    #[serde(default = "train_probe", skip_serializing_if = "ProbeFit::is_train")]
+    pub probe: ProbeFit,
 }
 
 impl Default for AdaptConfig {
     /// [`TrainConfig::default`] (Adam 1e-3, batch 32, early stopping on validation accuracy),
-    /// batch norm of frozen stages kept in evaluation mode, evaluation in batches of 128.
+    /// batch norm of frozen stages kept in evaluation mode, evaluation in batches of 128, and
+    /// the linear probe's head fitted to convergence by L-BFGS ([`ProbeFit::lbfgs`]:
+    /// logistic regression with scikit-learn's default `C = 1`).
     fn default() -> Self {
         AdaptConfig {
             train: TrainConfig::default(),
             batch_norm: default_bn(),
             eval_batch: default_eval_batch(),
+            probe: ProbeFit::lbfgs(),
         }
     }
+}
+
+fn train_probe() -> ProbeFit {
+    ProbeFit::Train
 }
 
 fn default_bn() -> BatchNormPolicy {
@@ -209,9 +281,9 @@ fn default_eval_batch() -> usize {
 
 /// A network adapted to the target.
 pub struct Adapted {
-    /// The architecture (with the source's configuration; its head has been replaced by one
-    /// of [`Classifier::classes`] outputs).
-    pub arch: ArchConfig,
+    /// What builds the architecture (the source's; the network's head has since been replaced
+    /// by one of [`Classifier::classes`] outputs).
+    pub arch: Arc<dyn Architecture>,
     /// Its variables.
     pub vs: VarStore,
     /// The network.
@@ -232,8 +304,12 @@ impl std::fmt::Debug for Adapted {
 /// network before its weights are loaded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SavedModel {
-    /// The architecture.
-    pub arch: ArchConfig,
+    /// The zoo architecture; `null` for a network of your own, which
+    /// [`Adapted::load_with`] rebuilds with your [`Architecture`].
+    pub arch: Option<ArchConfig>,
+    /// The stage names, input to output (checked when loading with your architecture).
+    #[serde(default)]
+    pub stages: Vec<String>,
     /// Outputs of the head.
     pub classes: i64,
 }
@@ -261,33 +337,91 @@ impl Adapted {
     pub fn save(&self, path: &std::path::Path) -> Result<String> {
         let sha = core_tensor::checkpoint::save(&self.vs, path)?;
         let meta = SavedModel {
-            arch: self.arch.clone(),
+            arch: self.arch.config(),
+            stages: self.net.stages().iter().map(|s| s.to_string()).collect(),
             classes: self.net.classes(),
         };
         core_tensor::persist::write_json(&path.with_extension("json"), &meta)?;
         Ok(sha)
     }
 
-    /// Loads a network written by [`Adapted::save`] onto `device`: rebuilt from its
-    /// `SavedModel`, every variable loaded strictly (a missing, extra or mis-shaped tensor is an
-    /// error naming it). It predicts what the saved network predicted.
+    /// Loads a network of a zoo architecture written by [`Adapted::save`] onto `device`:
+    /// rebuilt from its `SavedModel`, every variable loaded strictly (a missing, extra or
+    /// mis-shaped tensor is an error naming it). It predicts what the saved network predicted.
+    /// A network of your own is loaded by [`Adapted::load_with`].
     pub fn load(path: &std::path::Path, device: Device) -> Result<Adapted> {
-        let meta_path = path.with_extension("json");
-        let text = std::fs::read_to_string(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
-        let meta: SavedModel = serde_json::from_str(&text).map_err(|e| {
-            Error::format(&meta_path, format!("not a saved model's description: {e}"))
+        let (meta_path, meta) = read_meta(path)?;
+        let arch = meta.arch.clone().ok_or_else(|| {
+            Error::format(
+                &meta_path,
+                "the saved network is not a zoo architecture: load it with \
+                 `Adapted::load_with(path, device, your_architecture)`",
+            )
         })?;
+        Self::rebuild(path, device, Arc::new(arch), &meta)
+    }
+
+    /// Loads a network written by [`Adapted::save`], rebuilt by `arch` (your own
+    /// [`Architecture`], or a zoo configuration), onto `device`; its stage names must be the
+    /// saved ones and every variable is loaded strictly.
+    pub fn load_with(
+        path: &std::path::Path,
+        device: Device,
+        arch: impl Architecture + 'static,
+    ) -> Result<Adapted> {
+        let (_, meta) = read_meta(path)?;
+        Self::rebuild(path, device, Arc::new(arch), &meta)
+    }
+
+    fn rebuild(
+        path: &std::path::Path,
+        device: Device,
+        arch: Arc<dyn Architecture>,
+        meta: &SavedModel,
+    ) -> Result<Adapted> {
         let mut vs = VarStore::new(device);
-        let mut net = meta.arch.build(&vs.root())?;
+        let mut net = arch.build(&vs.root())?;
+        let stages: Vec<String> = net.stages().iter().map(|s| s.to_string()).collect();
+        if !meta.stages.is_empty() && stages != meta.stages {
+            return Err(Error::InvalidArgument(format!(
+                "{}: saved with the stages {:?}, but the architecture given builds {stages:?}",
+                path.display(),
+                meta.stages
+            )));
+        }
         net.replace_head(meta.classes)?;
         core_tensor::checkpoint::load(&mut vs, path, core_tensor::checkpoint::LoadMode::Strict)?;
         Ok(Adapted {
-            arch: meta.arch,
+            arch,
             vs,
             net,
             reports: Vec::new(),
         })
     }
+}
+
+fn read_meta(path: &std::path::Path) -> Result<(std::path::PathBuf, SavedModel)> {
+    let meta_path = path.with_extension("json");
+    let text = std::fs::read_to_string(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
+    let meta: SavedModel = serde_json::from_str(&text)
+        .map_err(|e| Error::format(&meta_path, format!("not a saved model's description: {e}")))?;
+    Ok((meta_path, meta))
+}
+
+/// Builds the network of `source` on `device`, its variables at the root of a new store, and
+/// checks that its stages partition its variables.
+fn build_source(source: &SourceModel, device: Device) -> Result<(VarStore, Box<dyn Classifier>)> {
+    let vs = VarStore::new(device);
+    let net = source.arch.build(&vs.root())?;
+    if net.stages().len() < 2 {
+        return Err(Error::InvalidArgument(format!(
+            "source {}: a network needs at least one backbone stage before its head, got {:?}",
+            source.name,
+            net.stages()
+        )));
+    }
+    check_stage_membership(&*net, &vs).map_err(|e| e.within(&format!("source {}", source.name)))?;
+    Ok((vs, net))
 }
 
 /// Builds the source architecture on `device` with the source weights in every stage but the
@@ -297,8 +431,7 @@ pub fn pretrained_with_new_head(
     classes: i64,
     device: Device,
 ) -> Result<(VarStore, Box<dyn Classifier>)> {
-    let vs = VarStore::new(device);
-    let mut net = source.model.build(&vs.root())?;
+    let (vs, mut net) = build_source(source, device)?;
     copy_stages(&vs, &*net, source, net.stages().len() - 1)?;
     net.replace_head(classes)?;
     Ok((vs, net))
@@ -325,7 +458,7 @@ pub fn copy_stages(
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, mut var) in vars {
-        if !stages[..n].iter().any(|s| in_stage(&name, s)) {
+        if !stage_of(net, &name).is_some_and(|i| i < n) {
             continue;
         }
         let src = source.weights.get(&name).ok_or_else(|| {
@@ -393,13 +526,16 @@ fn fit_all(
     )
 }
 
-/// Trains only the head of `net` on features computed once from the frozen backbone.
+/// Fits only the head of `net` on features computed once from the frozen backbone: trained by
+/// `cfg` ([`ProbeFit::Train`]) or fitted to convergence ([`ProbeFit::Lbfgs`]), starting from
+/// the network's fresh head either way.
+#[allow(clippy::too_many_arguments)]
 fn linear_probe(
     net: &mut dyn Classifier,
-    vs: &VarStore,
     train_set: &TensorDataset,
     val: &TensorDataset,
     cfg: &TrainConfig,
+    probe: &ProbeFit,
     eval_batch: usize,
     seed: u64,
 ) -> Result<FitReport> {
@@ -412,21 +548,58 @@ fn linear_probe(
         features(net, &val.inputs, eval_batch)?,
         val.targets.shallow_clone(),
     )?;
+    if let ProbeFit::Lbfgs { l2, max_iter, tol } = probe {
+        let start = std::time::Instant::now();
+        let head = net.head();
+        let fit = fit_logistic(
+            &f_train.inputs,
+            &f_train.targets,
+            net.classes(),
+            *l2,
+            *max_iter,
+            *tol,
+            head.bs.as_ref().map(|b| (&head.ws, b)),
+        )?;
+        if !fit.converged {
+            tracing::warn!(
+                iterations = fit.iterations,
+                grad_max = fit.grad_max,
+                "the linear probe's L-BFGS stopped at max_iter before its gradient reached tol"
+            );
+        }
+        set_head(net, &fit.weight, Some(&fit.bias))?;
+        let head = net.head();
+        let accuracy = train::accuracy(head, &f_val, eval_batch)?;
+        let seconds = start.elapsed().as_secs_f64();
+        return Ok(FitReport {
+            epochs: vec![train::EpochLog {
+                epoch: 1,
+                train_loss: fit.loss,
+                validation: Some(accuracy),
+                lr: 0.0,
+                seconds,
+            }],
+            final_epoch: 1,
+            best_validation: Some(accuracy),
+            stopped_early: false,
+            steps: fit.iterations as u64,
+            seconds,
+        });
+    }
     // The head is trained in its own store, starting from the network's fresh head.
     let head_vs = VarStore::new(device);
-    let vars = vs.variables();
     let head = nn::linear(
-        head_vs.root() / HEAD,
+        head_vs.root() / "head",
         net.feature_dim(),
         net.classes(),
         Default::default(),
     );
     tch::no_grad(|| {
         let mut w = head.ws.shallow_clone();
-        w.copy_(&vars[&format!("{HEAD}.weight")]);
-        if let Some(b) = &head.bs {
+        w.copy_(&net.head().ws);
+        if let (Some(b), Some(src)) = (&head.bs, &net.head().bs) {
             let mut b = b.shallow_clone();
-            b.copy_(&vars[&format!("{HEAD}.bias")]);
+            b.copy_(src);
         }
     });
     let mut trainer = Trainer::new(&head_vs, cfg.clone())?.shuffle_seed(seed);
@@ -437,22 +610,28 @@ fn linear_probe(
         Some(&mut validate),
     )?;
     drop(trainer);
-    tch::no_grad(|| -> Result<()> {
-        let mut w = vars[&format!("{HEAD}.weight")].shallow_clone();
-        w.f_copy_(&head.ws)?;
-        if let Some(b) = &head.bs {
-            let mut nb = vars[&format!("{HEAD}.bias")].shallow_clone();
-            nb.f_copy_(b)?;
-        }
-        Ok(())
-    })?;
+    set_head(net, &head.ws, head.bs.as_ref())?;
     Ok(report)
 }
 
-/// The L2-SP penalty over the trainable variables: α/2 Σ ‖w − w⁰‖² over the backbone (w⁰ the
-/// source weights) + β/2 Σ ‖w‖² over the head (weight and bias).
+/// Copies `weight` (and `bias`) into the head of `net`.
+fn set_head(net: &dyn Classifier, weight: &Tensor, bias: Option<&Tensor>) -> Result<()> {
+    tch::no_grad(|| -> Result<()> {
+        let head = net.head();
+        head.ws.shallow_clone().f_copy_(weight)?;
+        if let (Some(dst), Some(src)) = (&head.bs, bias) {
+            dst.shallow_clone().f_copy_(src)?;
+        }
+        Ok(())
+    })
+}
+
+/// The L2-SP penalty over the trainable variables of `net` (built at the root of `vs`): α/2
+/// Σ ‖w − w⁰‖² over the backbone (w⁰ the source weights) + β/2 Σ ‖w‖² over the head (weight
+/// and bias).
 pub fn l2_sp_penalty(
     vs: &VarStore,
+    net: &dyn Classifier,
     source: &SourceModel,
     alpha: f64,
     beta: f64,
@@ -467,7 +646,7 @@ pub fn l2_sp_penalty(
         .collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, var) in vars {
-        if in_stage(&name, HEAD) {
+        if in_head(net, &name) {
             head.push(var);
         } else {
             let w0 = source.weights.get(&name).ok_or_else(|| {
@@ -491,27 +670,28 @@ pub fn l2_sp_penalty(
     })
 }
 
-/// Parameter groups of `discriminative_lr`: backbone stage i of n (from the input) at
-/// `lr · backbone_factor · layer_decay^(n-1-i)`, the head (last stage) at `lr`.
+/// Parameter groups of `discriminative_lr` for `net`: backbone stage i of n (from the input)
+/// at `lr · backbone_factor · layer_decay^(n-1-i)`, the head (last stage) at `lr`.
 pub fn discriminative_groups(
-    stages: &[&str],
+    net: &dyn Classifier,
     train: &TrainConfig,
     backbone_factor: f64,
     layer_decay: f64,
 ) -> Vec<GroupSpec> {
+    let stages = net.stages();
     let backbone = stages.len().saturating_sub(1);
     let mut groups: Vec<GroupSpec> = stages[..backbone]
         .iter()
         .enumerate()
         .map(|(i, s)| GroupSpec {
             name: s.to_string(),
-            prefixes: vec![s.to_string()],
+            prefixes: net.stage_members(s),
             lr: train.lr * backbone_factor * layer_decay.powi((backbone - 1 - i) as i32),
             weight_decay: train.weight_decay,
         })
         .collect();
     groups.push(GroupSpec {
-        name: HEAD.into(),
+        name: stages.last().map_or("head", |s| s).to_string(),
         prefixes: vec![],
         lr: train.lr,
         weight_decay: train.weight_decay,
@@ -532,13 +712,13 @@ pub fn adapt(
 ) -> Result<Adapted> {
     strategy.validate()?;
     cfg.train.validate()?;
+    cfg.probe.validate()?;
     let device = train_set.inputs.device();
     core_tensor::device::seed(seed);
     let eval_batch = cfg.eval_batch;
     let (vs, mut net) = match strategy {
         Strategy::Scratch | Strategy::LayerTransfer { .. } => {
-            let vs = VarStore::new(device);
-            let mut net = source.model.build(&vs.root())?;
+            let (vs, mut net) = build_source(source, device)?;
             net.replace_head(classes)?;
             (vs, net)
         }
@@ -563,7 +743,7 @@ pub fn adapt(
         }
         Strategy::LinearProbe => {
             reports.push(linear_probe(
-                &mut *net, &vs, train_set, val, &cfg.train, eval_batch, seed,
+                &mut *net, train_set, val, &cfg.train, &cfg.probe, eval_batch, seed,
             )?);
         }
         Strategy::FineTuneTop { stages } => {
@@ -577,8 +757,7 @@ pub fn adapt(
             backbone_factor,
             layer_decay,
         } => {
-            let stages = net.stages();
-            let groups = discriminative_groups(&stages, &cfg.train, *backbone_factor, *layer_decay);
+            let groups = discriminative_groups(&*net, &cfg.train, *backbone_factor, *layer_decay);
             reports.push(fit_all(
                 &vs,
                 &*net,
@@ -591,7 +770,7 @@ pub fn adapt(
             )?);
         }
         Strategy::L2Sp { alpha, beta } => {
-            let penalty = l2_sp_penalty(&vs, source, *alpha, *beta)?;
+            let penalty = l2_sp_penalty(&vs, &*net, source, *alpha, *beta)?;
             let mut trainer = Trainer::new(&vs, cfg.train.clone())?
                 .shuffle_seed(seed)
                 .add_loss_term(penalty);
@@ -609,7 +788,7 @@ pub fn adapt(
             let mut probe = cfg.train.clone();
             probe.epochs = *probe_epochs;
             reports.push(linear_probe(
-                &mut *net, &vs, train_set, val, &probe, eval_batch, seed,
+                &mut *net, train_set, val, &probe, &cfg.probe, eval_batch, seed,
             )?);
             let mut ft = cfg.train.clone();
             ft.lr *= lr_factor;
@@ -626,7 +805,7 @@ pub fn adapt(
         }
     }
     Ok(Adapted {
-        arch: source.model.clone(),
+        arch: source.arch.clone(),
         vs,
         net,
         reports,

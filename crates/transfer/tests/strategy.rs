@@ -8,6 +8,7 @@ use core_tensor::train::{TrainConfig, snapshot};
 use pretrained_zoo::arch::{ArchConfig, BatchNormPolicy, LeNetConfig, ResNetConfig};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
+use transfer::probe::ProbeFit;
 use transfer::strategy::{
     AdaptConfig, SourceModel, Strategy, adapt, copy_stages, discriminative_groups, l2_sp_penalty,
     pretrained_with_new_head,
@@ -57,6 +58,7 @@ fn cfg(epochs: usize) -> AdaptConfig {
         },
         batch_norm: BatchNormPolicy::FrozenStagesEval,
         eval_batch: 16,
+        probe: ProbeFit::Train,
     }
 }
 
@@ -172,7 +174,7 @@ fn linear_probe_trains_the_head_alone() {
 #[test]
 fn l2_sp_gradient_equals_its_closed_form() {
     let src = source(lenet(), 8);
-    let (vs, _net) = pretrained_with_new_head(&src, 3, Device::Cpu).unwrap();
+    let (vs, net) = pretrained_with_new_head(&src, 3, Device::Cpu).unwrap();
     // Move the backbone away from the source so the pull is not zero.
     tch::no_grad(|| {
         for (name, mut v) in vs.variables() {
@@ -182,7 +184,7 @@ fn l2_sp_gradient_equals_its_closed_form() {
         }
     });
     let (alpha, beta) = (0.3, 0.7);
-    let penalty = l2_sp_penalty(&vs, &src, alpha, beta).unwrap();
+    let penalty = l2_sp_penalty(&vs, &*net, &src, alpha, beta).unwrap();
     penalty().backward();
     for (name, v) in vs.variables() {
         let want = if name.starts_with("head.") {
@@ -198,9 +200,20 @@ fn l2_sp_gradient_equals_its_closed_form() {
 #[test]
 fn discriminative_groups_decay_towards_the_input() {
     let train = cfg(1).train;
-    let g = discriminative_groups(&["conv1", "conv2", "fc1", "head"], &train, 0.1, 0.5);
+    let vs = VarStore::new(Device::Cpu);
+    let net = lenet().build(&vs.root()).unwrap();
+    assert_eq!(net.stages(), ["conv1", "conv2", "fc1", "fc2", "head"]);
+    let g = discriminative_groups(&*net, &train, 0.1, 0.5);
     let lrs: Vec<f64> = g.iter().map(|g| g.lr).collect();
-    let want = [0.05 * 0.1 * 0.25, 0.05 * 0.1 * 0.5, 0.05 * 0.1, 0.05];
+    let want = [
+        0.05 * 0.1 * 0.125,
+        0.05 * 0.1 * 0.25,
+        0.05 * 0.1 * 0.5,
+        0.05 * 0.1,
+        0.05,
+    ];
+    assert_eq!(lrs.len(), want.len());
+    assert_eq!(g[0].prefixes, ["conv1"]);
     for (a, b) in lrs.iter().zip(want) {
         assert!((a - b).abs() < 1e-12, "{lrs:?}");
     }

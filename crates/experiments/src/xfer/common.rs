@@ -53,6 +53,8 @@ impl Adaptation {
             train: self.train.clone(),
             batch_norm: self.batch_norm,
             eval_batch: self.eval_batch,
+            // The experiments train their probes (their stored runs did).
+            probe: transfer::probe::ProbeFit::Train,
         }
     }
 

@@ -393,11 +393,11 @@ impl<'a> Context<'a> {
                         == rec.result.weights_sha256 =>
                 {
                     self.count(&rec, true, &label);
-                    return Ok(SourceModel {
-                        name: label,
-                        model: self.head_sized(p)?,
-                        weights: tensors.into_iter().collect(),
-                    });
+                    return Ok(SourceModel::new(
+                        &label,
+                        std::sync::Arc::new(self.head_sized(p)?),
+                        tensors.into_iter().collect(),
+                    ));
                 }
                 // A record without its weights (or with other weights): train again.
                 _ => tracing::warn!(
@@ -455,11 +455,11 @@ impl<'a> Context<'a> {
         })?;
         self.count(&rec, false, &label);
         let weights = checkpoint::read_tensors(&path)?.into_iter().collect();
-        Ok(SourceModel {
-            name: label,
-            model,
+        Ok(SourceModel::new(
+            &label,
+            std::sync::Arc::new(model),
             weights,
-        })
+        ))
     }
 
     /// The recipe's architecture with its head sized to the pre-training data's classes.
@@ -636,7 +636,7 @@ pub fn estimate(
     batch: usize,
 ) -> Result<Estimates> {
     let vs = VarStore::new(data.inputs.device());
-    let net = source.model.build(&vs.root())?;
+    let net = source.arch.build(&vs.root())?;
     let backbone = net.stages().len();
     // Every stage, the source head included, comes from the source.
     {

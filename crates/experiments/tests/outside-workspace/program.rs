@@ -1,12 +1,29 @@
 //! A program of a user's own workspace (built by `tests/outside_workspace.rs` in a temporary
 //! folder, not as part of transferlab): its own data, its own source network pre-trained on part
-//! of that data, fine-tuned on the rest by the short path, saved and loaded back.
+//! of that data, fine-tuned on the rest by the short path, saved and loaded back. The network
+//! is the user's own tch modules, wrapped as stages with `Staged`: nothing from the zoo.
 
 use core_tensor::data::TensorDataset;
-use pretrained_zoo::arch::{ArchConfig, MlpConfig};
-use tch::{Device, Kind, Tensor, nn::VarStore};
+use pretrained_zoo::arch::{Classifier, Staged};
+use tch::nn::{self, VarStore};
+use tch::{Device, Kind, Tensor};
 use transfer::finetune::FineTune;
 use transfer::strategy::{Adapted, SourceModel, Strategy};
+
+/// The user's network: two hidden blocks and a linear head `fc`.
+fn my_net(p: &nn::Path) -> core_tensor::Result<Box<dyn Classifier>> {
+    let block1 = nn::seq_t()
+        .add(nn::linear(p / "block1" / "lin", 8, 32, Default::default()))
+        .add_fn(|x| x.relu());
+    let block2 = nn::seq_t()
+        .add(nn::linear(p / "block2" / "lin", 32, 16, Default::default()))
+        .add_fn(|x| x.relu());
+    let net = Staged::builder()
+        .stage("block1", block1)
+        .stage("block2", block2)
+        .head(p / "fc", 16, 2)?;
+    Ok(Box::new(net))
+}
 
 /// Four Gaussian blobs in 8 dimensions, `n` points each: classes 0..4.
 fn blobs(n: i64, seed: i64) -> (Tensor, Tensor) {
@@ -29,14 +46,13 @@ fn part(x: &Tensor, y: &Tensor, classes: [i64; 2], from: i64, len: i64) -> Tenso
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (x, y) = blobs(100, 7);
     // Pre-train a source on classes 0 vs 1.
-    let arch = ArchConfig::Mlp(MlpConfig { inputs: 8, hidden: vec![32], classes: 2 });
     let vs = VarStore::new(Device::Cpu);
-    arch.build(&vs.root())?;
-    let untrained = SourceModel::from_store("untrained", arch, &vs);
+    my_net(&vs.root())?;
+    let untrained = SourceModel::from_store("untrained", my_net, &vs);
     let pre = FineTune::new(&untrained)
         .strategy(Strategy::Scratch)
         .fit(&part(&x, &y, [0, 1], 0, 160), &part(&x, &y, [0, 1], 160, 40))?;
-    let source = SourceModel::from_store("blobs-0-1", pre.arch.clone(), &pre.vs);
+    let source = SourceModel::from_adapted("blobs-0-1", &pre);
     // Fine-tune it on classes 2 vs 3, save, load back.
     let (train, val, test) = (
         part(&x, &y, [2, 3], 0, 20),
@@ -48,7 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("adapted.safetensors");
     adapted.save(&path)?;
-    let back = Adapted::load(&path, Device::Cpu)?;
+    let back = Adapted::load_with(&path, Device::Cpu, my_net)?;
     let same = back.predict(&test.inputs, 64)?.equal(&adapted.predict(&test.inputs, 64)?);
     let accuracy = back.accuracy(&test, 64)?;
     std::fs::remove_dir_all(&dir)?;

@@ -67,6 +67,10 @@ macro_rules! head_methods {
         fn eval_stages(&self) -> Vec<String> {
             self.eval.names()
         }
+
+        fn head(&self) -> &tch::nn::Linear {
+            &self.head
+        }
     };
 }
 
@@ -88,6 +92,7 @@ pub mod lenet;
 pub mod mlp;
 pub mod resnet;
 pub mod spectrogram;
+pub mod staged;
 
 use core_tensor::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -100,6 +105,7 @@ pub use lenet::{LeNet, LeNetConfig};
 pub use mlp::{Mlp, MlpConfig};
 pub use resnet::{ResNet, ResNetConfig};
 pub use spectrogram::{SpectrogramCnn, SpectrogramCnnConfig};
+pub use staged::{Staged, StagedBuilder};
 
 /// The name of every network's last stage, the linear classifier on the features.
 pub const HEAD: &str = "head";
@@ -128,9 +134,20 @@ pub enum BatchNormPolicy {
 /// running statistics and changes nothing. Stages named in [`Classifier::set_eval_stages`]
 /// run as with `false` whatever `train` says; `false` is evaluation mode everywhere.
 pub trait Classifier: ModuleT {
-    /// Stage names, input to output; the last one is [`HEAD`]. A variable belongs to a stage
-    /// when [`in_stage`] says so.
+    /// Stage names, input to output; the last one is the head (named [`HEAD`] in the zoo's
+    /// architectures). A variable belongs to a stage when it is one of the stage's
+    /// [`Classifier::stage_members`] or below one ([`in_stage`]).
     fn stages(&self) -> Vec<&str>;
+
+    /// The variable-name prefixes that make up `stage`. The default is the stage's own name;
+    /// a network whose stage spans several modules lists them (torchvision's ResNet stem is
+    /// `conv1` and `bn1`).
+    fn stage_members(&self, stage: &str) -> Vec<String> {
+        vec![stage.to_string()]
+    }
+
+    /// The linear head, the last stage: `forward_t(xs) = head(features(xs))`.
+    fn head(&self) -> &nn::Linear;
 
     /// The backbone's output, the input of the head: `[N, feature_dim()]`.
     fn features(&self, xs: &Tensor, train: bool) -> Tensor;
@@ -199,18 +216,22 @@ pub fn freeze_stages(
     }
     let frozen: Vec<String> = backbone[..n].iter().map(|s| s.to_string()).collect();
     let names: Vec<String> = vs.variables().into_keys().collect();
-    if let Some(stage) = frozen
-        .iter()
-        .find(|stage| !names.iter().any(|name| in_stage(name, stage)))
-    {
+    if let Some(stage) = frozen.iter().find(|stage| {
+        let members = net.stage_members(stage);
+        !names
+            .iter()
+            .any(|name| members.iter().any(|m| in_stage(name, m)))
+    }) {
         return Err(Error::InvalidArgument(format!(
             "stage `{stage}` has no variable in the VarStore: build the network at the store's \
              root (`build(&vs.root())`) so that its variable names start with its stage names"
         )));
     }
-    let prefixes: Vec<&str> = frozen.iter().map(String::as_str).collect();
+    let stage_names: Vec<&str> = frozen.iter().map(String::as_str).collect();
+    let members = stage_prefixes(&*net, &stage_names);
+    let prefixes: Vec<&str> = members.iter().map(String::as_str).collect();
     match policy {
-        BatchNormPolicy::FrozenStagesEval => net.set_eval_stages(&prefixes)?,
+        BatchNormPolicy::FrozenStagesEval => net.set_eval_stages(&stage_names)?,
         BatchNormPolicy::UpdateAll => net.set_eval_stages(&[])?,
     }
     let variables = core_tensor::optim::freeze(vs, &prefixes);
@@ -257,10 +278,125 @@ impl EvalStages {
     }
 }
 
-/// Whether the variable `name` belongs to `stage` (equal to it, or below it: `stage.`...).
-pub fn in_stage(name: &str, stage: &str) -> bool {
-    name.strip_prefix(stage)
+/// Whether the variable `name` is `prefix` or below it (`prefix.`...): whole name components
+/// only, so `layer10.0.weight` is not under `layer1`.
+pub fn in_stage(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
+/// The member prefixes of `stages` of `net` ([`Classifier::stage_members`]), in order.
+pub fn stage_prefixes(net: &dyn Classifier, stages: &[&str]) -> Vec<String> {
+    stages.iter().flat_map(|s| net.stage_members(s)).collect()
+}
+
+/// The index in [`Classifier::stages`] of the stage the variable `name` belongs to.
+pub fn stage_of(net: &dyn Classifier, name: &str) -> Option<usize> {
+    net.stages().iter().position(|stage| {
+        net.stage_members(stage)
+            .iter()
+            .any(|member| in_stage(name, member))
+    })
+}
+
+/// Whether the variable `name` belongs to the head (the last stage).
+pub fn in_head(net: &dyn Classifier, name: &str) -> bool {
+    stage_of(net, name) == Some(net.stages().len() - 1)
+}
+
+/// Checks that every variable of `vs` belongs to exactly one stage of `net` and that every
+/// stage has a variable; strategies that copy or freeze "the first n stages" rely on it. The
+/// zoo's architectures always pass; a network wrapped with [`Staged`] passes when its stages'
+/// members cover the modules it created.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming the variables in no stage or in two, and the stages
+/// with their members.
+pub fn check_stage_membership(net: &dyn Classifier, vs: &nn::VarStore) -> Result<()> {
+    let stages = net.stages();
+    let members: Vec<Vec<String>> = stages.iter().map(|s| net.stage_members(s)).collect();
+    let mut names: Vec<String> = vs.variables().into_keys().collect();
+    names.sort();
+    let mut problems = Vec::new();
+    for name in &names {
+        let owners: Vec<&str> = stages
+            .iter()
+            .zip(&members)
+            .filter(|(_, m)| m.iter().any(|p| in_stage(name, p)))
+            .map(|(s, _)| *s)
+            .collect();
+        match owners.len() {
+            1 => {}
+            0 => problems.push(format!("`{name}` belongs to no stage")),
+            _ => problems.push(format!("`{name}` belongs to stages {owners:?}")),
+        }
+    }
+    for (stage, m) in stages.iter().zip(&members) {
+        if !names.iter().any(|n| m.iter().any(|p| in_stage(n, p))) {
+            problems.push(format!("stage `{stage}` has no variable"));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let layout: Vec<String> = stages
+        .iter()
+        .zip(&members)
+        .map(|(s, m)| format!("{s} = {m:?}"))
+        .collect();
+    Err(Error::InvalidArgument(format!(
+        "the network's stages do not partition its variables: {}; stages and their member \
+         prefixes: {}; build the network at the store's root and list every module in one stage",
+        problems.join(", "),
+        layout.join(", ")
+    )))
+}
+
+/// What builds a network: a zoo [`ArchConfig`], or a function of yours that creates your
+/// network under a path. Strategies that need a fresh copy of a source network (scratch, layer
+/// transfer) and [`Classifier`] loaders call it; every call must create the same variables.
+///
+/// ```
+/// use pretrained_zoo::arch::{Architecture, Classifier, Staged};
+/// use tch::nn;
+/// let mine = |p: &nn::Path| -> core_tensor::Result<Box<dyn Classifier>> {
+///     let body = nn::seq_t().add(nn::linear(p / "body", 4, 8, Default::default())).add_fn(|x| x.relu());
+///     Ok(Box::new(Staged::builder().stage("body", body).head(p / "fc", 8, 3)?))
+/// };
+/// let vs = nn::VarStore::new(tch::Device::Cpu);
+/// let net = mine.build(&vs.root())?;
+/// assert_eq!(net.stages(), ["body", "fc"]);
+/// assert!(mine.config().is_none());
+/// # Ok::<(), core_tensor::Error>(())
+/// ```
+pub trait Architecture: Send + Sync {
+    /// Creates the network's variables under `p` and returns the network.
+    fn build(&self, p: &nn::Path) -> Result<Box<dyn Classifier>>;
+
+    /// The zoo configuration this is, if it is one: what a saved model records so that it can
+    /// be rebuilt without your code.
+    fn config(&self) -> Option<ArchConfig> {
+        None
+    }
+}
+
+impl Architecture for ArchConfig {
+    fn build(&self, p: &nn::Path) -> Result<Box<dyn Classifier>> {
+        ArchConfig::build(self, p)
+    }
+
+    fn config(&self) -> Option<ArchConfig> {
+        Some(self.clone())
+    }
+}
+
+impl<F> Architecture for F
+where
+    F: Fn(&nn::Path) -> Result<Box<dyn Classifier>> + Send + Sync,
+{
+    fn build(&self, p: &nn::Path) -> Result<Box<dyn Classifier>> {
+        self(p)
+    }
 }
 
 /// A network's configuration tagged with its architecture, as it appears in an experiment's
