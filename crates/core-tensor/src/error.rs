@@ -101,6 +101,16 @@ impl Error {
         }
     }
 
+    /// This error as one about `subject` (a source network, a trunk): an
+    /// [`Error::InvalidArgument`]'s message gets `subject: ` in front; any other error is
+    /// returned as it is.
+    pub fn about(self, subject: &str) -> Self {
+        match self {
+            Error::InvalidArgument(m) => Error::InvalidArgument(format!("{subject}: {m}")),
+            other => other,
+        }
+    }
+
     /// This error as a problem of the file `path` (a config): an [`Error::InvalidArgument`]
     /// becomes an [`Error::Format`] of `path` with the same words; errors that already name a
     /// file are returned as they are.

@@ -67,10 +67,21 @@ pub struct EarlyStopping {
     /// minimum number of steps ([`TrainConfig::with_min_steps`]).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub min_epochs: usize,
+    /// When an epoch's metric equals the best one exactly (accuracy on a few validation
+    /// examples moves in coarse steps and ties often), the trainer's tie-break score (a
+    /// validation loss, smaller is better: [`Trainer::tie_break`]) decides; a lower one counts
+    /// as an improvement. [`EarlyStopping::default`] breaks ties; a config file that leaves
+    /// this out does not (the behaviour before it existed, so stored run keys stay valid).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub break_ties: bool,
 }
 
 fn is_zero(n: &usize) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn yes() -> bool {
@@ -97,7 +108,8 @@ impl Default for TrainConfig {
 }
 
 impl Default for EarlyStopping {
-    /// Validation accuracy watched (maximised), 5 epochs of patience, any increase counts, the
+    /// Validation accuracy watched (maximised), 5 epochs of patience, any increase counts, ties
+    /// broken by the tie-break score (the validation loss, where the caller gives one), the
     /// best epoch's weights restored at the end.
     fn default() -> Self {
         EarlyStopping {
@@ -106,6 +118,7 @@ impl Default for EarlyStopping {
             goal: Goal::Maximize,
             restore_best: true,
             min_epochs: 0,
+            break_ties: true,
         }
     }
 }
@@ -243,6 +256,7 @@ pub struct Progress {
 }
 
 type LossTerm<'a> = Box<dyn Fn() -> Tensor + 'a>;
+type Score<'a> = Box<dyn FnMut() -> Result<f64> + 'a>;
 type GradHook<'a> = Box<dyn FnMut(&Optimizer) -> Result<()> + 'a>;
 type ProgressHook<'a> = Box<dyn FnMut(Progress) + 'a>;
 
@@ -254,6 +268,7 @@ pub struct Trainer<'a> {
     loss_terms: Vec<LossTerm<'a>>,
     grad_hook: Option<GradHook<'a>>,
     progress: Option<ProgressHook<'a>>,
+    tie_break: Option<Score<'a>>,
     seed: u64,
 }
 
@@ -293,6 +308,7 @@ impl<'a> Trainer<'a> {
             loss_terms: Vec::new(),
             grad_hook: None,
             progress: None,
+            tie_break: None,
             seed,
         })
     }
@@ -313,6 +329,15 @@ impl<'a> Trainer<'a> {
     /// Calls `hook` after every step with where training is.
     pub fn on_progress(mut self, hook: impl FnMut(Progress) + 'a) -> Self {
         self.progress = Some(Box::new(hook));
+        self
+    }
+
+    /// The score (smaller is better, typically the validation loss) that decides between an
+    /// epoch whose validation metric ties the best one and the best one, when early stopping
+    /// has [`EarlyStopping::break_ties`]. It runs after the epochs that improve or tie, not
+    /// otherwise.
+    pub fn tie_break(mut self, score: impl FnMut() -> Result<f64> + 'a) -> Self {
+        self.tie_break = Some(Box::new(score));
         self
     }
 
@@ -346,6 +371,7 @@ impl<'a> Trainer<'a> {
         }
         let mut logs = Vec::new();
         let mut best: Option<(f64, usize)> = None;
+        let mut best_tie: Option<f64> = None;
         let mut best_weights: Option<HashMap<String, Tensor>> = None;
         let mut stale = 0;
         let mut stopped_early = false;
@@ -432,10 +458,23 @@ impl<'a> Trainer<'a> {
             });
 
             if let (Some(es), Some(metric)) = (&es, validation) {
-                let better = match best {
+                let mut better = match best {
                     None => true,
                     Some((b, _)) => es.goal.improves(metric, b, es.min_delta),
                 };
+                let tied = best.is_some_and(|(b, _)| metric == b);
+                if let (true, Some(score)) = (es.break_ties, self.tie_break.as_mut()) {
+                    if better || tied {
+                        let s = score()?;
+                        if better || best_tie.is_none_or(|t| s < t) {
+                            if tied && !better {
+                                tracing::debug!(epoch, metric, tie_break = s, "tie broken");
+                            }
+                            better = true;
+                            best_tie = Some(s);
+                        }
+                    }
+                }
                 if better {
                     best = Some((metric, epoch));
                     stale = 0;

@@ -13,6 +13,50 @@ use tch::{Device, Kind};
 use toy::{config, mlp, toy_data};
 
 #[test]
+fn ties_of_the_metric_are_broken_by_the_tie_break_score() {
+    // Scripted: the metric ties at epochs 2-4 with epoch 1; the tie-break score is lowest at
+    // epoch 3 and worse again at 4; epoch 5 is worse on the metric.
+    let metric = [0.5, 0.5, 0.5, 0.5, 0.25];
+    let score = [0.9, 0.7, 0.4, 0.6, 0.1];
+    let run = |break_ties: bool| {
+        let data = toy_data(0);
+        let vs = VarStore::new(Device::Cpu);
+        let net = mlp(&vs);
+        let mut cfg = config(5);
+        cfg.early_stopping = Some(EarlyStopping {
+            patience: 10,
+            break_ties,
+            ..EarlyStopping::default()
+        });
+        let (epoch, scored) = (Cell::new(0usize), Cell::new(0usize));
+        let mut validate = || {
+            epoch.set(epoch.get() + 1);
+            Ok(metric[epoch.get() - 1])
+        };
+        let mut trainer = Trainer::new(&vs, cfg).unwrap().tie_break(|| {
+            scored.set(scored.get() + 1);
+            Ok(score[epoch.get() - 1])
+        });
+        let report = trainer
+            .fit(
+                &data,
+                |x, y| net.forward(x).cross_entropy_for_logits(y),
+                Some(&mut validate),
+            )
+            .unwrap();
+        (report.final_epoch, scored.get())
+    };
+    // Scored after the first epoch and each tie (not after epoch 5, which is worse).
+    assert_eq!(run(true), (3, 4));
+    // Without tie-breaking a tie never improves: the first epoch stays the best.
+    assert_eq!(run(false), (1, 0));
+    // The default breaks ties; a config file that leaves the field out does not.
+    assert!(EarlyStopping::default().break_ties);
+    let parsed: EarlyStopping = toml::from_str("patience = 3\ngoal = \"maximize\"").unwrap();
+    assert!(!parsed.break_ties);
+}
+
+#[test]
 fn early_stopping_restores_the_best_weights() {
     let data = toy_data(0);
     let vs = VarStore::new(Device::Cpu);
@@ -24,6 +68,7 @@ fn early_stopping_restores_the_best_weights() {
         goal: Goal::Maximize,
         restore_best: true,
         min_epochs: 0,
+        break_ties: false,
     });
     // A scripted validation curve peaking at epoch 2; remember the weights at each epoch.
     let script = [0.5, 0.9, 0.7, 0.6, 0.95];

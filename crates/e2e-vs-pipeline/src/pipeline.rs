@@ -532,6 +532,7 @@ mod tests {
             goal: Goal::Minimize,
             restore_best: true,
             min_epochs: 0,
+            break_ties: false,
         });
         let report = m.stage.fit(&data, Some(&data), &cfg, 1).unwrap();
         let after = evaluate(&m, &data, 64, Metric::Mae).unwrap();

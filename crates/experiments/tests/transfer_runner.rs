@@ -36,6 +36,7 @@ fn train_cfg(epochs: usize, patience: Option<usize>) -> TrainConfig {
             goal: Goal::Maximize,
             restore_best: true,
             min_epochs: 0,
+            break_ties: false,
         }),
     }
 }

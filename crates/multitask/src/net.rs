@@ -67,7 +67,7 @@ impl MultiTaskNet {
                 trunk.stages()
             )));
         }
-        check_stage_membership(&*trunk, vs).map_err(|e| e.within("multi-task trunk"))?;
+        check_stage_membership(&*trunk, vs).map_err(|e| e.about("multi-task trunk"))?;
         let head_stage = *trunk.stages().last().expect("two stages or more");
         let head_members = trunk.stage_members(head_stage);
         let members: Vec<&str> = head_members.iter().map(String::as_str).collect();

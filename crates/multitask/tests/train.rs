@@ -192,6 +192,7 @@ fn single_task_baselines_share_the_recipe_and_give_delta_m() {
         goal: Goal::Minimize,
         restore_best: true,
         min_epochs: 0,
+        break_ties: false,
     });
     let cfg = MultiTaskConfig {
         model: mlp(),

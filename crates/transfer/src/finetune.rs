@@ -6,8 +6,18 @@
 //! end it sooner), and early stopping then waits at least a quarter of that in steps
 //! ([`TrainConfig::with_min_steps`](core_tensor::train::TrainConfig::with_min_steps)). Without
 //! it, 10 examples at batch 32 are one step an epoch, and a patience of 5 epochs stops after a
-//! handful of steps, keeping a head that still predicts one class. A validation set too small
-//! to measure anything (fewer than 20 examples) is worth a `tracing` warning.
+//! handful of steps, keeping a head that still predicts one class. Ties of the validation
+//! accuracy (frequent on a few examples) are broken by the validation loss
+//! ([`EarlyStopping::break_ties`](core_tensor::train::EarlyStopping::break_ties)), and the
+//! linear probe's head is a logistic regression fitted to convergence on the frozen features
+//! ([`ProbeFit::lbfgs`](crate::probe::ProbeFit::lbfgs)), which no validation set can cut
+//! short. A validation set too small to measure anything (fewer than 20 examples) is worth a
+//! `tracing` warning.
+//!
+//! Measured (the regression test `tests/probe.rs`): the zoo's MNIST LeNet adapted with these
+//! defaults to Fashion-MNIST T-shirts vs shirts, mean of 3 seeds on 2,000 test images — 5 per
+//! class: logistic regression on the frozen features 76.8 %, linear probe 76.8 %, LP-FT
+//! 77.6 %; 20 per class: 74.1 %, 73.7 %, 77.2 %.
 
 use core_tensor::data::TensorDataset;
 use core_tensor::{Error, Result};

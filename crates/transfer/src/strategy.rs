@@ -420,7 +420,7 @@ fn build_source(source: &SourceModel, device: Device) -> Result<(VarStore, Box<d
             net.stages()
         )));
     }
-    check_stage_membership(&*net, &vs).map_err(|e| e.within(&format!("source {}", source.name)))?;
+    check_stage_membership(&*net, &vs).map_err(|e| e.about(&format!("source {}", source.name)))?;
     Ok((vs, net))
 }
 
@@ -502,6 +502,22 @@ fn validate_with<'a>(
     move || train::accuracy(net, val, batch)
 }
 
+/// The mean cross-entropy of `model` on `val` (evaluation mode): what breaks ties of the
+/// validation accuracy ([`EarlyStopping::break_ties`](core_tensor::train::EarlyStopping)).
+fn val_loss<'a, M: nn::ModuleT + ?Sized>(
+    model: &'a M,
+    val: &'a TensorDataset,
+    batch: usize,
+) -> impl FnMut() -> Result<f64> + 'a {
+    move || {
+        let logits = train::predict(model, &val.inputs, batch)?;
+        Ok(logits
+            .f_log_softmax(-1, Kind::Float)?
+            .f_nll_loss(&val.targets, None::<Tensor>, tch::Reduction::Mean, -100)?
+            .f_double_value(&[])?)
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn fit_all(
     vs: &VarStore,
@@ -517,7 +533,8 @@ fn fit_all(
         Some(g) => Trainer::with_groups(vs, cfg.clone(), &g)?,
         None => Trainer::new(vs, cfg.clone())?,
     }
-    .shuffle_seed(seed);
+    .shuffle_seed(seed)
+    .tie_break(val_loss(net, val, eval_batch));
     let mut validate = validate_with(net, val, eval_batch);
     trainer.fit(
         train_set,
@@ -602,7 +619,9 @@ fn linear_probe(
             b.copy_(src);
         }
     });
-    let mut trainer = Trainer::new(&head_vs, cfg.clone())?.shuffle_seed(seed);
+    let mut trainer = Trainer::new(&head_vs, cfg.clone())?
+        .shuffle_seed(seed)
+        .tie_break(val_loss(&head, &f_val, eval_batch));
     let mut validate = || train::accuracy(&head, &f_val, eval_batch);
     let report = trainer.fit(
         &f_train,
@@ -773,7 +792,8 @@ pub fn adapt(
             let penalty = l2_sp_penalty(&vs, &*net, source, *alpha, *beta)?;
             let mut trainer = Trainer::new(&vs, cfg.train.clone())?
                 .shuffle_seed(seed)
-                .add_loss_term(penalty);
+                .add_loss_term(penalty)
+                .tie_break(val_loss(&*net, val, eval_batch));
             let mut validate = validate_with(&*net, val, eval_batch);
             reports.push(trainer.fit(
                 train_set,

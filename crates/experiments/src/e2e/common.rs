@@ -352,6 +352,7 @@ mod tests {
                     goal: core_tensor::train::Goal::Maximize,
                     restore_best: true,
                     min_epochs: 0,
+                    break_ties: false,
                 }),
             },
             min_steps: 400,

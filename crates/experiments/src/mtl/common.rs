@@ -930,6 +930,7 @@ mod tests {
                     goal: core_tensor::train::Goal::Minimize,
                     restore_best: true,
                     min_epochs: 0,
+                    break_ties: false,
                 }),
             },
             min_steps: 100,
