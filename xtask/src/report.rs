@@ -1,10 +1,10 @@
 //! The suite's report: every experiment's `summary.json` (written by the experiment crates
-//! through `core_tensor::report`) turned into one static HTML page and the same in Markdown,
+//! through `transferlab_report`) turned into one static HTML page and the same in Markdown,
 //! with a claims ledger up front, SVG plots with 95% interval bands, `results.jsonl` (every
 //! stored run, one per line) and links to each experiment's CSV tables.
 //!
-//! xtask links no libtorch, so the summary format is mirrored here; unknown fields are ignored
-//! so that the experiment crates can add to it.
+//! xtask links no libtorch; it reads the summaries with the experiments' own report model
+//! (`transferlab-report`, which has no libtorch either), so both sides share one format.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -12,143 +12,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-/// Mean and 95% interval over seeds.
-#[derive(Debug, Clone, Copy, Deserialize)]
-pub struct Summary {
-    /// Number of seeds.
-    pub n: usize,
-    /// Mean.
-    pub mean: f64,
-    /// 95% interval.
-    pub ci95: Option<(f64, f64)>,
-}
-
-/// A verdict on a claim.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ClaimVerdict {
-    /// Claim ID.
-    pub claim: String,
-    /// Experiment ID.
-    pub experiment: String,
-    /// Where it was judged.
-    pub scope: String,
-    /// supported / not_supported / inconclusive.
-    pub verdict: String,
-    /// The rule.
-    pub rule: String,
-    /// What the effect is.
-    pub effect_label: String,
-    /// The effect.
-    pub effect: Option<Summary>,
-    /// More numbers.
-    #[serde(default)]
-    pub detail: String,
-}
-
-/// A table cell.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Cell {
-    /// Text.
-    Text(String),
-    /// A number.
-    Num(f64),
-    /// A summary, displayed times `scale`.
-    Stat {
-        /// The summary.
-        summary: Summary,
-        /// Display factor.
-        scale: f64,
-    },
-}
-
-/// A table.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Table {
-    /// Name (CSV stem).
-    pub name: String,
-    /// Headers.
-    pub columns: Vec<String>,
-    /// Rows.
-    pub rows: Vec<Vec<Cell>>,
-}
-
-/// A point.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Point {
-    /// X.
-    pub x: f64,
-    /// Y over seeds.
-    pub y: Summary,
-}
-
-/// A curve.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Series {
-    /// Legend.
-    pub name: String,
-    /// Points.
-    pub points: Vec<Point>,
-}
-
-/// A plot's data.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Plot {
-    /// File stem.
-    pub id: String,
-    /// Title.
-    pub title: String,
-    /// X label.
-    pub x_label: String,
-    /// Y label.
-    pub y_label: String,
-    /// Log x axis.
-    pub log_x: bool,
-    /// Display factor of y.
-    pub y_scale: f64,
-    /// Line at y = 0.
-    pub zero_line: bool,
-    /// Curves.
-    pub series: Vec<Series>,
-    /// Literature reference.
-    pub reference: Option<String>,
-}
-
-/// One experiment's report.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Experiment {
-    /// ID.
-    pub id: String,
-    /// Title.
-    pub title: String,
-    /// Claims tested.
-    pub claims: Vec<String>,
-    /// What was run.
-    pub description: String,
-    /// Profile.
-    pub profile: String,
-    /// Seeds.
-    pub seeds: u64,
-    /// Device.
-    pub device: String,
-    /// Runs.
-    pub runs: usize,
-    /// Runs from the store.
-    pub runs_stored: usize,
-    /// Wall time of the invocation.
-    pub seconds: f64,
-    /// Summed run time.
-    pub run_seconds: f64,
-    /// Verdicts.
-    pub verdicts: Vec<ClaimVerdict>,
-    /// Tables.
-    pub tables: Vec<Table>,
-    /// Plots.
-    pub plots: Vec<Plot>,
-    /// Notes.
-    #[serde(default)]
-    pub notes: Vec<String>,
-}
+pub use transferlab_report::stats::Summary;
+pub use transferlab_report::{
+    Cell, ClaimVerdict, ExperimentReport as Experiment, Plot, Point, Series, Verdict,
+    format_summary as fmt_summary,
+};
 
 /// A claim of the ledger (`fixtures/claims.toml`).
 #[derive(Debug, Clone, Deserialize)]
@@ -210,36 +78,6 @@ pub fn load_experiments(out: &Path) -> Result<Vec<Experiment>> {
     Ok(found)
 }
 
-fn fmt_summary(s: &Summary, scale: f64) -> String {
-    match s.ci95 {
-        Some((lo, hi)) => format!(
-            "{:.1} [{:.1}, {:.1}]",
-            scale * s.mean,
-            scale * lo,
-            scale * hi
-        ),
-        None => format!("{:.1} (n = {}, no interval)", scale * s.mean, s.n),
-    }
-}
-
-fn cell_text(c: &Cell) -> String {
-    match c {
-        Cell::Text(s) => s.clone(),
-        Cell::Num(v) if v.fract() == 0.0 && v.abs() < 1e15 => format!("{v:.0}"),
-        Cell::Num(v) => format!("{v:.4}"),
-        Cell::Stat { summary, scale } => fmt_summary(summary, *scale),
-    }
-}
-
-fn verdict_word(v: &str) -> &str {
-    match v {
-        "supported" => "supported",
-        "not_supported" => "not supported",
-        "inconclusive" => "inconclusive",
-        other => other,
-    }
-}
-
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -266,11 +104,11 @@ fn ledger_rows<'a>(
 }
 
 fn overall(vs: &[&ClaimVerdict]) -> String {
-    let Some(first) = vs.first().map(|v| &v.verdict) else {
+    let Some(first) = vs.first().map(|v| v.verdict) else {
         return "not measured".into();
     };
-    if vs.iter().all(|v| &v.verdict == first) {
-        verdict_word(first).into()
+    if vs.iter().all(|v| v.verdict == first) {
+        first.word().into()
     } else {
         "mixed".into()
     }
@@ -457,7 +295,7 @@ fn markdown(
                         .as_ref()
                         .map(|e| fmt_summary(e, 100.0))
                         .unwrap_or_else(|| "—".into()),
-                    verdict_word(&v.verdict)
+                    v.verdict.word()
                 )
             })
             .collect();
@@ -504,7 +342,7 @@ fn markdown(
                 "- **{} ({})**: {}. {} = {}. {} Rule: {}",
                 v.claim,
                 v.scope,
-                verdict_word(&v.verdict),
+                v.verdict.word(),
                 v.effect_label,
                 v.effect
                     .as_ref()
@@ -529,7 +367,7 @@ fn markdown(
                 "---|".repeat(t.columns.len())
             );
             for r in &t.rows {
-                let cells: Vec<String> = r.iter().map(cell_text).collect();
+                let cells: Vec<String> = r.iter().map(Cell::display).collect();
                 let _ = writeln!(s, "| {} |", cells.join(" | "));
             }
         }
@@ -569,7 +407,7 @@ fn html(
                         .as_ref()
                         .map(|e| fmt_summary(e, 100.0))
                         .unwrap_or_else(|| "—".into()),
-                    esc(verdict_word(&v.verdict))
+                    esc(v.verdict.word())
                 )
             })
             .collect();
@@ -632,10 +470,10 @@ fn html(
             let _ = writeln!(
                 s,
                 "<li class=\"{}\"><b>{} ({}): {}</b>. {} = {}. {}<br><span class=\"rule\">Rule: {}</span></li>",
-                verdict_word(&v.verdict).replace(' ', "-"),
+                v.verdict.word().replace(' ', "-"),
                 esc(&v.claim),
                 esc(&v.scope),
-                esc(verdict_word(&v.verdict)),
+                esc(v.verdict.word()),
                 esc(&v.effect_label),
                 v.effect
                     .as_ref()
@@ -674,7 +512,7 @@ fn html(
             for r in &t.rows {
                 s.push_str("<tr>");
                 for c in r {
-                    let _ = write!(s, "<td>{}</td>", esc(&cell_text(c)));
+                    let _ = write!(s, "<td>{}</td>", esc(&c.display()));
                 }
                 s.push_str("</tr>\n");
             }
@@ -1018,6 +856,7 @@ mod tests {
         Summary {
             n: 3,
             mean,
+            std: None,
             ci95: ci,
         }
     }
@@ -1076,18 +915,18 @@ mod tests {
 
     #[test]
     fn the_ledger_marks_unmeasured_and_mixed_claims() {
-        let v = |verdict: &str| ClaimVerdict {
+        let v = |verdict: Verdict| ClaimVerdict {
             claim: "T-1".into(),
             experiment: "X1".into(),
             scope: "s".into(),
-            verdict: verdict.into(),
+            verdict,
             rule: "r".into(),
             effect_label: "e".into(),
             effect: None,
             detail: String::new(),
         };
-        let a = v("supported");
-        let b = v("inconclusive");
+        let a = v(Verdict::Supported);
+        let b = v(Verdict::Inconclusive);
         assert_eq!(overall(&[]), "not measured");
         assert_eq!(overall(&[&a, &a]), "supported");
         assert_eq!(overall(&[&a, &b]), "mixed");

@@ -159,3 +159,13 @@ mod tests {
         assert!(chain.starts_with("/out/x.json: "), "{chain}");
     }
 }
+
+impl From<transferlab_report::Error> for Error {
+    /// Errors of the report model (seed statistics, atomic report writes) as this crate's.
+    fn from(e: transferlab_report::Error) -> Self {
+        match e {
+            transferlab_report::Error::InvalidArgument(m) => Error::InvalidArgument(m),
+            transferlab_report::Error::Io { path, source } => Error::io(path, source),
+        }
+    }
+}

@@ -23,9 +23,7 @@ pub mod io;
 pub mod metrics;
 pub mod optim;
 pub mod persist;
-pub mod report;
 pub mod schedule;
-pub mod stats;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -30,11 +30,11 @@
 //!   ([`Crossover::undecided`]); a crossover lies in or next to that range.
 
 use core_tensor::data::splitmix64;
-use core_tensor::report::{Cell, Point, Series, Table};
-use core_tensor::stats::{Summary, paired_difference, summarize};
 use core_tensor::train::Goal;
 use core_tensor::{Error, Result};
 use serde::{Deserialize, Serialize};
+use transferlab_report::stats::{Summary, paired_difference, summarize};
+use transferlab_report::{Cell, Point, Series, Table};
 
 /// Something the sweep trains and scores.
 pub trait Contender {
@@ -177,7 +177,7 @@ impl SweepResult {
         self.curve(name)?
             .scores
             .iter()
-            .map(|s| summarize(s))
+            .map(|s| Ok(summarize(s)?))
             .collect()
     }
 
@@ -372,7 +372,7 @@ pub fn crossover(
     let zeros = vec![0.0; seeds];
     let advantage: Vec<Summary> = d
         .iter()
-        .map(|row| paired_difference(row, &zeros))
+        .map(|row| Ok(paired_difference(row, &zeros)?))
         .collect::<Result<_>>()?;
     let undecided = sizes
         .iter()

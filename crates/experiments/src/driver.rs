@@ -19,8 +19,8 @@ use serde::de::DeserializeOwned;
 
 use crate::runs::{RunStore, Shard};
 use core_tensor::device::DeviceSpec;
-use core_tensor::report::ExperimentReport;
 use core_tensor::{Error, Result};
+use transferlab_report::ExperimentReport;
 
 /// How an experiment is run (from the command line).
 #[derive(Debug, Clone)]

@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use core_tensor::report::ExperimentReport;
 use experiments::e2e::common::RunOptions;
 use experiments::runs::results_without_timing;
+use transferlab_report::ExperimentReport;
 
 fn config(id: &str) -> PathBuf {
     experiments::configs("e2e").join(format!("{id}.toml"))

@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use core_tensor::report::ExperimentReport;
 use experiments::mtl::common::RunOptions;
 use experiments::runs::results_without_timing;
+use transferlab_report::ExperimentReport;
 
 fn config(id: &str) -> PathBuf {
     experiments::configs("multitask").join(format!("{id}.toml"))

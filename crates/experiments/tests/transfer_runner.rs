@@ -245,7 +245,7 @@ fn zero_seeds_is_refused_by_every_experiment() {
         &std::path::Path,
         &experiments::xfer::common::RunOptions,
         &mut dyn FnMut(&str, bool),
-    ) -> core_tensor::Result<core_tensor::report::ExperimentReport>;
+    ) -> core_tensor::Result<transferlab_report::ExperimentReport>;
     let runs: [(&str, Run); 6] = [
         ("x1", |c, o, f| experiments::xfer::x1::run_report(c, o, f)),
         ("x2", |c, o, f| experiments::xfer::x2::run(c, o, f)),

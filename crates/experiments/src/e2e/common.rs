@@ -14,13 +14,13 @@
 
 use crate::driver::{About, RunLog, StandIn};
 use crate::runs::{RunId, RunStore};
-use core_tensor::report::{Cell as TableCell, ExperimentReport, Plot, Table};
-use core_tensor::stats::Summary;
 use core_tensor::train::TrainConfig;
 use core_tensor::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tch::Device;
+use transferlab_report::stats::Summary;
+use transferlab_report::{Cell as TableCell, ExperimentReport, Plot, Table};
 
 use e2e_vs_pipeline::sweep::{
     Contender, Crossover, CrossoverConfig, Leader, SweepResult, contender,
@@ -323,11 +323,11 @@ pub fn advantage_table(
     t
 }
 
-pub use core_tensor::report::claim;
+pub use transferlab_report::claim;
 
 /// `mean [lo, hi]` scaled by `scale`.
 pub fn fmt(s: &Summary, scale: f64) -> String {
-    core_tensor::report::format_summary(s, scale)
+    transferlab_report::format_summary(s, scale)
 }
 
 #[cfg(test)]

@@ -35,14 +35,14 @@ use std::rc::Rc;
 
 use core_tensor::data::{TensorDataset, permutation, splitmix64};
 use core_tensor::datasets::{Mnist, OrlFaces, Split};
-use core_tensor::report::{Cell, ExperimentReport, Table, Verdict};
-use core_tensor::stats::{Summary, summarize};
 use core_tensor::train::{Goal, Trainer};
 use core_tensor::{Error, Result};
 use pretrained_zoo::arch::ArchConfig;
 use serde::{Deserialize, Serialize};
 use tch::nn;
 use tch::{Device, Kind, Tensor};
+use transferlab_report::stats::{Summary, summarize};
+use transferlab_report::{Cell, ExperimentReport, Table, Verdict};
 
 use crate::e2e::common::{self as experiment, Ctx, Recipe, RunOptions, claim, fmt, stored};
 use e2e_vs_pipeline::localise::{Localiser, LocaliserConfig, crop_and_resize, mean_iou};

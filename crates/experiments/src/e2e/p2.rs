@@ -17,13 +17,13 @@ use std::path::Path;
 
 use core_tensor::data::{TensorDataset, permutation, splitmix64, stratified_indices};
 use core_tensor::datasets::{Fsdd, Recording};
-use core_tensor::report::{ExperimentReport, Verdict};
-use core_tensor::stats::Summary;
 use core_tensor::train::{FitReport, Goal};
 use core_tensor::{Error, Result};
 use pretrained_zoo::arch::{ArchConfig, MlpConfig};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
+use transferlab_report::stats::Summary;
+use transferlab_report::{ExperimentReport, Verdict};
 
 use crate::e2e::common::{self as experiment, Ctx, Recipe, RunOptions, claim, fmt, stored};
 use e2e_vs_pipeline::features::{FeatureConfig, FeatureExtractor, waveform_batch};
@@ -690,7 +690,7 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use core_tensor::stats::summarize;
+    use transferlab_report::stats::summarize;
 
     fn s(v: &[f64]) -> Summary {
         summarize(v).unwrap()

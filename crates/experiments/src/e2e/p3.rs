@@ -23,13 +23,13 @@ use std::path::Path;
 use std::rc::Rc;
 
 use core_tensor::data::TensorDataset;
-use core_tensor::report::{ExperimentReport, Verdict};
-use core_tensor::stats::Summary;
 use core_tensor::train::Goal;
 use core_tensor::{Error, Result};
 use pretrained_zoo::arch::{ArchConfig, FaceCnnConfig, MlpConfig};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
+use transferlab_report::stats::Summary;
+use transferlab_report::{ExperimentReport, Verdict};
 
 use crate::e2e::common::{self as experiment, Ctx, Recipe, RunOptions, claim, fmt, stored};
 use e2e_vs_pipeline::bone_age::{self, BoneAgeConfig, World};
@@ -555,7 +555,7 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use core_tensor::stats::summarize;
+    use transferlab_report::stats::summarize;
 
     fn s(v: &[f64]) -> Summary {
         summarize(v).unwrap()

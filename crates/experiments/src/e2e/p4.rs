@@ -18,13 +18,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use core_tensor::data::TensorDataset;
-use core_tensor::report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
-use core_tensor::stats::{Summary, paired_difference, summarize};
 use core_tensor::train::Trainer;
 use core_tensor::{Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
+use transferlab_report::stats::{Summary, paired_difference, summarize};
+use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
 
 use crate::e2e::common::{self as experiment, Ctx, Recipe, RunOptions, claim, fmt};
 use e2e_vs_pipeline::lines::{self, LinesConfig};

@@ -21,14 +21,14 @@ use crate::driver::{About, RunLog};
 use crate::runs::{RunId, RunRecord, RunStore};
 use core_tensor::data::{TensorDataset, permutation, uniform};
 use core_tensor::datasets::{FashionMnist, ImageDataset, Mnist, Split};
-use core_tensor::report::{ExperimentReport, Verdict};
-use core_tensor::stats::Summary;
 use core_tensor::train::TrainConfig;
 use core_tensor::{Error, Result};
 use pretrained_zoo::arch::{ArchConfig, HEAD, in_stage};
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
+use transferlab_report::stats::Summary;
+use transferlab_report::{ExperimentReport, Verdict};
 
 use multitask::balance::BalancerConfig;
 use multitask::gain::{Comparison, delta_m};
@@ -812,13 +812,13 @@ pub fn with_context<'a, T>(
     body(&mut ctx)
 }
 
-pub use core_tensor::stats::Results;
+pub use transferlab_report::stats::Results;
 
-pub use core_tensor::report::{claim, pts};
+pub use transferlab_report::{claim, pts};
 
 /// `mean [lo, hi]` as is (Δm is already in percent).
 pub fn raw(s: &Summary) -> String {
-    core_tensor::report::format_summary(s, 1.0)
+    transferlab_report::format_summary(s, 1.0)
 }
 
 /// Supported when the interval lies above 0, not supported when below, else inconclusive: the
@@ -900,7 +900,7 @@ pub fn check_classes(classes: &[i64], at: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use core_tensor::stats::summarize;
+    use transferlab_report::stats::summarize;
 
     use super::*;
 

@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use core_tensor::Result;
-use core_tensor::report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
-use core_tensor::stats::Summary;
 use serde::{Deserialize, Serialize};
+use transferlab_report::stats::Summary;
+use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
 
 use crate::mtl::common::{
     self as experiments, Recipe, Results, RunOptions, Setup, claim, delta_m_of, presence, pts, raw,
@@ -293,7 +293,7 @@ pub fn scale(s: Summary, f: f64) -> Summary {
 
 #[cfg(test)]
 mod tests {
-    use core_tensor::stats::summarize;
+    use transferlab_report::stats::summarize;
 
     use super::*;
 

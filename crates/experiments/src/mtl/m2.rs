@@ -11,11 +11,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use core_tensor::report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
-use core_tensor::stats::Summary;
 use core_tensor::{Error, Result};
 use pretrained_zoo::arch::ArchConfig;
 use serde::{Deserialize, Serialize};
+use transferlab_report::stats::Summary;
+use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
 
 use crate::mtl::common::{
     self as experiments, DataSpec, PartitionData, Recipe, Results, RunOptions, claim, pts,
@@ -255,7 +255,7 @@ pub fn run(
         for (x, y) in res.get("eq/acc")?.iter().zip(res.get("alone-eq/acc")?) {
             small.push(x - y);
         }
-        let diff = core_tensor::stats::paired_difference(&big, &small)?;
+        let diff = transferlab_report::stats::paired_difference(&big, &small)?;
         rep.verdicts.push(claim(
             "M-2",
             "M2",
@@ -307,7 +307,7 @@ pub fn run(
 
 #[cfg(test)]
 mod tests {
-    use core_tensor::stats::summarize;
+    use transferlab_report::stats::summarize;
 
     use super::*;
 

@@ -11,11 +11,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use core_tensor::report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
-use core_tensor::stats::Summary;
 use core_tensor::{Error, Result};
 use pretrained_zoo::arch::{ArchConfig, FaceCnnConfig, MlpConfig, SpectrogramCnnConfig};
 use serde::{Deserialize, Serialize};
+use transferlab_report::stats::Summary;
+use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
 
 use crate::mtl::common::{
     self as experiments, Recipe, Results, RunOptions, Setup, claim, delta_m_of, parameter_count,
@@ -362,7 +362,7 @@ pub fn run(
 
 #[cfg(test)]
 mod tests {
-    use core_tensor::stats::summarize;
+    use transferlab_report::stats::summarize;
 
     use super::*;
 

@@ -10,9 +10,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use core_tensor::report::{Cell, ExperimentReport, Plot, Point, Series, Table};
 use core_tensor::{Error, Result};
 use serde::{Deserialize, Serialize};
+use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table};
 
 use crate::mtl::common::{
     self as experiments, Recipe, Results, RunOptions, SceneTarget, Setup, delta_m_of, presence,

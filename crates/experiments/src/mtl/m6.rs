@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use core_tensor::report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
-use core_tensor::stats::Summary;
 use core_tensor::{Error, Result};
 use serde::{Deserialize, Serialize};
+use transferlab_report::stats::Summary;
+use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
 
 use crate::mtl::common::{
     self as experiments, Recipe, Results, RunOptions, SceneTarget, Setup, claim, presence, pts,
@@ -266,7 +266,7 @@ pub fn run(
 
 #[cfg(test)]
 mod tests {
-    use core_tensor::stats::summarize;
+    use transferlab_report::stats::summarize;
 
     use super::*;
 

@@ -12,7 +12,7 @@ use std::path::Path;
 use crate::driver::About;
 use crate::runs::RunStore;
 use core_tensor::Result;
-use core_tensor::report::ExperimentReport;
+use transferlab_report::ExperimentReport;
 
 use serde::{Deserialize, Serialize};
 
@@ -116,9 +116,9 @@ pub fn with_context<'a, T>(
     body(&mut ctx)
 }
 
-pub use core_tensor::stats::Results;
+pub use transferlab_report::stats::Results;
 
-pub use core_tensor::report::{claim, pts};
+pub use transferlab_report::{claim, pts};
 
 /// The skeleton of a report; the experiment fills in verdicts, tables and plots.
 #[allow(clippy::too_many_arguments)]

@@ -13,14 +13,14 @@ use std::path::Path;
 
 use crate::runs::{RunId, RunStore};
 use core_tensor::device::DeviceSpec;
-use core_tensor::report::{
-    Cell as ReportCell, ClaimVerdict, ExperimentReport, Plot, Point, Series, Table,
-    Verdict as ReportVerdict,
-};
-use core_tensor::stats::{Summary, paired_difference, summarize};
 use core_tensor::{Error, Result};
 use pretrained_zoo::registry::Registry;
 use serde::{Deserialize, Serialize};
+use transferlab_report::stats::{Summary, paired_difference, summarize};
+use transferlab_report::{
+    Cell as ReportCell, ClaimVerdict, ExperimentReport, Plot, Point, Series, Table,
+    Verdict as ReportVerdict,
+};
 
 use transfer::strategy::{AdaptConfig, SourceModel, Strategy, adapt};
 use transfer::target::{self, Target};
@@ -319,7 +319,7 @@ pub fn run_report(
             effect: Some(v.gain_smallest),
             detail: format!(
                 "At the largest N: {}.",
-                core_tensor::report::format_summary(&v.gain_largest, 100.0)
+                transferlab_report::format_summary(&v.gain_largest, 100.0)
             ),
         })
         .collect();

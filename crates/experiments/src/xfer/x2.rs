@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use core_tensor::Result;
-use core_tensor::report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
 use serde::{Deserialize, Serialize};
+use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
 
 use crate::xfer::common::{self as experiments, Common, Results, RunOptions, claim, pts};
 use crate::xfer::runner::{DataSpec, LabelMode, PixelMode, Pretrain, SourceSpec};
@@ -60,8 +60,8 @@ pub const RULE: &str = "supported if the gain of pre-training on all the source 
 
 /// The verdict from the gains at M ≤ N and the gain at the largest M.
 pub fn verdict(
-    small: &[core_tensor::stats::Summary],
-    largest: &core_tensor::stats::Summary,
+    small: &[transferlab_report::stats::Summary],
+    largest: &transferlab_report::stats::Summary,
 ) -> Verdict {
     if !largest.above(0.0) {
         return Verdict::Inconclusive;
@@ -257,7 +257,7 @@ pub fn run(
 
 #[cfg(test)]
 mod tests {
-    use core_tensor::stats::summarize;
+    use transferlab_report::stats::summarize;
 
     use super::*;
 

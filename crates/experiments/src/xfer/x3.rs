@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use core_tensor::Result;
-use core_tensor::report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
-use core_tensor::stats::Summary;
 use serde::{Deserialize, Serialize};
+use transferlab_report::stats::Summary;
+use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
 
 use crate::xfer::common::{self as experiments, Common, Results, RunOptions, claim, pts};
 use crate::xfer::runner::{DataSpec, LabelMode, PixelMode, Pretrain, SourceSpec};
@@ -260,7 +260,7 @@ pub fn run(
                     .gain(&format!("{name}/AnB+/{k}"), &base_key)
                     .map(|g| pts(&g))
             })
-            .collect::<Result<_>>()?;
+            .collect::<transferlab_report::Result<_>>()?;
         rep.verdicts.push(claim(
             "T-1",
             "X3",
@@ -287,7 +287,7 @@ pub fn run(
 
 #[cfg(test)]
 mod tests {
-    use core_tensor::stats::summarize;
+    use transferlab_report::stats::summarize;
 
     use super::*;
 

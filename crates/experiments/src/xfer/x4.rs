@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use core_tensor::Result;
-use core_tensor::report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
-use core_tensor::stats::Summary;
 use serde::{Deserialize, Serialize};
+use transferlab_report::stats::Summary;
+use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
 
 use crate::xfer::common::{self as experiments, Common, Results, RunOptions, claim, pts};
 use crate::xfer::runner::{DataSpec, LabelMode, PixelMode, Pretrain, SourceSpec};
@@ -303,7 +303,7 @@ pub fn run(
 
 #[cfg(test)]
 mod tests {
-    use core_tensor::stats::summarize;
+    use transferlab_report::stats::summarize;
 
     use super::*;
 

@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use core_tensor::Result;
-use core_tensor::report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
-use core_tensor::stats::{Summary, summarize};
 use serde::{Deserialize, Serialize};
+use transferlab_report::stats::{Summary, summarize};
+use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
 
 use crate::xfer::common::{self as experiments, Common, RunOptions, claim};
 use crate::xfer::runner::{DataSpec, SourceSpec};
@@ -207,7 +207,7 @@ pub fn run(
             let acc = summarize(&r.iter().map(|x| x.0).collect::<Vec<_>>())?;
             let est: Vec<Summary> = (0..ESTIMATORS.len())
                 .map(|j| summarize(&r.iter().map(|x| x.1[j]).collect::<Vec<_>>()))
-                .collect::<Result<_>>()?;
+                .collect::<transferlab_report::Result<_>>()?;
             let mut row = vec![Cell::text(&t), Cell::text(name), Cell::pct(acc)];
             row.extend(est.iter().map(|e| Cell::Num(e.mean)));
             sources_table.push(row);

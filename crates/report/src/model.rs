@@ -3,13 +3,13 @@
 //! the suite's report), `report.md` (for a person) and one CSV per table (for their own tools).
 //!
 //! ```
-//! use core_tensor::report::{Cell, Table};
-//! use core_tensor::stats::summarize;
+//! use transferlab_report::stats::summarize;
+//! use transferlab_report::{Cell, Table};
 //! let mut t = Table::new("accuracy", &["N", "accuracy (%)"]);
 //! t.push(vec![Cell::int(10), Cell::pct(summarize(&[0.5, 0.6, 0.7])?)]);
 //! assert!(t.markdown().contains("| 10 | 60.0 [35.2, 84.8] |"));
 //! assert!(t.csv().starts_with("N,accuracy (%),accuracy (%) lo,accuracy (%) hi,accuracy (%) n\n10,"));
-//! # Ok::<(), core_tensor::Error>(())
+//! # Ok::<(), transferlab_report::Error>(())
 //! ```
 
 use std::fmt::Write as _;
@@ -18,7 +18,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
-use crate::persist::{write_atomic, write_json};
+use crate::fs::{write_atomic, write_json};
 use crate::stats::Summary;
 
 /// The verdict on a claim, computed by a rule fixed before the run.
@@ -33,13 +33,29 @@ pub enum Verdict {
     Inconclusive,
 }
 
-impl std::fmt::Display for Verdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl Verdict {
+    /// The verdict in words (`not supported`); [`Verdict::css_class`] for a style name.
+    pub fn word(self) -> &'static str {
+        match self {
             Verdict::Supported => "supported",
             Verdict::NotSupported => "not supported",
             Verdict::Inconclusive => "inconclusive",
-        })
+        }
+    }
+
+    /// The verdict as a CSS class name (`not-supported`).
+    pub fn css_class(self) -> &'static str {
+        match self {
+            Verdict::Supported => "supported",
+            Verdict::NotSupported => "not-supported",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.word())
     }
 }
 
@@ -61,6 +77,7 @@ pub struct ClaimVerdict {
     /// The headline effect over seeds (in the unit of `effect_label`).
     pub effect: Option<Summary>,
     /// Further numbers the rule read, in words.
+    #[serde(default)]
     pub detail: String,
 }
 
@@ -132,7 +149,8 @@ impl Cell {
         }
     }
 
-    fn display(&self) -> String {
+    /// The cell as text ([`format_summary`] for summaries).
+    pub fn display(&self) -> String {
         match self {
             Cell::Text(s) => s.clone(),
             Cell::Num(v) => fmt_num(*v),
@@ -154,7 +172,9 @@ pub fn pts(s: &Summary) -> String {
     format_summary(s, 100.0)
 }
 
-/// `mean [lo, hi]` with one decimal after scaling (`mean` alone when the interval is undefined).
+/// `mean [lo, hi]` with one decimal after scaling; `mean (n = 1)` when the interval is undefined
+/// (one seed), so that a lone value is never mistaken for a measured interval. Markdown, HTML
+/// and the suite's ledger all use this format.
 pub fn format_summary(s: &Summary, scale: f64) -> String {
     match s.ci95 {
         Some((lo, hi)) => format!(
@@ -163,7 +183,7 @@ pub fn format_summary(s: &Summary, scale: f64) -> String {
             scale * lo,
             scale * hi
         ),
-        None => format!("{:.1}", scale * s.mean),
+        None => format!("{:.1} (n = {})", scale * s.mean, s.n),
     }
 }
 
@@ -329,6 +349,7 @@ pub struct ExperimentReport {
     /// Summed wall time of every run as recorded when it ran (the cost of the results).
     pub run_seconds: f64,
     /// The resolved config.
+    #[serde(default)]
     pub config: serde_json::Value,
     /// Verdicts.
     pub verdicts: Vec<ClaimVerdict>,
@@ -337,6 +358,7 @@ pub struct ExperimentReport {
     /// Plots.
     pub plots: Vec<Plot>,
     /// Remarks (choices made, what the profile leaves out).
+    #[serde(default)]
     pub notes: Vec<String>,
 }
 

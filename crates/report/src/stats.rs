@@ -5,7 +5,7 @@
 //! so (`None`) instead of reporting a zero-width interval that would pass any verdict rule.
 //!
 //! ```
-//! use core_tensor::stats::{paired_difference, summarize};
+//! use transferlab_report::stats::{paired_difference, summarize};
 //! let fine_tuned = [0.91, 0.93, 0.92, 0.94, 0.92];
 //! let from_scratch = [0.88, 0.90, 0.90, 0.91, 0.89];
 //! let s = summarize(&fine_tuned)?;
@@ -13,7 +13,7 @@
 //! // Same seeds for both arms, so compare per seed.
 //! let d = paired_difference(&fine_tuned, &from_scratch)?;
 //! assert!(d.above(0.0));
-//! # Ok::<(), core_tensor::Error>(())
+//! # Ok::<(), transferlab_report::Error>(())
 //! ```
 
 use serde::{Deserialize, Serialize};
