@@ -3,9 +3,16 @@
 //! weights, divergence detection, and hooks for extra loss terms and gradient editing.
 //!
 //! The engine does not know what a model is: the caller's loss closure runs the forward pass on
-//! a batch and returns a scalar loss, so one engine serves a single-head classifier, a
-//! multi-head network with per-task masked losses, or a regression. Validation is also a
-//! closure returning the metric that early stopping watches.
+//! a batch and returns a scalar loss ([`Trainer::fit`]), or the caller's [`Objective`] does the
+//! whole backward pass itself ([`Trainer::fit_objective`]: `multitask`'s balancers, which
+//! combine per-task losses or their gradients, run there), so one engine serves a single-head
+//! classifier, a multi-head network with per-task masked losses, or a regression, with one
+//! behaviour for early stopping, divergence and NaN. Validation is also a closure returning the
+//! metric that early stopping watches.
+//!
+//! **Non-finite values are errors**, never skipped: a training loss or gradient norm that is
+//! NaN or infinite is [`Error::Diverged`]; a validation metric that is, an
+//! [`Error::InvalidArgument`] naming the epoch.
 //!
 //! Progress goes out as `tracing` events (one per epoch) and through an optional callback
 //! per step, which a binary can turn into a progress bar.
@@ -222,6 +229,9 @@ pub struct EpochLog {
     pub lr: f64,
     /// Wall time of the epoch, validation included.
     pub seconds: f64,
+    /// Wall time of the epoch's training steps alone (validation excluded).
+    #[serde(default)]
+    pub train_seconds: f64,
 }
 
 /// What [`Trainer::fit`] did.
@@ -257,6 +267,46 @@ pub struct Progress {
 
 type LossTerm<'a> = Box<dyn Fn() -> Tensor + 'a>;
 type Score<'a> = Box<dyn FnMut() -> Result<f64> + 'a>;
+
+/// What one training step computes, for [`Trainer::fit_objective`]: the forward pass on a
+/// batch and the whole backward pass, however many it takes (a multi-task balancer may run
+/// one per task and edit the gradients).
+pub trait Objective {
+    /// Runs the forward pass on `(inputs, targets)` in training mode and leaves the gradients
+    /// of the objective in the variables' `.grad()` (zero on entry); returns the objective's
+    /// value as a detached scalar. `step` is the optimizer step (0-based).
+    fn backward(&mut self, inputs: &Tensor, targets: &Tensor, step: u64) -> Result<Tensor>;
+
+    /// Called after each epoch's training steps, before validation.
+    fn end_epoch(&mut self, _epoch: usize, _optimizer: &Optimizer) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// [`Trainer::fit`]'s objective: a loss closure plus the trainer's extra loss terms, one
+/// backward pass.
+struct LossObjective<'t, 'a, F> {
+    loss: F,
+    terms: &'t [LossTerm<'a>],
+}
+
+impl<F: FnMut(&Tensor, &Tensor) -> Tensor> Objective for LossObjective<'_, '_, F> {
+    fn backward(&mut self, inputs: &Tensor, targets: &Tensor, _step: u64) -> Result<Tensor> {
+        let mut total = (self.loss)(inputs, targets);
+        for term in self.terms {
+            total = total + term();
+        }
+        if total.numel() != 1 {
+            return Err(Error::InvalidArgument(format!(
+                "the loss must be a scalar, got shape {:?}",
+                total.size()
+            )));
+        }
+        // A non-finite loss is caught by the engine before the update.
+        total.f_backward()?;
+        Ok(total.detach())
+    }
+}
 type GradHook<'a> = Box<dyn FnMut(&Optimizer) -> Result<()> + 'a>;
 type ProgressHook<'a> = Box<dyn FnMut(Progress) + 'a>;
 
@@ -269,6 +319,7 @@ pub struct Trainer<'a> {
     grad_hook: Option<GradHook<'a>>,
     progress: Option<ProgressHook<'a>>,
     tie_break: Option<Score<'a>>,
+    validation_goal: Goal,
     seed: u64,
 }
 
@@ -296,11 +347,23 @@ impl<'a> Trainer<'a> {
     /// A trainer with parameter groups (their `lr` and `weight_decay` replace the config's).
     pub fn with_groups(vs: &'a VarStore, cfg: TrainConfig, groups: &[GroupSpec]) -> Result<Self> {
         cfg.validate()?;
-        let optimizer = Optimizer::with_groups(vs, cfg.optimizer.clone(), groups)?;
         // One draw from libtorch's generator: seeded runs stay repeatable, and the shuffling
         // itself never touches the global generator again (see `data::permutation`).
         let seed = Tensor::f_randint(i64::MAX, [1], (Kind::Int64, Device::Cpu))?
             .f_int64_value(&[0])? as u64;
+        Self::with_groups_seeded(vs, cfg, groups, seed)
+    }
+
+    /// [`Trainer::with_groups`] with the batch order's seed given, so that building the
+    /// trainer draws nothing from libtorch's generator.
+    pub fn with_groups_seeded(
+        vs: &'a VarStore,
+        cfg: TrainConfig,
+        groups: &[GroupSpec],
+        seed: u64,
+    ) -> Result<Self> {
+        cfg.validate()?;
+        let optimizer = Optimizer::with_groups(vs, cfg.optimizer.clone(), groups)?;
         Ok(Trainer {
             vs,
             optimizer,
@@ -309,6 +372,7 @@ impl<'a> Trainer<'a> {
             grad_hook: None,
             progress: None,
             tie_break: None,
+            validation_goal: Goal::Maximize,
             seed,
         })
     }
@@ -341,6 +405,14 @@ impl<'a> Trainer<'a> {
         self
     }
 
+    /// The direction of the validation metric when there is no early stopping (whose `goal`
+    /// says it otherwise): which value [`FitReport::best_validation`] reports. Default:
+    /// [`Goal::Maximize`] (an accuracy).
+    pub fn validation_goal(mut self, goal: Goal) -> Self {
+        self.validation_goal = goal;
+        self
+    }
+
     /// Sets the seed of the batch order (by default drawn once from libtorch's generator).
     pub fn shuffle_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
@@ -358,9 +430,40 @@ impl<'a> Trainer<'a> {
     pub fn fit(
         &mut self,
         data: &TensorDataset,
-        mut loss: impl FnMut(&Tensor, &Tensor) -> Tensor,
+        loss: impl FnMut(&Tensor, &Tensor) -> Tensor,
+        validate: Option<&mut dyn FnMut() -> Result<f64>>,
+    ) -> Result<FitReport> {
+        let terms = std::mem::take(&mut self.loss_terms);
+        let mut objective = LossObjective {
+            loss,
+            terms: &terms,
+        };
+        let report = self.fit_objective(data, &mut objective, validate);
+        self.loss_terms = terms;
+        report
+    }
+
+    /// Trains on `data` with an [`Objective`] that does each step's backward pass itself; the
+    /// engine does the rest as in [`Trainer::fit`]: batches, learning-rate schedule, the
+    /// gradient hook, clipping, the update, divergence checks, validation, early stopping.
+    /// Extra loss terms ([`Trainer::add_loss_term`]) belong to `fit`; here they are an error
+    /// (put them in the objective).
+    pub fn fit_objective(
+        &mut self,
+        data: &TensorDataset,
+        objective: &mut dyn Objective,
         mut validate: Option<&mut dyn FnMut() -> Result<f64>>,
     ) -> Result<FitReport> {
+        if !self.loss_terms.is_empty() {
+            return Err(Error::InvalidArgument(
+                "Trainer::fit_objective: extra loss terms apply to Trainer::fit; add them to \
+                 the objective instead"
+                    .into(),
+            ));
+        }
+        if data.is_empty() {
+            return Err(Error::InvalidArgument("the training data is empty".into()));
+        }
         let start = Instant::now();
         let device = data.inputs.device();
         let es = self.cfg.early_stopping.clone();
@@ -388,10 +491,7 @@ impl<'a> Trainer<'a> {
                 let factor = self.cfg.schedule.factor(self.optimizer.steps());
                 self.optimizer.set_lr_factor(factor);
                 self.optimizer.zero_grad()?;
-                let mut total = loss(&xb, &yb);
-                for term in &self.loss_terms {
-                    total = total + term();
-                }
+                let total = objective.backward(&xb, &yb, self.optimizer.steps())?;
                 if step % check_every == 0 {
                     let v = total.f_double_value(&[])?;
                     if !v.is_finite() {
@@ -402,15 +502,22 @@ impl<'a> Trainer<'a> {
                         });
                     }
                 }
-                total.f_backward()?;
                 if let Some(hook) = self.grad_hook.as_mut() {
                     hook(&self.optimizer)?;
                 }
                 if let Some(max) = self.cfg.grad_clip_norm {
-                    self.optimizer.clip_grad_norm(max)?;
+                    let norm = self.optimizer.clip_grad_norm(max)?;
+                    if !norm.is_finite() {
+                        // A NaN or infinite gradient would be scaled into the weights.
+                        return Err(Error::Diverged {
+                            epoch,
+                            step,
+                            loss: norm,
+                        });
+                    }
                 }
                 self.optimizer.step()?;
-                loss_sum += total.detach();
+                loss_sum += total;
                 steps += 1;
                 if let Some(p) = self.progress.as_mut() {
                     p(Progress {
@@ -422,6 +529,7 @@ impl<'a> Trainer<'a> {
                 }
             }
             let train_loss = loss_sum.f_double_value(&[])? / steps.max(1) as f64;
+            let train_seconds = epoch_start.elapsed().as_secs_f64();
             if !train_loss.is_finite() {
                 return Err(Error::Diverged {
                     epoch,
@@ -429,10 +537,17 @@ impl<'a> Trainer<'a> {
                     loss: train_loss,
                 });
             }
+            objective.end_epoch(epoch, &self.optimizer)?;
             let validation = match validate.as_mut() {
                 Some(v) => Some(v()?),
                 None => None,
             };
+            if let Some(v) = validation.filter(|v| !v.is_finite()) {
+                return Err(Error::InvalidArgument(format!(
+                    "the validation metric is {v} after epoch {epoch}: the model diverged, or \
+                     the validation set has nothing to measure"
+                )));
+            }
             let lr = self
                 .optimizer
                 .learning_rates()
@@ -455,6 +570,7 @@ impl<'a> Trainer<'a> {
                 validation,
                 lr,
                 seconds,
+                train_seconds,
             });
 
             if let (Some(es), Some(metric)) = (&es, validation) {
@@ -490,8 +606,8 @@ impl<'a> Trainer<'a> {
                     }
                 }
             } else if let Some(metric) = validation {
-                // No early stopping: still report the best value seen.
-                if best.is_none_or(|(b, _)| metric > b) {
+                // No early stopping: still report the best value seen, in the direction given.
+                if best.is_none_or(|(b, _)| self.validation_goal.improves(metric, b, 0.0)) {
                     best = Some((metric, epoch));
                 }
             }

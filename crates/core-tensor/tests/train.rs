@@ -245,3 +245,45 @@ fn configs_are_read_from_toml_and_bad_fields_are_named() {
             .contains("early_stopping.patience")
     );
 }
+
+#[test]
+fn a_nan_validation_metric_or_gradient_norm_is_an_error_not_a_stale_epoch() {
+    let data = toy_data(0);
+    let vs = VarStore::new(Device::Cpu);
+    let net = mlp(&vs);
+    let mut cfg = config(3);
+    cfg.early_stopping = Some(EarlyStopping::default());
+    let mut validate = || Ok(f64::NAN);
+    let err = Trainer::new(&vs, cfg)
+        .unwrap()
+        .fit(
+            &data,
+            |x, y| net.forward(x).cross_entropy_for_logits(y),
+            Some(&mut validate),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("validation metric is NaN after epoch 1"),
+        "{err}"
+    );
+
+    // A finite loss whose gradient is not (d√u/du at u = 0), under clipping.
+    let mut cfg = config(1);
+    cfg.grad_clip_norm = Some(1.0);
+    let w = vs.variables()["fc1.weight"].shallow_clone();
+    let err = Trainer::new(&vs, cfg)
+        .unwrap()
+        .fit(
+            &data,
+            |x, y| net.forward(x).cross_entropy_for_logits(y) + (&w * 0.0).sqrt().sum(Kind::Float),
+            None,
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Diverged { .. }), "{err}");
+    let after = vs.variables()["fc1.weight"].shallow_clone();
+    assert!(
+        bool::try_from(after.isfinite().all()).unwrap(),
+        "the NaN gradient reached the weights"
+    );
+}

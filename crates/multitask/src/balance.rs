@@ -210,13 +210,16 @@ pub trait Balancer {
     /// `params` and of the balancer's own variables; they are undefined (zeroed) on entry.
     ///
     /// `losses[t]` is task `t`'s loss on the batch (mean over present labels, with its
-    /// graph), `counts` (`[T]` float) how many labels each task had, `step` the optimizer step
-    /// (0-based).
+    /// graph), `counts` (`[T]` float) how many labels each task had, `representation` the
+    /// shared trunk's output on the batch `[B, feature_dim]` (with its graph: methods that
+    /// work on the representation's gradients, like MGDA-UB, differentiate the losses with
+    /// respect to it), `step` the optimizer step (0-based).
     fn backward(
         &mut self,
         losses: &[Tensor],
         counts: &Tensor,
         params: &SharedParams,
+        representation: &Tensor,
         step: u64,
     ) -> Result<Balanced>;
 
@@ -275,6 +278,7 @@ impl Balancer for Weighted {
         losses: &[Tensor],
         counts: &Tensor,
         params: &SharedParams,
+        _representation: &Tensor,
         _step: u64,
     ) -> Result<Balanced> {
         weighted_backward(&self.weights, losses, counts, params)
@@ -296,6 +300,7 @@ impl Balancer for Uncertainty {
         losses: &[Tensor],
         counts: &Tensor,
         params: &SharedParams,
+        _representation: &Tensor,
         _step: u64,
     ) -> Result<Balanced> {
         check_len(losses, counts, params.heads.len())?;
@@ -329,6 +334,7 @@ impl Balancer for GradNorm {
         losses: &[Tensor],
         counts: &Tensor,
         params: &SharedParams,
+        _representation: &Tensor,
         _step: u64,
     ) -> Result<Balanced> {
         check_len(losses, counts, params.heads.len())?;
@@ -410,6 +416,7 @@ impl Balancer for Dwa {
         losses: &[Tensor],
         counts: &Tensor,
         params: &SharedParams,
+        _representation: &Tensor,
         _step: u64,
     ) -> Result<Balanced> {
         weighted_backward(&self.weights, losses, counts, params)
@@ -454,6 +461,7 @@ impl Balancer for PcGrad {
         losses: &[Tensor],
         counts: &Tensor,
         params: &SharedParams,
+        _representation: &Tensor,
         step: u64,
     ) -> Result<Balanced> {
         check_len(losses, counts, params.heads.len())?;
@@ -574,6 +582,11 @@ pub fn set_grads(params: &[Tensor], grads: &[Tensor]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The toy balancers ignore the representation.
+    fn no_rep() -> Tensor {
+        Tensor::zeros([1, 1], (Kind::Float, Device::Cpu))
+    }
     use tch::Device;
 
     fn vec_of(t: &Tensor) -> Vec<f32> {
@@ -647,7 +660,7 @@ mod tests {
         for step in 0..2000 {
             let losses = toy_losses(&w, [1.0, 100.0]);
             weights = b
-                .backward(&losses, &counts, &toy_params(&w), step)
+                .backward(&losses, &counts, &toy_params(&w), &no_rep(), step)
                 .unwrap()
                 .weights;
             sgd(&[log_var.shallow_clone()], 0.01);
@@ -668,6 +681,7 @@ mod tests {
                 &losses,
                 &Tensor::from_slice(&[4.0f32, 0.0]),
                 &toy_params(&w),
+                &no_rep(),
                 0,
             )
             .unwrap();
@@ -690,14 +704,26 @@ mod tests {
         // Step 0 records L(0) with both tasks at the same scale; from then on task 1 has
         // reached a tenth of its initial loss (it trains faster), task 0 has not moved.
         let first = b
-            .backward(&toy_losses(&w, [1.0, 1.0]), &counts, &toy_params(&w), 0)
+            .backward(
+                &toy_losses(&w, [1.0, 1.0]),
+                &counts,
+                &toy_params(&w),
+                &no_rep(),
+                0,
+            )
             .unwrap();
         assert_eq!(vec_of(&first.weights), [1.0, 1.0]);
         sgd(&[logits.shallow_clone()], 0.0);
         let mut weights = first.weights;
         for step in 1..200 {
             let out = b
-                .backward(&toy_losses(&w, [1.0, 0.1]), &counts, &toy_params(&w), step)
+                .backward(
+                    &toy_losses(&w, [1.0, 0.1]),
+                    &counts,
+                    &toy_params(&w),
+                    &no_rep(),
+                    step,
+                )
                 .unwrap();
             weights = out.weights;
             sgd(&[logits.shallow_clone()], 0.01);

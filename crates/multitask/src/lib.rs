@@ -13,13 +13,16 @@
 //!   examples whose label is present; a batch with no label for a task gives it exactly 0 with
 //!   zero gradients (missing targets are replaced before the loss, so no NaN enters the graph).
 //!   Each example teaches exactly the tasks it has labels for (claim M-4).
-//! - **Hard parameter sharing** ([`net`]): any zoo backbone (`pretrained_zoo::arch::ArchConfig`)
-//!   is the trunk, built at the `VarStore` root so its variables keep their zoo names (pre-trained
-//!   weights load as they are); its `features` feed one linear head per task,
-//!   `task_heads.<name>`. The zoo network's own `head` is frozen and unused.
+//! - **Hard parameter sharing** ([`net`]): any network is the trunk — a zoo backbone
+//!   (`pretrained_zoo::arch::ArchConfig`) or your own (any `pretrained_zoo::arch::Architecture`,
+//!   e.g. your tch modules wrapped in a `Staged`) — built at the `VarStore` root so its
+//!   variables keep their names (pre-trained weights load as they are); its `features` feed one
+//!   linear head per task, `task_heads.<name>`. The trunk's own head is frozen and unused.
 //! - **Loss balancing** ([`balance`]): one small trait, [`balance::Balancer`], receives the
-//!   per-task losses and label counts of a batch and leaves the gradients of the combined
-//!   objective in the parameters. Six methods, chosen by [`balance::BalancerConfig`]:
+//!   per-task losses, label counts and shared representation of a batch and leaves the
+//!   gradients of the combined objective in the parameters (LibMTL's `backward(losses)` seam);
+//!   write your own and pass it to [`train::MultiTaskTrainer::with_balancer`]. Six methods are
+//!   built in, chosen by [`balance::BalancerConfig`]:
 //!
 //! | `kind` | hyper-parameters (default) | what it does | cost per step beyond one backward |
 //! |---|---|---|---|
@@ -30,11 +33,12 @@
 //! | `dwa` | `temperature` (2) | Liu et al. 2019: `w = T·softmax(r/temperature)`, `r_t` the ratio of the last two epoch-mean losses | none |
 //! | `pcgrad` | — (order from the training seed) | Yu et al. 2020: each task's shared gradient projected off the gradients it conflicts with, then summed | `T` full backward passes instead of 1, `T` flat copies of the shared gradient, `T(T−1)` dot products, a host sync |
 //!
-//! - **Training** ([`train`]): [`train::MultiTaskTrainer`] is the multi-task counterpart of
-//!   `core_tensor::train::Trainer` — same `TrainConfig` (optimizer, schedule, clipping, early
-//!   stopping restoring the best weights), seeded batch order, divergence errors naming epoch
-//!   and step — with the balancer in place of a single `backward`. Early stopping minimises the
-//!   mean validation loss over tasks. [`train::evaluate`] scores each task on its present
+//! - **Training** ([`train`]): [`train::MultiTaskTrainer`] runs on `core_tensor::train::Trainer`
+//!   itself (one engine: same `TrainConfig`, schedule, clipping, early stopping restoring the
+//!   best weights, seeded batch order, the same errors for a non-finite loss, gradient norm or
+//!   validation value), the balancer doing each step's backward pass as a
+//!   `core_tensor::train::Objective`. Early stopping watches the validation value in the
+//!   direction of its `goal` (the experiments' configs minimise the mean validation loss). [`train::evaluate`] scores each task on its present
 //!   labels. **Single-task baselines** use the same code with one task
 //!   ([`train::MultiTaskConfig::single_task`], [`train::select_tasks`]), so both arms share
 //!   architecture and recipe; [`gain::delta_m`] computes Δm against them (never against an
@@ -51,7 +55,6 @@
 //!
 //! ```
 //! use core_tensor::data::TensorDataset;
-//! use core_tensor::optim::OptimizerKind;
 //! use core_tensor::train::TrainConfig;
 //! use multitask::balance::BalancerConfig;
 //! use multitask::net::MultiTaskNet;
@@ -72,11 +75,7 @@
 //! let trunk = ArchConfig::Mlp(MlpConfig { inputs: 4, hidden: vec![16], classes: 1 });
 //! let tasks = [TaskSpec::binary("sign"), TaskSpec::regression("value")];
 //! let net = MultiTaskNet::new(&vs, &trunk, &tasks)?;
-//! let recipe = TrainConfig {
-//!     epochs: 2, batch_size: 16, optimizer: OptimizerKind::adam(), lr: 1e-2,
-//!     weight_decay: 0.0, schedule: Default::default(), grad_clip_norm: None,
-//!     early_stopping: None,
-//! };
+//! let recipe = TrainConfig { epochs: 2, batch_size: 16, lr: 1e-2, early_stopping: None, ..Default::default() };
 //! let balancer = BalancerConfig::Uncertainty { init_log_var: 0.0, lr: None };
 //! let report = MultiTaskTrainer::new(&vs, &net, &balancer, recipe, 7)?.fit(&data, None)?;
 //! assert_eq!(report.epochs.len(), 2);

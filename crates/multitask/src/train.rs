@@ -9,11 +9,10 @@
 //! so both arms share every other choice.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use core_tensor::data::TensorDataset;
 use core_tensor::optim::{GroupSpec, Optimizer};
-use core_tensor::train::{Goal, TrainConfig, restore, snapshot};
+use core_tensor::train::{Goal, Objective, TrainConfig, Trainer};
 use core_tensor::{Error, Result};
 use pretrained_zoo::arch::ArchConfig;
 use serde::{Deserialize, Serialize};
@@ -134,15 +133,17 @@ pub struct MultiTaskFitReport {
 
 type InputMap<'a> = Box<dyn Fn(&Tensor) -> Tensor + 'a>;
 
-/// Trains a [`MultiTaskNet`] with a [`Balancer`].
+/// Trains a [`MultiTaskNet`] with a [`Balancer`], on `core_tensor`'s training engine: the
+/// balancer shapes each step's backward pass (an [`Objective`]); batches, schedule, clipping,
+/// divergence and NaN checks, validation and early stopping are the engine's, the same as for
+/// a single-task network.
 pub struct MultiTaskTrainer<'a> {
-    vs: &'a VarStore,
     net: &'a MultiTaskNet,
     balancer: Box<dyn Balancer>,
-    optimizer: Optimizer,
+    trainer: Trainer<'a>,
     cfg: TrainConfig,
-    seed: u64,
     map_inputs: Option<InputMap<'a>>,
+    params: SharedParams,
 }
 
 impl std::fmt::Debug for MultiTaskTrainer<'_> {
@@ -191,7 +192,6 @@ impl<'a> MultiTaskTrainer<'a> {
                 )));
             }
         }
-        let balancer_impl = balancer;
         let groups = [
             GroupSpec {
                 name: BALANCER.into(),
@@ -206,15 +206,17 @@ impl<'a> MultiTaskTrainer<'a> {
                 weight_decay: cfg.weight_decay,
             },
         ];
-        let optimizer = Optimizer::with_groups(vs, cfg.optimizer.clone(), &groups)?;
+        // The validation value of a multi-task fit is a loss unless early stopping says
+        // otherwise (its `goal`).
+        let trainer = Trainer::with_groups_seeded(vs, cfg.clone(), &groups, seed)?
+            .validation_goal(Goal::Minimize);
         Ok(MultiTaskTrainer {
-            vs,
             net,
-            balancer: balancer_impl,
-            optimizer,
+            balancer,
+            trainer,
             cfg,
-            seed,
             map_inputs: None,
+            params: net.params(vs),
         })
     }
 
@@ -225,20 +227,25 @@ impl<'a> MultiTaskTrainer<'a> {
         self
     }
 
+    /// Calls `hook` after every step with where training is (for a progress bar).
+    pub fn on_progress(mut self, hook: impl FnMut(core_tensor::train::Progress) + 'a) -> Self {
+        self.trainer = self.trainer.on_progress(hook);
+        self
+    }
+
     /// The optimizer.
     pub fn optimizer(&self) -> &Optimizer {
-        &self.optimizer
+        self.trainer.optimizer()
     }
 
     /// Trains on `data` (targets `[N, T]`, NaN for missing labels). `validate`, if given, runs
-    /// after each epoch and returns the value early stopping minimises (e.g.
-    /// [`mean_loss`] of [`evaluate`] on a validation set).
+    /// after each epoch and returns the value early stopping watches in the direction of its
+    /// `goal` (e.g. [`mean_loss`] of [`evaluate`] on a validation set, minimised).
     pub fn fit(
         &mut self,
         data: &TensorDataset,
-        mut validate: Option<&mut dyn FnMut() -> Result<f64>>,
+        validate: Option<&mut dyn FnMut() -> Result<f64>>,
     ) -> Result<MultiTaskFitReport> {
-        let start = Instant::now();
         let tasks = self.net.tasks();
         let t = tasks.len() as i64;
         if data.targets.size() != [data.len() as i64, t] {
@@ -250,178 +257,151 @@ impl<'a> MultiTaskTrainer<'a> {
         if data.is_empty() {
             return Err(Error::InvalidArgument("training data is empty".into()));
         }
-        let es = self.cfg.early_stopping.clone();
-        if es.is_some() && validate.is_none() {
-            return Err(Error::InvalidArgument(
-                "train.early_stopping needs a validation function; pass one to fit".into(),
-            ));
-        }
         let device = data.inputs.device();
-        let params: SharedParams = self.net.params(self.vs);
-        let check_every = if device == Device::Cpu { 1 } else { 50 };
-        let mut logs = Vec::new();
-        let mut best: Option<(f64, usize)> = None;
-        let mut best_weights = None;
-        let (mut stale, mut stopped_early) = (0, false);
-        let mut train_seconds_total = 0.0;
-        for epoch in 1..=self.cfg.epochs {
-            let epoch_start = Instant::now();
-            let epoch_seed = core_tensor::data::splitmix64(self.seed ^ epoch as u64);
-            let batches = data.shuffled_batches(self.cfg.batch_size, epoch_seed);
-            let zeros = || Tensor::zeros([t], (Kind::Float, device));
-            let (mut loss_sum, mut task_sum, mut task_count, mut weight_sum) = (
-                Tensor::zeros([], (Kind::Float, device)),
-                zeros(),
-                zeros(),
-                zeros(),
-            );
-            let mut steps = 0usize;
-            for (step, (xb, yb)) in batches.enumerate() {
-                let factor = self.cfg.schedule.factor(self.optimizer.steps());
-                self.optimizer.set_lr_factor(factor);
-                self.optimizer.zero_grad()?;
-                let xb = match &self.map_inputs {
-                    Some(f) => f(&xb),
-                    None => xb,
-                };
-                let outs = self.net.forward_t(&xb, true);
-                let mut losses = Vec::with_capacity(tasks.len());
-                let mut sums = Vec::with_capacity(tasks.len());
-                let mut counts = Vec::with_capacity(tasks.len());
-                for (i, task) in tasks.iter().enumerate() {
-                    let (sum, count) = task.masked_loss(&outs[i], &yb.select(1, i as i64))?;
-                    losses.push(&sum / count.clamp_min(1.0));
-                    sums.push(sum.detach());
-                    counts.push(count);
-                }
-                let counts = Tensor::f_stack(&counts, 0)?;
-                let balanced =
-                    self.balancer
-                        .backward(&losses, &counts, &params, self.optimizer.steps())?;
-                if step % check_every == 0 {
-                    let v = balanced.loss.f_double_value(&[])?;
-                    if !v.is_finite() {
-                        return Err(Error::Diverged {
-                            epoch,
-                            step,
-                            loss: v,
-                        });
-                    }
-                }
-                if let Some(max) = self.cfg.grad_clip_norm {
-                    let norm = self.optimizer.clip_grad_norm(max)?;
-                    if !norm.is_finite() {
-                        return Err(Error::Diverged {
-                            epoch,
-                            step,
-                            loss: norm,
-                        });
-                    }
-                }
-                self.optimizer.step()?;
-                loss_sum += balanced.loss;
-                task_sum += Tensor::f_stack(&sums, 0)?;
-                task_count += counts;
-                weight_sum += balanced.weights.f_to_kind(Kind::Float)?;
-                steps += 1;
-            }
-            let train_loss = loss_sum.f_double_value(&[])? / steps.max(1) as f64;
-            let train_seconds = epoch_start.elapsed().as_secs_f64();
-            train_seconds_total += train_seconds;
-            if !train_loss.is_finite() {
-                return Err(Error::Diverged {
-                    epoch,
-                    step: steps.saturating_sub(1),
-                    loss: train_loss,
-                });
-            }
-            let means: Vec<f64> = Vec::try_from(
-                (&task_sum / &task_count)
-                    .f_to_kind(Kind::Double)?
-                    .f_to_device(Device::Cpu)?,
-            )?;
-            self.balancer.end_epoch(&means);
-            let task_losses: Vec<Option<f64>> =
-                means.iter().map(|m| m.is_finite().then_some(*m)).collect();
-            let weights: Vec<f64> = Vec::try_from(
-                (weight_sum / steps.max(1) as f64)
-                    .f_to_kind(Kind::Double)?
-                    .f_to_device(Device::Cpu)?,
-            )?;
-            let validation = match validate.as_mut() {
-                Some(v) => Some(v()?),
-                None => None,
-            };
-            let lr = self
-                .optimizer
-                .learning_rates()
-                .into_iter()
-                .find(|g| g.0 == "all")
-                .map(|g| g.1)
-                .unwrap_or(0.0);
-            tracing::info!(
-                epoch,
-                epochs = self.cfg.epochs,
-                train_loss,
-                ?task_losses,
-                ?weights,
-                ?validation,
-                balancer = self.balancer.name(),
-                "multi-task epoch"
-            );
-            logs.push(MultiTaskEpochLog {
-                epoch,
-                train_loss,
-                task_losses,
-                weights,
-                validation,
-                lr,
-                train_seconds,
-                steps,
-            });
-            if let Some(metric) = validation {
-                if !metric.is_finite() {
-                    return Err(Error::InvalidArgument(format!(
-                        "the validation value is {metric} after epoch {epoch}"
-                    )));
-                }
-                let better =
-                    best.is_none_or(|(b, _)| metric < b - es.as_ref().map_or(0.0, |e| e.min_delta));
-                if better {
-                    best = Some((metric, epoch));
-                    stale = 0;
-                    if es.as_ref().is_some_and(|e| e.restore_best) {
-                        best_weights = Some(snapshot(self.vs));
-                    }
-                } else if let Some(es) = &es {
-                    stale += 1;
-                    if stale >= es.patience {
-                        stopped_early = epoch < self.cfg.epochs;
-                        tracing::info!(epoch, best_epoch = best.map(|b| b.1), "early stopping");
-                        break;
-                    }
-                }
-            }
-        }
-        let last = logs.last().map_or(0, |l| l.epoch);
-        let final_epoch = match (&best_weights, best) {
-            (Some(w), Some((_, epoch))) => {
-                restore(self.vs, w)?;
-                epoch
-            }
-            _ => last,
+        let mut objective = Balancing {
+            net: self.net,
+            balancer: self.balancer.as_mut(),
+            params: &self.params,
+            map_inputs: self.map_inputs.as_deref(),
+            epoch: EpochSums::new(t, device),
+            logs: Vec::new(),
         };
-        let steps = self.optimizer.steps();
+        let report = self.trainer.fit_objective(data, &mut objective, validate)?;
+        let Balancing { logs, .. } = objective;
+        let epochs: Vec<MultiTaskEpochLog> = report
+            .epochs
+            .iter()
+            .zip(logs)
+            .map(|(e, b)| MultiTaskEpochLog {
+                epoch: e.epoch,
+                train_loss: e.train_loss,
+                task_losses: b.task_losses,
+                weights: b.weights,
+                validation: e.validation,
+                lr: b.lr,
+                train_seconds: e.train_seconds,
+                steps: b.steps,
+            })
+            .collect();
+        let train_seconds: f64 = epochs.iter().map(|e| e.train_seconds).sum();
         Ok(MultiTaskFitReport {
             balancer: self.balancer.name().into(),
-            epochs: logs,
-            final_epoch,
-            best_validation: best.map(|b| b.0),
-            stopped_early,
-            steps,
-            seconds_per_step: train_seconds_total / steps.max(1) as f64,
-            seconds: start.elapsed().as_secs_f64(),
+            epochs,
+            final_epoch: report.final_epoch,
+            best_validation: report.best_validation,
+            stopped_early: report.stopped_early,
+            steps: report.steps,
+            seconds_per_step: train_seconds / report.steps.max(1) as f64,
+            seconds: report.seconds,
         })
+    }
+}
+
+/// One epoch's running sums of a multi-task fit (on the device: no host sync per step).
+struct EpochSums {
+    task_sum: Tensor,
+    task_count: Tensor,
+    weight_sum: Tensor,
+    steps: usize,
+}
+
+impl EpochSums {
+    fn new(tasks: i64, device: Device) -> Self {
+        let zeros = || Tensor::zeros([tasks], (Kind::Float, device));
+        EpochSums {
+            task_sum: zeros(),
+            task_count: zeros(),
+            weight_sum: zeros(),
+            steps: 0,
+        }
+    }
+}
+
+/// What a multi-task epoch adds to the engine's log.
+struct BalancingLog {
+    task_losses: Vec<Option<f64>>,
+    weights: Vec<f64>,
+    lr: f64,
+    steps: usize,
+}
+
+/// The multi-task [`Objective`]: per-task masked losses on the shared representation, combined
+/// by the balancer's backward pass.
+struct Balancing<'n, 'b> {
+    net: &'n MultiTaskNet,
+    balancer: &'b mut dyn Balancer,
+    params: &'n SharedParams,
+    map_inputs: Option<&'n (dyn Fn(&Tensor) -> Tensor + 'n)>,
+    epoch: EpochSums,
+    logs: Vec<BalancingLog>,
+}
+
+impl Objective for Balancing<'_, '_> {
+    fn backward(&mut self, inputs: &Tensor, targets: &Tensor, step: u64) -> Result<Tensor> {
+        let xb = match self.map_inputs {
+            Some(f) => f(inputs),
+            None => inputs.shallow_clone(),
+        };
+        let representation = self.net.features(&xb, true);
+        let outs = self.net.heads(&representation);
+        let tasks = self.net.tasks();
+        let mut losses = Vec::with_capacity(tasks.len());
+        let mut sums = Vec::with_capacity(tasks.len());
+        let mut counts = Vec::with_capacity(tasks.len());
+        for (i, task) in tasks.iter().enumerate() {
+            let (sum, count) = task.masked_loss(&outs[i], &targets.select(1, i as i64))?;
+            losses.push(&sum / count.clamp_min(1.0));
+            sums.push(sum.detach());
+            counts.push(count);
+        }
+        let counts = Tensor::f_stack(&counts, 0)?;
+        let balanced =
+            self.balancer
+                .backward(&losses, &counts, self.params, &representation, step)?;
+        let e = &mut self.epoch;
+        e.task_sum += Tensor::f_stack(&sums, 0)?;
+        e.task_count += counts;
+        e.weight_sum += balanced.weights.f_to_kind(Kind::Float)?;
+        e.steps += 1;
+        Ok(balanced.loss)
+    }
+
+    fn end_epoch(&mut self, epoch: usize, optimizer: &Optimizer) -> Result<()> {
+        let e = &self.epoch;
+        let means: Vec<f64> = Vec::try_from(
+            (&e.task_sum / &e.task_count)
+                .f_to_kind(Kind::Double)?
+                .f_to_device(Device::Cpu)?,
+        )?;
+        self.balancer.end_epoch(&means);
+        let task_losses: Vec<Option<f64>> =
+            means.iter().map(|m| m.is_finite().then_some(*m)).collect();
+        let weights: Vec<f64> = Vec::try_from(
+            (&e.weight_sum / e.steps.max(1) as f64)
+                .f_to_kind(Kind::Double)?
+                .f_to_device(Device::Cpu)?,
+        )?;
+        let lr = optimizer
+            .learning_rates()
+            .into_iter()
+            .find(|g| g.0 == "all")
+            .map_or(0.0, |g| g.1);
+        tracing::info!(
+            epoch,
+            ?task_losses,
+            ?weights,
+            balancer = self.balancer.name(),
+            "multi-task epoch"
+        );
+        self.logs.push(BalancingLog {
+            task_losses,
+            weights,
+            lr,
+            steps: e.steps,
+        });
+        let (t, device) = (e.task_sum.size()[0], e.task_sum.device());
+        self.epoch = EpochSums::new(t, device);
+        Ok(())
     }
 }
 

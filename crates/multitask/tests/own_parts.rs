@@ -43,9 +43,13 @@ impl Balancer for FirstTaskOnly {
         losses: &[Tensor],
         _counts: &Tensor,
         _params: &SharedParams,
+        representation: &Tensor,
         _step: u64,
     ) -> Result<Balanced> {
         self.steps += 1;
+        // The trunk's output on the batch, with its graph.
+        assert_eq!(representation.size()[1], 16);
+        assert!(representation.requires_grad());
         losses[0].f_backward()?;
         let mut weights = vec![0.0f32; losses.len()];
         weights[0] = 1.0;

@@ -595,6 +595,7 @@ fn linear_probe(
                 validation: Some(accuracy),
                 lr: 0.0,
                 seconds,
+                train_seconds: seconds,
             }],
             final_epoch: 1,
             best_validation: Some(accuracy),
