@@ -12,10 +12,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-pub use transferlab_report::stats::Summary;
 pub use transferlab_report::{
-    Cell, ClaimVerdict, ExperimentReport as Experiment, Plot, Point, Series, Verdict,
-    format_summary as fmt_summary,
+    Cell, ClaimVerdict, ExperimentReport as Experiment, Plot, format_summary as fmt_summary,
 };
 
 /// A claim of the ledger (`fixtures/claims.toml`).
@@ -753,6 +751,8 @@ fn tick(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use transferlab_report::stats::Summary;
+    use transferlab_report::{Point, Series, Verdict};
 
     fn write_summary(out: &Path, id: &str, claim: &str, plot: &str) {
         let s = serde_json::json!({ "n": 3, "mean": 0.5, "std": 0.01, "ci95": [0.4, 0.6] });

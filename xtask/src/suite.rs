@@ -50,82 +50,53 @@ pub struct Args {
     pub shard: Option<String>,
 }
 
-/// An experiment: its ID, the binary and subcommand that run it, what it needs.
+/// An experiment of the registry `crates/experiments/experiments.toml` (the experiment
+/// binaries read the same file): its ID, the binary whose subcommand (the ID in lower case)
+/// runs it, the zoo entries it needs, the experiments whose runs it reuses.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Experiment {
-    id: &'static str,
-    package: &'static str,
-    bin: &'static str,
-    sub: &'static str,
+    id: String,
+    bin: String,
     /// Zoo entries needed (quick profile; `full` may need more, see `zoo_full`).
-    zoo: &'static [&'static str],
-    zoo_full: &'static [&'static str],
+    #[serde(default)]
+    zoo: Vec<String>,
+    #[serde(default)]
+    zoo_full: Vec<String>,
     /// Run after these (they make runs this one reuses).
-    after: &'static [&'static str],
+    #[serde(default)]
+    after: Vec<String>,
 }
 
-const EXPERIMENTS: &[Experiment] = &[
-    exp(
-        "X1",
-        "transfer",
-        "x1",
-        &["mnist-lenet"],
-        &["mnist-lenet"],
-        &[],
-    ),
-    exp("X2", "transfer", "x2", &[], &[], &[]),
-    exp("X3", "transfer", "x3", &[], &[], &[]),
-    exp("X4", "transfer", "x4", &[], &[], &[]),
-    exp("X5", "transfer", "x5", &[], &[], &[]),
-    exp(
-        "X6",
-        "transfer",
-        "x6",
-        &["mnist-lenet"],
-        &["mnist-lenet", "fashion-lenet"],
-        &["X2", "X4"],
-    ),
-    exp("M1", "multitask", "m1", &[], &[], &[]),
-    exp("M2", "multitask", "m2", &[], &[], &[]),
-    exp("M3", "multitask", "m3", &[], &[], &[]),
-    exp("M4", "multitask", "m4", &[], &[], &[]),
-    exp("M5", "multitask", "m5", &[], &[], &[]),
-    exp("M6", "multitask", "m6", &[], &[], &[]),
-    exp("P1", "e2e-vs-pipeline", "p1", &[], &[], &[]),
-    exp("P2", "e2e-vs-pipeline", "p2", &[], &[], &[]),
-    exp("P3", "e2e-vs-pipeline", "p3", &[], &[], &[]),
-    exp("P4", "e2e-vs-pipeline", "p4", &[], &[], &[]),
-];
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Registry {
+    experiment: Vec<Experiment>,
+}
 
-const fn exp(
-    id: &'static str,
-    package: &'static str,
-    sub: &'static str,
-    zoo: &'static [&'static str],
-    zoo_full: &'static [&'static str],
-    after: &'static [&'static str],
-) -> Experiment {
-    let bin = match package.as_bytes()[0] {
-        b't' => "transfer",
-        b'm' => "multitask",
-        _ => "e2e",
-    };
-    Experiment {
-        id,
-        package: "experiments",
-        bin,
-        sub,
-        zoo,
-        zoo_full,
-        after,
-    }
+/// The experiments crate's package name.
+const PACKAGE: &str = "experiments";
+
+/// The suite's experiments, in order, from the registry file.
+fn registry() -> Result<Vec<Experiment>> {
+    let path = project_root().join("crates/experiments/experiments.toml");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let r: Registry = toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+    Ok(r.experiment)
 }
 
 impl Experiment {
+    /// The binary's subcommand.
+    fn sub(&self) -> String {
+        self.id.to_lowercase()
+    }
+
     /// Whether the experiments crate has its binary yet (experiments land group by group).
     fn exists(&self) -> bool {
         project_root()
             .join("crates")
-            .join(self.package)
+            .join(PACKAGE)
             .join("src/bin")
             .join(format!("{}.rs", self.bin))
             .is_file()
@@ -159,7 +130,8 @@ pub fn run(args: &Args) -> Result<()> {
             );
         }
     }
-    let known: Vec<&str> = EXPERIMENTS.iter().map(|e| e.id).collect();
+    let all = registry()?;
+    let known: Vec<&str> = all.iter().map(|e| e.id.as_str()).collect();
     for id in &args.only {
         if !known.iter().any(|k| k.eq_ignore_ascii_case(id)) {
             bail!(
@@ -168,16 +140,20 @@ pub fn run(args: &Args) -> Result<()> {
             );
         }
     }
-    let selected: Vec<&Experiment> = EXPERIMENTS
+    let selected: Vec<&Experiment> = all
         .iter()
-        .filter(|e| args.only.is_empty() || args.only.iter().any(|o| o.eq_ignore_ascii_case(e.id)))
+        .filter(|e| args.only.is_empty() || args.only.iter().any(|o| o.eq_ignore_ascii_case(&e.id)))
         .collect();
     let (runnable, missing): (Vec<&Experiment>, Vec<&Experiment>) =
         selected.into_iter().partition(|e| e.exists());
     if !missing.is_empty() {
         eprintln!(
             "not implemented yet, so not run (the report marks their claims \"not measured\"): {}",
-            missing.iter().map(|e| e.id).collect::<Vec<_>>().join(", ")
+            missing
+                .iter()
+                .map(|e| e.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     // One suite per output folder: two would garble the shared logs and race on the report.
@@ -193,12 +169,12 @@ pub fn run(args: &Args) -> Result<()> {
         let mut zoo: Vec<String> = Vec::new();
         for e in &runnable {
             let need = if args.profile == "full" {
-                e.zoo_full
+                &e.zoo_full
             } else {
-                e.zoo
+                &e.zoo
             };
             for z in need {
-                if !zoo.iter().any(|x| x == z) {
+                if !zoo.contains(z) {
                     zoo.push(z.to_string());
                 }
             }
@@ -208,8 +184,7 @@ pub fn run(args: &Args) -> Result<()> {
             a.extend(zoo);
             crate::zoo::run_zoo(&a)?;
         }
-        let mut packages: Vec<&str> = runnable.iter().map(|e| e.package).collect();
-        packages.dedup();
+        let packages = [PACKAGE];
         let mut build = cargo();
         build
             .current_dir(project_root())
@@ -230,7 +205,7 @@ pub fn run(args: &Args) -> Result<()> {
         );
         return Ok(());
     }
-    let ids: Vec<&str> = runnable.iter().map(|e| e.id).collect();
+    let ids: Vec<&str> = runnable.iter().map(|e| e.id.as_str()).collect();
     finish(&out, &ids, &environment(args, started), &failed, started)
 }
 
@@ -331,7 +306,7 @@ fn run_all(exps: &[&Experiment], args: &Args, out: &Path, bin_dir: &Path) -> Res
     let done: Arc<Mutex<Vec<&str>>> = Arc::new(Mutex::new(Vec::new()));
     let failed: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let queue: Arc<Mutex<Vec<&Experiment>>> = Arc::new(Mutex::new(exps.to_vec()));
-    let ids: Vec<&str> = exps.iter().map(|e| e.id).collect();
+    let ids: Vec<&str> = exps.iter().map(|e| e.id.as_str()).collect();
     std::thread::scope(|scope| {
         for _ in 0..jobs.min(total.max(1)) {
             let (queue, done, failed, bars, overall, logs, ids) = (
@@ -353,7 +328,9 @@ fn run_all(exps: &[&Experiment], args: &Args, out: &Path, bin_dir: &Path) -> Res
                         }
                         let d = done.lock().expect("no poisoned lock");
                         let pos = q.iter().position(|e| {
-                            e.after.iter().all(|a| !ids.contains(a) || d.contains(a))
+                            e.after
+                                .iter()
+                                .all(|a| !ids.contains(&a.as_str()) || d.contains(&a.as_str()))
                         });
                         pos.map(|i| q.remove(i))
                     };
@@ -367,7 +344,7 @@ fn run_all(exps: &[&Experiment], args: &Args, out: &Path, bin_dir: &Path) -> Res
                         indicatif::ProgressStyle::with_template("  {prefix} [{elapsed}] {msg}")
                             .expect("a valid template"),
                     );
-                    bar.set_prefix(e.id);
+                    bar.set_prefix(e.id.clone());
                     let result = run_one(e, args, out, bin_dir, logs, threads, &bar);
                     bar.finish_and_clear();
                     match result {
@@ -380,7 +357,7 @@ fn run_all(exps: &[&Experiment], args: &Args, out: &Path, bin_dir: &Path) -> Res
                                 .push(format!("{}: {err:#}", e.id));
                         }
                     }
-                    done.lock().expect("no poisoned lock").push(e.id);
+                    done.lock().expect("no poisoned lock").push(e.id.as_str());
                     overall.inc(1);
                 }
             });
@@ -403,9 +380,9 @@ fn run_one(
     bar: &indicatif::ProgressBar,
 ) -> Result<f64> {
     let start = Instant::now();
-    let exe = bin_dir.join(e.bin);
+    let exe = bin_dir.join(&e.bin);
     let mut cmd = Command::new(&exe);
-    cmd.arg(e.sub)
+    cmd.arg(e.sub())
         .args(["--profile", &args.profile, "--device", &args.device])
         .arg("--out")
         .arg(out)
@@ -435,7 +412,7 @@ fn run_one(
             if !bar.is_hidden() {
                 continue;
             }
-            tracing_line(e.id, &line);
+            tracing_line(&e.id, &line);
         } else if line.starts_with("error") {
             last_error = line;
         }
@@ -584,7 +561,8 @@ mod tests {
             "multitask",
             "echo 'error: m1: training diverged' >&2; exit 1",
         );
-        let exps: Vec<&Experiment> = EXPERIMENTS
+        let all = registry().unwrap();
+        let exps: Vec<&Experiment> = all
             .iter()
             .filter(|e| e.id == "X1" || e.id == "M1")
             .collect();
@@ -617,6 +595,22 @@ mod tests {
             md.contains("results missing"),
             "M-1's ledger row says why it is empty"
         );
+    }
+
+    #[test]
+    fn the_registry_lists_every_experiment_once_with_its_binary() {
+        let all = registry().unwrap();
+        let ids: Vec<&str> = all.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids.len(), 16, "{ids:?}");
+        for e in &all {
+            assert!(e.exists(), "{}: no binary {}", e.id, e.bin);
+            assert_eq!(
+                ids.iter().filter(|i| **i == e.id).count(),
+                1,
+                "{} twice",
+                e.id
+            );
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod e2e;
 pub mod mtl;
 pub mod paths;
 pub mod progress;
+pub mod registry;
 pub mod runs;
 pub mod xfer;
 

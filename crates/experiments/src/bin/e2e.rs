@@ -13,7 +13,6 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use experiments::driver::ExperimentFn;
 use experiments::driver::cli::{self, ExpArgs};
 
 #[derive(Parser, Debug)]
@@ -37,13 +36,6 @@ enum Command {
     All(ExpArgs),
 }
 
-const EXPERIMENTS: [(&str, ExperimentFn); 4] = [
-    ("p1", |c, o, f| experiments::e2e::p1::run(c, o, f)),
-    ("p2", |c, o, f| experiments::e2e::p2::run(c, o, f)),
-    ("p3", |c, o, f| experiments::e2e::p3::run(c, o, f)),
-    ("p4", |c, o, f| experiments::e2e::p4::run(c, o, f)),
-];
-
 fn main() -> std::process::ExitCode {
     // `{:#}` shows the whole chain of causes on one line.
     experiments::progress::run_main("warn", || run(Cli::parse()).map_err(|e| format!("{e:#}")))
@@ -58,5 +50,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::P4(a) => ("p4", a),
     };
     let configs = experiments::configs("e2e");
-    cli::dispatch(id, &args, &EXPERIMENTS, &configs)
+    let functions = experiments::registry::functions("e2e")?;
+    let table: Vec<(&str, experiments::driver::ExperimentFn)> =
+        functions.iter().map(|(id, f)| (id.as_str(), *f)).collect();
+    cli::dispatch(id, &args, &table, &configs)
 }

@@ -13,7 +13,6 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use experiments::driver::ExperimentFn;
 use experiments::driver::cli::{self, ExpArgs};
 
 #[derive(Parser, Debug)]
@@ -41,15 +40,6 @@ enum Command {
     All(ExpArgs),
 }
 
-const EXPERIMENTS: [(&str, ExperimentFn); 6] = [
-    ("m1", |c, o, f| experiments::mtl::m1::run(c, o, f)),
-    ("m2", |c, o, f| experiments::mtl::m2::run(c, o, f)),
-    ("m3", |c, o, f| experiments::mtl::m3::run(c, o, f)),
-    ("m4", |c, o, f| experiments::mtl::m4::run(c, o, f)),
-    ("m5", |c, o, f| experiments::mtl::m5::run(c, o, f)),
-    ("m6", |c, o, f| experiments::mtl::m6::run(c, o, f)),
-];
-
 fn main() -> std::process::ExitCode {
     // `{:#}` shows the whole chain of causes on one line.
     experiments::progress::run_main("warn", || run(Cli::parse()).map_err(|e| format!("{e:#}")))
@@ -66,5 +56,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::M6(a) => ("m6", a),
     };
     let configs = experiments::configs("multitask");
-    cli::dispatch(id, &args, &EXPERIMENTS, &configs)
+    let functions = experiments::registry::functions("multitask")?;
+    let table: Vec<(&str, experiments::driver::ExperimentFn)> =
+        functions.iter().map(|(id, f)| (id.as_str(), *f)).collect();
+    cli::dispatch(id, &args, &table, &configs)
 }

@@ -14,7 +14,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use core_tensor::device::DeviceSpec;
-use experiments::driver::ExperimentFn;
 use experiments::driver::cli::{self, ExpArgs};
 use pretrained_zoo::registry::Registry;
 use serde::{Deserialize, Serialize};
@@ -58,15 +57,6 @@ enum Command {
     All(ExpArgs),
 }
 
-const EXPERIMENTS: [(&str, ExperimentFn); 6] = [
-    ("x1", |c, o, f| experiments::xfer::x1::run_report(c, o, f)),
-    ("x2", |c, o, f| experiments::xfer::x2::run(c, o, f)),
-    ("x3", |c, o, f| experiments::xfer::x3::run(c, o, f)),
-    ("x4", |c, o, f| experiments::xfer::x4::run(c, o, f)),
-    ("x5", |c, o, f| experiments::xfer::x5::run(c, o, f)),
-    ("x6", |c, o, f| experiments::xfer::x6::run(c, o, f)),
-];
-
 /// `finetune` config.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,7 +79,10 @@ struct FinetuneConfig {
 
 fn experiment(id: &str, args: &ExpArgs) -> Result<()> {
     let configs = experiments::configs("transfer");
-    cli::dispatch(id, args, &EXPERIMENTS, &configs)
+    let functions = experiments::registry::functions("transfer")?;
+    let table: Vec<(&str, experiments::driver::ExperimentFn)> =
+        functions.iter().map(|(id, f)| (id.as_str(), *f)).collect();
+    cli::dispatch(id, args, &table, &configs)
 }
 
 fn main() -> std::process::ExitCode {
