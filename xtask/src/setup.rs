@@ -68,12 +68,12 @@ pub fn ensure(force: bool) -> Result<Libtorch> {
         return Ok(Libtorch::UserPython(python));
     }
     let project_link = project_libtorch_link();
-    if let Some(dir) = std::env::var_os("LIBTORCH").map(PathBuf::from) {
-        if dir != project_link {
-            let version = libtorch_dir_version(&dir)?;
-            check_version(&version, &format!("LIBTORCH={}", dir.display()))?;
-            return Ok(Libtorch::UserDir(dir));
-        }
+    if let Some(dir) = std::env::var_os("LIBTORCH").map(PathBuf::from)
+        && dir != project_link
+    {
+        let version = libtorch_dir_version(&dir)?;
+        check_version(&version, &format!("LIBTORCH={}", dir.display()))?;
+        return Ok(Libtorch::UserDir(dir));
     }
     ensure_project_env(force).map(Libtorch::Project)
 }

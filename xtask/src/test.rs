@@ -25,10 +25,10 @@ pub fn run(args: &Args) -> Result<()> {
         .args(["test", "--workspace", "--release"])
         .args(&args.cargo_args);
     // Tests compare with PyTorch: with LIBTORCH_USE_PYTORCH that Python is the reference.
-    if let crate::setup::Libtorch::UserPython(python) = &libtorch {
-        if std::env::var_os("TRANSFERLAB_PYTHON_REF").is_none() {
-            cmd.env("TRANSFERLAB_PYTHON_REF", python);
-        }
+    if let crate::setup::Libtorch::UserPython(python) = &libtorch
+        && std::env::var_os("TRANSFERLAB_PYTHON_REF").is_none()
+    {
+        cmd.env("TRANSFERLAB_PYTHON_REF", python);
     }
     run_status(&mut cmd)
 }

@@ -83,10 +83,10 @@ pub fn write_atomic_with(
         let _ = std::fs::remove_file(&tmp);
         return Err(anyhow::anyhow!("writing {}: {e}", dest.display()));
     }
-    if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
+    if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
     }
     Ok(())
 }

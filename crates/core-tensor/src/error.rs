@@ -128,6 +128,16 @@ impl Error {
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<transferlab_report::Error> for Error {
+    /// Errors of the report model (seed statistics, atomic report writes) as this crate's.
+    fn from(e: transferlab_report::Error) -> Self {
+        match e {
+            transferlab_report::Error::InvalidArgument(m) => Error::InvalidArgument(m),
+            transferlab_report::Error::Io { path, source } => Error::io(path, source),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,15 +167,5 @@ mod tests {
             "{chain}"
         );
         assert!(chain.starts_with("/out/x.json: "), "{chain}");
-    }
-}
-
-impl From<transferlab_report::Error> for Error {
-    /// Errors of the report model (seed statistics, atomic report writes) as this crate's.
-    fn from(e: transferlab_report::Error) -> Self {
-        match e {
-            transferlab_report::Error::InvalidArgument(m) => Error::InvalidArgument(m),
-            transferlab_report::Error::Io { path, source } => Error::io(path, source),
-        }
     }
 }

@@ -222,10 +222,11 @@ fn verify_file(path: &Path, dataset: &str, f: &ManifestFile) -> Result<()> {
     let known = |sha: &str| sha == f.sha256;
     {
         let seen = VERIFIED.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((b, m, sha)) = seen.get(path) {
-            if (*b, *m) == (bytes, mtime_ns) && known(sha) {
-                return Ok(());
-            }
+        if let Some((b, m, sha)) = seen.get(path)
+            && (*b, *m) == (bytes, mtime_ns)
+            && known(sha)
+        {
+            return Ok(());
         }
     }
     let stamp = stamp_path(path);

@@ -201,15 +201,15 @@ impl TrainConfig {
         if !(self.weight_decay >= 0.0) {
             return bad("weight_decay", "must be >= 0");
         }
-        if let Some(c) = self.grad_clip_norm {
-            if !(c > 0.0) {
-                return bad("grad_clip_norm", "must be > 0");
-            }
+        if let Some(c) = self.grad_clip_norm
+            && !(c > 0.0)
+        {
+            return bad("grad_clip_norm", "must be > 0");
         }
-        if let Some(es) = &self.early_stopping {
-            if es.patience == 0 {
-                return bad("early_stopping.patience", "must be > 0");
-            }
+        if let Some(es) = &self.early_stopping
+            && es.patience == 0
+        {
+            return bad("early_stopping.patience", "must be > 0");
         }
         self.optimizer.validate()?;
         self.schedule.validate()
@@ -579,16 +579,16 @@ impl<'a> Trainer<'a> {
                     Some((b, _)) => es.goal.improves(metric, b, es.min_delta),
                 };
                 let tied = best.is_some_and(|(b, _)| metric == b);
-                if let (true, Some(score)) = (es.break_ties, self.tie_break.as_mut()) {
-                    if better || tied {
-                        let s = score()?;
-                        if better || best_tie.is_none_or(|t| s < t) {
-                            if tied && !better {
-                                tracing::debug!(epoch, metric, tie_break = s, "tie broken");
-                            }
-                            better = true;
-                            best_tie = Some(s);
+                if let (true, Some(score)) = (es.break_ties, self.tie_break.as_mut())
+                    && (better || tied)
+                {
+                    let s = score()?;
+                    if better || best_tie.is_none_or(|t| s < t) {
+                        if tied && !better {
+                            tracing::debug!(epoch, metric, tie_break = s, "tie broken");
                         }
+                        better = true;
+                        best_tie = Some(s);
                     }
                 }
                 if better {

@@ -202,12 +202,12 @@ impl LocaliserConfig {
                 "localiser.in_channels must be >= 1".into(),
             ));
         }
-        if let Some((w, h)) = self.fixed_size {
-            if w.is_nan() || h.is_nan() || w <= 0.0 || h <= 0.0 {
-                return Err(Error::InvalidArgument(
-                    "localiser.fixed_size must be positive".into(),
-                ));
-            }
+        if let Some((w, h)) = self.fixed_size
+            && (w.is_nan() || h.is_nan() || w <= 0.0 || h <= 0.0)
+        {
+            return Err(Error::InvalidArgument(
+                "localiser.fixed_size must be positive".into(),
+            ));
         }
         Ok(())
     }

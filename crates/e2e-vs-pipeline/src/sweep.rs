@@ -304,21 +304,21 @@ fn crossings(sizes: &[usize], m: &[f64]) -> Vec<Crossing> {
         if v == 0.0 {
             continue;
         }
-        if let Some((k, u)) = last {
-            if (u > 0.0) != (v > 0.0) {
-                let ln = |j: usize| (sizes[j] as f64).ln();
-                let at = if i == k + 1 {
-                    let t = u / (u - v);
-                    ln(k) + t * (ln(i) - ln(k))
-                } else {
-                    // Exact zeros in between: the crossing is at them (their mean log N).
-                    (k + 1..i).map(ln).sum::<f64>() / (i - k - 1) as f64
-                };
-                out.push(Crossing {
-                    n: at.exp(),
-                    a_overtakes: v > 0.0,
-                });
-            }
+        if let Some((k, u)) = last
+            && (u > 0.0) != (v > 0.0)
+        {
+            let ln = |j: usize| (sizes[j] as f64).ln();
+            let at = if i == k + 1 {
+                let t = u / (u - v);
+                ln(k) + t * (ln(i) - ln(k))
+            } else {
+                // Exact zeros in between: the crossing is at them (their mean log N).
+                (k + 1..i).map(ln).sum::<f64>() / (i - k - 1) as f64
+            };
+            out.push(Crossing {
+                n: at.exp(),
+                a_overtakes: v > 0.0,
+            });
         }
         last = Some((i, v));
     }

@@ -471,10 +471,10 @@ mod tests {
     fn sizes(v: &toml::Value, path: &mut Vec<Seg>, found: &mut Vec<(Vec<Seg>, bool)>) {
         match v {
             toml::Value::Integer(_) => {
-                if let Some(Seg::Key(k)) = path.last() {
-                    if !zero_allowed(k) {
-                        found.push((path.clone(), false));
-                    }
+                if let Some(Seg::Key(k)) = path.last()
+                    && !zero_allowed(k)
+                {
+                    found.push((path.clone(), false));
                 }
             }
             toml::Value::Array(items) => {

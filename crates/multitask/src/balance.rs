@@ -123,10 +123,10 @@ impl BalancerConfig {
     pub fn validate(&self, tasks: usize) -> Result<()> {
         let bad =
             |f: &str, why: String| Err(Error::InvalidArgument(format!("balancer.{f}: {why}")));
-        if let Some(lr) = self.lr() {
-            if !(lr > 0.0 && lr.is_finite()) {
-                return bad("lr", format!("must be a positive number, got {lr}"));
-            }
+        if let Some(lr) = self.lr()
+            && !(lr > 0.0 && lr.is_finite())
+        {
+            return bad("lr", format!("must be a positive number, got {lr}"));
         }
         match self {
             BalancerConfig::Fixed { weights } => {

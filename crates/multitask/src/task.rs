@@ -182,13 +182,13 @@ impl TaskSpec {
             }
             _ => {}
         }
-        if let Some(m) = self.metric {
-            if !self.metrics().contains(&m) {
-                return bad(
-                    "metric",
-                    format!("{m:?} does not apply to a {:?} task", self.kind),
-                );
-            }
+        if let Some(m) = self.metric
+            && !self.metrics().contains(&m)
+        {
+            return bad(
+                "metric",
+                format!("{m:?} does not apply to a {:?} task", self.kind),
+            );
         }
         Ok(())
     }

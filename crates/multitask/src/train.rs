@@ -56,14 +56,14 @@ impl MultiTaskConfig {
         validate_tasks(&self.tasks)?;
         self.balancer.validate(self.tasks.len())?;
         self.train.validate()?;
-        if let Some(es) = &self.train.early_stopping {
-            if es.goal != Goal::Minimize {
-                return Err(Error::InvalidArgument(
-                    "train.early_stopping.goal: multi-task early stopping watches the mean \
+        if let Some(es) = &self.train.early_stopping
+            && es.goal != Goal::Minimize
+        {
+            return Err(Error::InvalidArgument(
+                "train.early_stopping.goal: multi-task early stopping watches the mean \
                      validation loss of the tasks, so the goal must be \"minimize\""
-                        .into(),
-                ));
-            }
+                    .into(),
+            ));
         }
         Ok(())
     }
@@ -185,12 +185,12 @@ impl<'a> MultiTaskTrainer<'a> {
         seed: u64,
     ) -> Result<Self> {
         cfg.validate()?;
-        if let Some(lr) = balancer_lr {
-            if !(lr > 0.0 && lr.is_finite()) {
-                return Err(Error::InvalidArgument(format!(
-                    "balancer.lr: must be a positive number, got {lr}"
-                )));
-            }
+        if let Some(lr) = balancer_lr
+            && !(lr > 0.0 && lr.is_finite())
+        {
+            return Err(Error::InvalidArgument(format!(
+                "balancer.lr: must be a positive number, got {lr}"
+            )));
         }
         let groups = [
             GroupSpec {

@@ -458,7 +458,7 @@ pub fn copy_stages(
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, mut var) in vars {
-        if !stage_of(net, &name).is_some_and(|i| i < n) {
+        if stage_of(net, &name).is_none_or(|i| i >= n) {
             continue;
         }
         let src = source.weights.get(&name).ok_or_else(|| {

@@ -157,7 +157,10 @@ mod tests {
         gz.finish().unwrap()
     }
 
-    fn read(bytes: &[u8]) -> (tempfile::TempDir, PathBuf, Result<Vec<(PathBuf, Vec<u8>)>>) {
+    /// The members of an archive: name and bytes.
+    type Members = Vec<(PathBuf, Vec<u8>)>;
+
+    fn read(bytes: &[u8]) -> (tempfile::TempDir, PathBuf, Result<Members>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data.tar.gz");
         std::fs::write(&path, bytes).unwrap();

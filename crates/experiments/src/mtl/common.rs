@@ -430,12 +430,12 @@ pub use crate::driver::{RunOptions, load_toml, profile};
 /// Checks that an MLP trunk takes `pixels` inputs (other trunks take images as they are).
 pub fn check_model(model: &ArchConfig, pixels: i64, at: &str) -> Result<()> {
     model.validate().map_err(|e| e.within(at))?;
-    if let ArchConfig::Mlp(m) = model {
-        if m.inputs != pixels {
-            return Err(Error::InvalidArgument(format!(
-                "{at}.inputs: the inputs are {pixels} pixels; set inputs = {pixels}"
-            )));
-        }
+    if let ArchConfig::Mlp(m) = model
+        && m.inputs != pixels
+    {
+        return Err(Error::InvalidArgument(format!(
+            "{at}.inputs: the inputs are {pixels} pixels; set inputs = {pixels}"
+        )));
     }
     Ok(())
 }
