@@ -4,46 +4,19 @@
 //! over the destination: a reader sees the old file or the new one, never half of one, and an
 //! interrupted run leaves what was already there intact.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::{Error, Result};
+use crate::Result;
 
-/// Writes `bytes` to `path` atomically, creating the parent folder.
+/// Writes `bytes` to `path` atomically, creating the parent folder (the one implementation,
+/// shared with the report model: [`transferlab_report::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    // Make the rename itself durable; not every filesystem lets a folder be synced.
-    if let Ok(d) = std::fs::File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    Ok(transferlab_report::write_atomic(path, bytes)?)
 }
 
 /// Serialises `value` as pretty JSON and writes it atomically.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(value)
-        .map_err(|e| Error::InvalidArgument(format!("serialising {}: {e}", path.display())))?;
-    bytes.push(b'\n');
-    write_atomic(path, &bytes)
+    Ok(transferlab_report::write_json(path, value)?)
 }
 
 #[cfg(test)]

@@ -351,7 +351,7 @@ impl<'a> Trainer<'a> {
         // itself never touches the global generator again (see `data::permutation`).
         let seed = Tensor::f_randint(i64::MAX, [1], (Kind::Int64, Device::Cpu))?
             .f_int64_value(&[0])? as u64;
-        Self::with_groups_seeded(vs, cfg, groups, seed)
+        Self::build(vs, cfg, groups, seed)
     }
 
     /// [`Trainer::with_groups`] with the batch order's seed given, so that building the
@@ -363,6 +363,11 @@ impl<'a> Trainer<'a> {
         seed: u64,
     ) -> Result<Self> {
         cfg.validate()?;
+        Self::build(vs, cfg, groups, seed)
+    }
+
+    /// A trainer for a validated `cfg`.
+    fn build(vs: &'a VarStore, cfg: TrainConfig, groups: &[GroupSpec], seed: u64) -> Result<Self> {
         let optimizer = Optimizer::with_groups(vs, cfg.optimizer.clone(), groups)?;
         Ok(Trainer {
             vs,

@@ -61,12 +61,6 @@ impl MultiTaskNet {
             ));
         }
         let trunk = arch.build(&root)?;
-        if trunk.stages().len() < 2 {
-            return Err(Error::InvalidArgument(format!(
-                "a multi-task trunk needs at least one stage before its head, got {:?}",
-                trunk.stages()
-            )));
-        }
         check_stage_membership(&*trunk, vs).map_err(|e| e.about("multi-task trunk"))?;
         let head_stage = *trunk.stages().last().expect("two stages or more");
         let head_members = trunk.stage_members(head_stage);

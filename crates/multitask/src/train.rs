@@ -141,7 +141,6 @@ pub struct MultiTaskTrainer<'a> {
     net: &'a MultiTaskNet,
     balancer: Box<dyn Balancer>,
     trainer: Trainer<'a>,
-    cfg: TrainConfig,
     map_inputs: Option<InputMap<'a>>,
     params: SharedParams,
 }
@@ -150,7 +149,7 @@ impl std::fmt::Debug for MultiTaskTrainer<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MultiTaskTrainer")
             .field("balancer", &self.balancer.name())
-            .field("cfg", &self.cfg)
+            .field("trainer", &self.trainer)
             .finish()
     }
 }
@@ -184,7 +183,6 @@ impl<'a> MultiTaskTrainer<'a> {
         cfg: TrainConfig,
         seed: u64,
     ) -> Result<Self> {
-        cfg.validate()?;
         if let Some(lr) = balancer_lr
             && !(lr > 0.0 && lr.is_finite())
         {
@@ -208,13 +206,12 @@ impl<'a> MultiTaskTrainer<'a> {
         ];
         // The validation value of a multi-task fit is a loss unless early stopping says
         // otherwise (its `goal`).
-        let trainer = Trainer::with_groups_seeded(vs, cfg.clone(), &groups, seed)?
-            .validation_goal(Goal::Minimize);
+        let trainer =
+            Trainer::with_groups_seeded(vs, cfg, &groups, seed)?.validation_goal(Goal::Minimize);
         Ok(MultiTaskTrainer {
             net,
             balancer,
             trainer,
-            cfg,
             map_inputs: None,
             params: net.params(vs),
         })

@@ -413,13 +413,6 @@ fn read_meta(path: &std::path::Path) -> Result<(std::path::PathBuf, SavedModel)>
 fn build_source(source: &SourceModel, device: Device) -> Result<(VarStore, Box<dyn Classifier>)> {
     let vs = VarStore::new(device);
     let net = source.arch.build(&vs.root())?;
-    if net.stages().len() < 2 {
-        return Err(Error::InvalidArgument(format!(
-            "source {}: a network needs at least one backbone stage before its head, got {:?}",
-            source.name,
-            net.stages()
-        )));
-    }
     check_stage_membership(&*net, &vs).map_err(|e| e.about(&format!("source {}", source.name)))?;
     Ok((vs, net))
 }
@@ -584,7 +577,7 @@ fn linear_probe(
                 "the linear probe's L-BFGS stopped at max_iter before its gradient reached tol"
             );
         }
-        set_head(net, &fit.weight, Some(&fit.bias))?;
+        copy_linear(net.head(), &fit.weight, Some(&fit.bias))?;
         let head = net.head();
         let accuracy = train::accuracy(head, &f_val, eval_batch)?;
         let seconds = start.elapsed().as_secs_f64();
@@ -612,14 +605,7 @@ fn linear_probe(
         net.classes(),
         Default::default(),
     );
-    tch::no_grad(|| {
-        let mut w = head.ws.shallow_clone();
-        w.copy_(&net.head().ws);
-        if let (Some(b), Some(src)) = (&head.bs, &net.head().bs) {
-            let mut b = b.shallow_clone();
-            b.copy_(src);
-        }
-    });
+    copy_linear(&head, &net.head().ws, net.head().bs.as_ref())?;
     let mut trainer = Trainer::new(&head_vs, cfg.clone())?
         .shuffle_seed(seed)
         .tie_break(val_loss(&head, &f_val, eval_batch));
@@ -630,14 +616,13 @@ fn linear_probe(
         Some(&mut validate),
     )?;
     drop(trainer);
-    set_head(net, &head.ws, head.bs.as_ref())?;
+    copy_linear(net.head(), &head.ws, head.bs.as_ref())?;
     Ok(report)
 }
 
-/// Copies `weight` (and `bias`) into the head of `net`.
-fn set_head(net: &dyn Classifier, weight: &Tensor, bias: Option<&Tensor>) -> Result<()> {
+/// Copies `weight` (and `bias`) into the linear layer `head`.
+fn copy_linear(head: &nn::Linear, weight: &Tensor, bias: Option<&Tensor>) -> Result<()> {
     tch::no_grad(|| -> Result<()> {
-        let head = net.head();
         head.ws.shallow_clone().f_copy_(weight)?;
         if let (Some(dst), Some(src)) = (&head.bs, bias) {
             dst.shallow_clone().f_copy_(src)?;

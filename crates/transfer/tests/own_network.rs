@@ -85,34 +85,33 @@ fn unchanged(a: &Adapted, source: &SourceModel) -> Vec<String> {
     same
 }
 
+/// `names` as sorted strings.
+fn sorted(names: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    v.sort();
+    v
+}
+
 fn stem_vars() -> Vec<String> {
-    let mut v: Vec<String> = [
+    sorted(&[
         "bn1.bias",
         "bn1.running_mean",
         "bn1.running_var",
         "bn1.weight",
         "conv1.bias",
         "conv1.weight",
-    ]
-    .map(String::from)
-    .to_vec();
-    v.sort();
-    v
+    ])
 }
 
 fn block_vars() -> Vec<String> {
-    let mut v: Vec<String> = [
+    sorted(&[
         "block.bn.bias",
         "block.bn.running_mean",
         "block.bn.running_var",
         "block.bn.weight",
         "block.conv.bias",
         "block.conv.weight",
-    ]
-    .map(String::from)
-    .to_vec();
-    v.sort();
-    v
+    ])
 }
 
 #[test]

@@ -304,16 +304,22 @@ pub fn in_head(net: &dyn Classifier, name: &str) -> bool {
     stage_of(net, name) == Some(net.stages().len() - 1)
 }
 
-/// Checks that every variable of `vs` belongs to exactly one stage of `net` and that every
-/// stage has a variable; strategies that copy or freeze "the first n stages" rely on it. The
-/// zoo's architectures always pass; a network wrapped with [`Staged`] passes when its stages'
-/// members cover the modules it created.
+/// Checks that `net` has a backbone (a stage before its head), that every variable of `vs`
+/// belongs to exactly one stage and that every stage has a variable; strategies that copy or
+/// freeze "the first n stages" and multi-task trunks rely on it. The zoo's architectures
+/// always pass; a network wrapped with [`Staged`] passes when its stages' members cover the
+/// modules it created.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] naming the variables in no stage or in two, and the stages
-/// with their members.
+/// [`Error::InvalidArgument`] for a network that is only a head, or naming the variables in
+/// no stage or in two, and the stages with their members.
 pub fn check_stage_membership(net: &dyn Classifier, vs: &nn::VarStore) -> Result<()> {
     let stages = net.stages();
+    if stages.len() < 2 {
+        return Err(Error::InvalidArgument(format!(
+            "a network needs at least one backbone stage before its head, got {stages:?}"
+        )));
+    }
     let members: Vec<Vec<String>> = stages.iter().map(|s| net.stage_members(s)).collect();
     let mut names: Vec<String> = vs.variables().into_keys().collect();
     names.sort();
