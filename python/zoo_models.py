@@ -190,6 +190,48 @@ class AudioCnn1d(nn.Module):
         return self.head(self.features(x))
 
 
+def TorchvisionResNet(depth, classes, in_channels=3, width=64, small_input=False):
+    """torchvision's ResNet-18/34/50 (`torchvision.models.resnet{depth}`), itself when
+    `in_channels`, `width` and `small_input` are torchvision's (3, 64, False). Otherwise the same
+    torchvision `ResNet` class with its stem and layers rebuilt by its own `_make_layer`:
+    `width` planes in layer1 (2, 4, 8 times that after), `in_channels` input channels, and with
+    `small_input` the CIFAR stem (3x3 conv1 with stride 1, no max-pool); the rebuilt modules get
+    torchvision's initialisation again (Kaiming-normal fan-out convolutions, BN weight 1 bias 0).
+    """
+    from torchvision.models import resnet
+
+    kinds = {
+        18: (resnet.BasicBlock, [2, 2, 2, 2]),
+        34: (resnet.BasicBlock, [3, 4, 6, 3]),
+        50: (resnet.Bottleneck, [3, 4, 6, 3]),
+    }
+    if depth not in kinds:
+        raise SystemExit(f"depth {depth}: choose 18, 34 or 50")
+    model = getattr(resnet, f"resnet{depth}")(num_classes=classes)
+    if (in_channels, width, small_input) == (3, 64, False):
+        return model
+    block, layers = kinds[depth]
+    if small_input:
+        model.conv1 = nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False)
+        model.maxpool = nn.Identity()
+    else:
+        model.conv1 = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)
+    model.bn1 = nn.BatchNorm2d(width)
+    model.inplanes = width
+    model.layer1 = model._make_layer(block, width, layers[0])
+    model.layer2 = model._make_layer(block, 2 * width, layers[1], stride=2)
+    model.layer3 = model._make_layer(block, 4 * width, layers[2], stride=2)
+    model.layer4 = model._make_layer(block, 8 * width, layers[3], stride=2)
+    model.fc = nn.Linear(8 * width * block.expansion, classes)
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.constant_(m.weight, 1)
+            nn.init.constant_(m.bias, 0)
+    return model
+
+
 # The `arch` tags of the Rust ArchConfig.
 ARCHS = {
     "mlp": Mlp,
@@ -198,6 +240,7 @@ ARCHS = {
     "face_cnn": FaceCnn,
     "audio_cnn1d": AudioCnn1d,
     "spectrogram_cnn": SpectrogramCnn,
+    "torchvision_resnet": TorchvisionResNet,
 }
 
 

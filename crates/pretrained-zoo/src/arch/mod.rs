@@ -9,6 +9,7 @@
 //! | `face_cnn` | [`FaceCnn`] | `[N, 1, H, W]`, any size from 16x16 on (112x92 ORL faces) |
 //! | `audio_cnn1d` | [`AudioCnn1d`] | `[N, 1, samples]` raw waveform |
 //! | `spectrogram_cnn` | [`SpectrogramCnn`] | `[N, 1, mels, frames]` |
+//! | `torchvision_resnet` | [`TorchvisionResNet`] (ResNet-18/34/50, torchvision's keys) | `[N, C, H, W]`, photographs (224x224; 32x32 with `small_input`) |
 //!
 //! The PyTorch twins, with the same `state_dict` keys and the same forward pass, are in
 //! `python/zoo_models.py`; `tests/interop.rs` checks both directions.
@@ -93,6 +94,7 @@ pub mod mlp;
 pub mod resnet;
 pub mod spectrogram;
 pub mod staged;
+pub mod torchvision_resnet;
 
 use core_tensor::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -106,6 +108,7 @@ pub use mlp::{Mlp, MlpConfig};
 pub use resnet::{ResNet, ResNetConfig};
 pub use spectrogram::{SpectrogramCnn, SpectrogramCnnConfig};
 pub use staged::{Staged, StagedBuilder};
+pub use torchvision_resnet::{ResNetDepth, TorchvisionResNet, TorchvisionResNetConfig};
 
 /// The name of every network's last stage, the linear classifier on the features.
 pub const HEAD: &str = "head";
@@ -428,6 +431,9 @@ pub enum ArchConfig {
     /// [`SpectrogramCnn`].
     #[serde(rename = "spectrogram_cnn")]
     SpectrogramCnn(SpectrogramCnnConfig),
+    /// [`TorchvisionResNet`].
+    #[serde(rename = "torchvision_resnet")]
+    TorchvisionResNet(TorchvisionResNetConfig),
 }
 
 impl ArchConfig {
@@ -440,6 +446,7 @@ impl ArchConfig {
             ArchConfig::FaceCnn(_) => "face_cnn",
             ArchConfig::AudioCnn1d(_) => "audio_cnn1d",
             ArchConfig::SpectrogramCnn(_) => "spectrogram_cnn",
+            ArchConfig::TorchvisionResNet(_) => "torchvision_resnet",
         }
     }
 
@@ -452,6 +459,7 @@ impl ArchConfig {
             ArchConfig::FaceCnn(c) => c.validate(),
             ArchConfig::AudioCnn1d(c) => c.validate(),
             ArchConfig::SpectrogramCnn(c) => c.validate(),
+            ArchConfig::TorchvisionResNet(c) => c.validate(),
         }
     }
 
@@ -464,6 +472,7 @@ impl ArchConfig {
             ArchConfig::FaceCnn(c) => serde_json::to_value(c),
             ArchConfig::AudioCnn1d(c) => serde_json::to_value(c),
             ArchConfig::SpectrogramCnn(c) => serde_json::to_value(c),
+            ArchConfig::TorchvisionResNet(c) => serde_json::to_value(c),
         };
         value.expect("configs are plain data and always serialise")
     }
@@ -488,6 +497,7 @@ impl ArchConfig {
             ArchConfig::FaceCnn(c) => Box::new(FaceCnn::new(p, c)),
             ArchConfig::AudioCnn1d(c) => Box::new(AudioCnn1d::new(p, c)),
             ArchConfig::SpectrogramCnn(c) => Box::new(SpectrogramCnn::new(p, c)),
+            ArchConfig::TorchvisionResNet(c) => Box::new(TorchvisionResNet::new(p, c)),
         })
     }
 }
@@ -596,13 +606,15 @@ pub(crate) mod test_util {
         net.replace_head(classes).unwrap();
         assert_eq!(names(vs), before, "replacement renamed or added variables");
         assert_eq!(vs.trainable_variables().len(), trainable);
-        let vars = vs.variables();
-        assert_eq!(vars["head.weight"].size(), [classes, net.feature_dim()]);
-        assert_eq!(vars["head.bias"].size(), [classes]);
-        assert!(vars["head.weight"].requires_grad());
+        // The head's variables, whatever their names (`head.*` in the zoo, `fc.*` in
+        // torchvision's layout).
+        let (weight, bias) = (&net.head().ws, net.head().bs.as_ref().unwrap());
+        assert_eq!(weight.size(), [classes, net.feature_dim()]);
+        assert_eq!(bias.size(), [classes]);
+        assert!(weight.requires_grad());
         assert_eq!(net.classes(), classes);
         let bound = 1.0 / (net.feature_dim() as f64).sqrt();
-        let max = vars["head.weight"].abs().max().double_value(&[]);
+        let max = weight.abs().max().double_value(&[]);
         assert!(
             max <= bound && max > 0.0,
             "fresh head max {max}, bound {bound}"

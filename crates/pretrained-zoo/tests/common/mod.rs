@@ -34,7 +34,16 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let script = workspace_root().join("python/interop.py");
+    script("interop.py", args)
+}
+
+/// Runs `python/NAME ARGS...` with the reference Python; a failure carries its stderr.
+pub fn script<I, S>(name: &str, args: I) -> Result<()>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let script = workspace_root().join("python").join(name);
     let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
     let output = Command::new(python()?)
         .arg(&script)
@@ -43,7 +52,7 @@ where
         .with_context(|| format!("starting {}", script.display()))?;
     if !output.status.success() {
         bail!(
-            "interop.py {:?} exited with {}:\n{}",
+            "{name} {:?} exited with {}:\n{}",
             args,
             output.status,
             String::from_utf8_lossy(&output.stderr)
