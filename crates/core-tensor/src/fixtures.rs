@@ -12,7 +12,15 @@
 //! <cache>/fsdd/free-spoken-digit-dataset.tar.gz
 //! <cache>/orl-faces/orl_faces.tar.gz
 //! <cache>/uci-digits/digits.csv.gz
+//! <cache>/cifar10/cifar-10-images.tar.gz
+//! <cache>/cifar10/cifar-10-images/{train,test}/{class}/NNNN.jpg   (unpacked by fetch)
+//! <cache>/cifar10/cifar-10-images.tree.json                       (its record: a TreeRecord)
+//! <cache>/pneumoniamnist/pneumoniamnist.npz
 //! ```
+//!
+//! A dataset file is found by [`fixture_path`]; a folder that `cargo xtask fetch` unpacked from
+//! an archive (`extract = true` in the manifest) by [`fixture_dir`], or by
+//! [`Manifest::fixture_dir`], which also checks the recorded tree against the manifest's.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -92,6 +100,89 @@ pub fn fixture_path(cache: &Path, dataset: &str, file: &str) -> Result<PathBuf> 
     }
 }
 
+/// The record `cargo xtask fetch` writes beside a folder it unpacked:
+/// `<cache>/<dataset>/<folder>.tree.json`.
+pub fn tree_record_path(cache: &Path, dataset: &str, folder: &str) -> PathBuf {
+    cache.join(dataset).join(format!("{folder}.tree.json"))
+}
+
+/// What `cargo xtask fetch` records beside a folder it unpacked from an archive, once a listing
+/// of the folder gave the manifest's tree ([`tree_record_path`]). While a folder is being
+/// replaced there is no record, so its presence means the unpacking completed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeRecord {
+    /// The archive's name in `<cache>/<dataset>/`.
+    pub archive: String,
+    /// Its sha256.
+    pub archive_sha256: String,
+    /// The tree found in the folder.
+    pub tree: ManifestTree,
+}
+
+/// The record of the unpacked `folder` of `dataset` in `cache` ([`TreeRecord`]).
+///
+/// Returns [`Error::MissingFixture`] when the folder is absent, and an [`Error::Format`] that
+/// says to run `cargo xtask fetch <dataset>` when something else is there, when the record is
+/// missing (an interrupted or partial unpacking), unreadable, or about another folder, or when
+/// its counts do not add up.
+pub fn tree_record(cache: &Path, dataset: &str, folder: &str) -> Result<TreeRecord> {
+    let dir = cache.join(dataset).join(folder);
+    let fix = format!("unpack it again with `cargo xtask fetch {dataset}`");
+    match std::fs::metadata(&dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(Error::format(
+                dir,
+                format!("expected an unpacked dataset folder here, found something else; {fix}"),
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::MissingFixture {
+                path: dir,
+                dataset: dataset.to_string(),
+            });
+        }
+        Err(e) => return Err(Error::io(dir, e)),
+    }
+    let path = tree_record_path(cache, dataset, folder);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::format(
+                dir,
+                format!(
+                    "no record {} of a completed unpacking: the folder may be partial (an \
+                     interrupted fetch); {fix}",
+                    path.display()
+                ),
+            ));
+        }
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let record: TreeRecord = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::format(&path, format!("unreadable record ({e}); {fix}")))?;
+    let sum: u64 = record.tree.counts.values().sum();
+    if record.tree.root != folder || sum != record.tree.files {
+        return Err(Error::format(
+            path,
+            format!(
+                "the record is of folder {:?} with {} files ({sum} by its counts), not of {folder:?}; {fix}",
+                record.tree.root, record.tree.files
+            ),
+        ));
+    }
+    Ok(record)
+}
+
+/// The path of the unpacked `folder` of `dataset` in `cache`, checked cheaply: the folder is
+/// there and `cargo xtask fetch` recorded a completed unpacking of it ([`tree_record`], whose
+/// errors it returns). Nothing under the folder is listed; [`Manifest::fixture_dir`] also
+/// checks the record against the manifest's tree.
+pub fn fixture_dir(cache: &Path, dataset: &str, folder: &str) -> Result<PathBuf> {
+    tree_record(cache, dataset, folder)?;
+    Ok(cache.join(dataset).join(folder))
+}
+
 /// A manifest of fixture datasets (the project's is `fixtures/manifest.toml`): per dataset, the
 /// files a cache holds with their size and sha256. Only what verification needs is read; sources and
 /// titles are the fetcher's business.
@@ -117,6 +208,28 @@ pub struct ManifestFile {
     pub sha256: String,
     /// Their length.
     pub bytes: u64,
+    /// For an archive that `cargo xtask fetch` unpacks (`extract = true`): the tree it
+    /// unpacks to, `[datasets.X.files.tree]`.
+    #[serde(default)]
+    pub tree: Option<ManifestTree>,
+}
+
+/// The tree an archive unpacks to, `<cache>/<dataset>/<root>/`: names and sizes of its
+/// regular files, summarised (empty folders are not part of it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestTree {
+    /// The archive's top folder, unpacked as `<cache>/<dataset>/<root>/`.
+    pub root: String,
+    /// Regular files under it.
+    pub files: u64,
+    /// Their total size in bytes.
+    pub bytes: u64,
+    /// sha256 of the lines `<name>\t<size>\n`, one per file, sorted by name, where the name is
+    /// relative to the root with `/` between folders.
+    pub sha256: String,
+    /// Files per folder, by the folder's name relative to the root (`.` for the root itself),
+    /// e.g. `train/cat` → 5000.
+    pub counts: BTreeMap<String, u64>,
 }
 
 /// What a verification stamp (`<cache>/<dataset>/.<file>.verified`) records: the file's size and
@@ -176,21 +289,103 @@ impl Manifest {
     }
 
     /// Checks every file of `dataset` in `cache` against the manifest and returns the run
-    /// inputs they make: `dataset:<dataset>/<file>` → sha256, for a run's key.
+    /// inputs they make: `dataset:<dataset>/<file>` → sha256, for a run's key, and for an
+    /// unpacked archive also `dataset:<dataset>/<root>/` → its tree's sha256.
     ///
     /// A file is hashed at most once per process, and not at all when its verification stamp
     /// (written the first time it matched) still records its size and modification time.
     /// A missing file is [`Error::MissingFixture`]; a file of the wrong size or content is an
-    /// [`Error::Format`] naming it, both values, and the command that repairs it.
+    /// [`Error::Format`] naming it, both values, and the command that repairs it. An unpacked
+    /// folder is checked as by [`Manifest::fixture_dir`].
     pub fn verify(&self, cache: &Path, dataset: &str) -> Result<BTreeMap<String, String>> {
         let mut inputs = BTreeMap::new();
         for f in &self.dataset(dataset)?.files {
             let path = fixture_path(cache, dataset, &f.name)?;
             verify_file(&path, dataset, f)?;
             inputs.insert(format!("dataset:{dataset}/{}", f.name), f.sha256.clone());
+            if let Some(tree) = &f.tree {
+                check_tree(cache, dataset, f, tree)?;
+                inputs.insert(
+                    format!("dataset:{dataset}/{}/", tree.root),
+                    tree.sha256.clone(),
+                );
+            }
         }
         Ok(inputs)
     }
+
+    /// The path of the unpacked `folder` of `dataset` in `cache`, checked cheaply against the
+    /// manifest: [`fixture_dir`]'s checks, and the recorded tree (files per folder, total size,
+    /// tree hash) and archive checksum are the manifest's. Nothing under the folder is listed
+    /// or read (`cargo xtask fetch` lists it, names and sizes, on every run).
+    ///
+    /// An error says what differs and to run `cargo xtask fetch <dataset>`; a `folder` that no
+    /// file of the dataset unpacks to is an [`Error::InvalidArgument`] naming those there are.
+    pub fn fixture_dir(&self, cache: &Path, dataset: &str, folder: &str) -> Result<PathBuf> {
+        let files = &self.dataset(dataset)?.files;
+        let found = files
+            .iter()
+            .find_map(|f| f.tree.as_ref().filter(|t| t.root == folder).map(|t| (f, t)));
+        let Some((file, tree)) = found else {
+            let roots: Vec<&str> = files
+                .iter()
+                .filter_map(|f| f.tree.as_ref().map(|t| t.root.as_str()))
+                .collect();
+            return Err(Error::InvalidArgument(format!(
+                "no file of dataset {dataset:?} in the manifest unpacks to {folder:?}; its \
+                 unpacked folders are {roots:?}"
+            )));
+        };
+        check_tree(cache, dataset, file, tree)?;
+        Ok(cache.join(dataset).join(folder))
+    }
+}
+
+/// Checks the record of the folder `file` unpacks to against the manifest's `tree`.
+fn check_tree(cache: &Path, dataset: &str, file: &ManifestFile, tree: &ManifestTree) -> Result<()> {
+    let record = tree_record(cache, dataset, &tree.root)?;
+    let mut differences = Vec::new();
+    if !record.archive_sha256.eq_ignore_ascii_case(&file.sha256) {
+        differences.push(format!(
+            "unpacked from an archive with sha256 {}, the manifest's {} has {}",
+            record.archive_sha256, file.name, file.sha256
+        ));
+    }
+    let found = &record.tree;
+    if found.files != tree.files {
+        differences.push(format!("{} files, expected {}", found.files, tree.files));
+    }
+    if found.bytes != tree.bytes {
+        differences.push(format!("{} bytes, expected {}", found.bytes, tree.bytes));
+    }
+    let folders: std::collections::BTreeSet<&String> =
+        tree.counts.keys().chain(found.counts.keys()).collect();
+    for k in folders {
+        let (e, f) = (
+            tree.counts.get(k).copied().unwrap_or(0),
+            found.counts.get(k).copied().unwrap_or(0),
+        );
+        if e != f {
+            differences.push(format!("{k}/ has {f} files, expected {e}"));
+        }
+    }
+    if !found.sha256.eq_ignore_ascii_case(&tree.sha256) {
+        differences.push(format!(
+            "tree sha256 {}, expected {}",
+            found.sha256, tree.sha256
+        ));
+    }
+    if differences.is_empty() {
+        return Ok(());
+    }
+    Err(Error::format(
+        cache.join(dataset).join(&tree.root),
+        format!(
+            "its recorded tree is not the manifest's ({}); unpack it again with `cargo xtask \
+             fetch {dataset}`",
+            differences.join("; ")
+        ),
+    ))
 }
 
 fn stamp_path(path: &Path) -> PathBuf {
@@ -277,6 +472,7 @@ mod tests {
                         name: name.into(),
                         sha256: format!("{:x}", Sha256::digest(bytes)),
                         bytes: bytes.len() as u64,
+                        tree: None,
                     }],
                 },
             )]
@@ -363,5 +559,120 @@ mod tests {
             fixture_path(cache.path(), "", "mnist"),
             Err(Error::Format { .. })
         ));
+    }
+    /// A cache holding `toy/toy.tar` (its bytes) unpacked to `toy/pics/` with `record` beside
+    /// it, and a manifest (parsed from TOML, as the project's) whose tree has two folders.
+    fn unpacked(record: Option<&str>) -> (tempfile::TempDir, Manifest) {
+        let cache = tempfile::tempdir().unwrap();
+        let ds = cache.path().join("toy");
+        std::fs::create_dir_all(ds.join("pics/train/cat")).unwrap();
+        std::fs::write(ds.join("toy.tar"), b"archive").unwrap();
+        if let Some(record) = record {
+            std::fs::write(ds.join("pics.tree.json"), record).unwrap();
+        }
+        let sha = format!("{:x}", Sha256::digest(b"archive"));
+        let text = format!(
+            r#"
+            [datasets.toy]
+            title = "toy"
+            license = "none"
+            [[datasets.toy.files]]
+            name = "toy.tar"
+            sha256 = "{sha}"
+            bytes = 7
+            extract = true
+            sources = [{{ mirror = "toy/toy.tar" }}]
+            [datasets.toy.files.tree]
+            root = "pics"
+            files = 3
+            bytes = 30
+            sha256 = "{}"
+            counts = {{ "train/cat" = 2, "test/cat" = 1 }}
+            "#,
+            "ab".repeat(32)
+        );
+        let path = cache.path().join("manifest.toml");
+        std::fs::write(&path, text).unwrap();
+        (cache, Manifest::load(&path).unwrap())
+    }
+
+    fn record_json(root: &str, train_cats: u64, archive: &[u8]) -> String {
+        serde_json::json!({
+            "archive": "toy.tar",
+            "archive_sha256": format!("{:x}", Sha256::digest(archive)),
+            "tree": {
+                "root": root,
+                "files": train_cats + 1,
+                "bytes": 30,
+                "sha256": "ab".repeat(32),
+                "counts": { "train/cat": train_cats, "test/cat": 1 },
+            },
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn fixture_dir_needs_the_folder_and_the_record_of_a_completed_unpacking() {
+        let (cache, _) = unpacked(None);
+        let c = cache.path();
+        match fixture_dir(c, "toy", "absent") {
+            Err(e @ Error::MissingFixture { .. }) => {
+                assert!(e.to_string().contains("cargo xtask fetch toy"), "{e}")
+            }
+            other => panic!("expected MissingFixture, got {other:?}"),
+        }
+        let msg = fixture_dir(c, "toy", "pics").unwrap_err().to_string();
+        assert!(
+            msg.contains("pics.tree.json") && msg.contains("partial"),
+            "{msg}"
+        );
+        assert!(msg.contains("cargo xtask fetch toy"), "{msg}");
+        let msg = fixture_dir(c, "toy", "toy.tar").unwrap_err().to_string();
+        assert!(msg.contains("found something else"), "{msg}");
+        let record = c.join("toy/pics.tree.json");
+        std::fs::write(&record, b"{ half a rec").unwrap();
+        let msg = fixture_dir(c, "toy", "pics").unwrap_err().to_string();
+        assert!(msg.contains("unreadable record"), "{msg}");
+        std::fs::write(&record, record_json("other", 2, b"archive")).unwrap();
+        let msg = fixture_dir(c, "toy", "pics").unwrap_err().to_string();
+        assert!(msg.contains("\"other\""), "{msg}");
+        std::fs::write(&record, record_json("pics", 2, b"archive")).unwrap();
+        assert_eq!(fixture_dir(c, "toy", "pics").unwrap(), c.join("toy/pics"));
+        let read = tree_record(c, "toy", "pics").unwrap();
+        assert_eq!(read.tree.counts["train/cat"], 2);
+        assert_eq!(tree_record_path(c, "toy", "pics"), record);
+    }
+
+    #[test]
+    fn the_manifest_checks_the_recorded_tree_and_verify_names_it_as_an_input() {
+        let (cache, m) = unpacked(Some(&record_json("pics", 2, b"archive")));
+        let c = cache.path();
+        assert_eq!(m.fixture_dir(c, "toy", "pics").unwrap(), c.join("toy/pics"));
+        let inputs = m.verify(c, "toy").unwrap();
+        assert_eq!(inputs["dataset:toy/pics/"], "ab".repeat(32));
+        assert!(inputs.contains_key("dataset:toy/toy.tar"));
+        let msg = m.fixture_dir(c, "toy", "nope").unwrap_err().to_string();
+        assert!(msg.contains("[\"pics\"]"), "{msg}");
+
+        // A record of a partial unpacking (one cat short) or of another archive.
+        let record = c.join("toy/pics.tree.json");
+        std::fs::write(&record, record_json("pics", 1, b"archive")).unwrap();
+        let msg = m.fixture_dir(c, "toy", "pics").unwrap_err().to_string();
+        assert!(msg.contains("train/cat/ has 1 files, expected 2"), "{msg}");
+        assert!(msg.contains("cargo xtask fetch toy"), "{msg}");
+        assert!(m.verify(c, "toy").is_err());
+        std::fs::write(&record, record_json("pics", 2, b"another archive")).unwrap();
+        let msg = m.fixture_dir(c, "toy", "pics").unwrap_err().to_string();
+        assert!(
+            msg.contains("unpacked from an archive with sha256"),
+            "{msg}"
+        );
+        std::fs::remove_file(&record).unwrap();
+        assert!(
+            m.verify(c, "toy")
+                .unwrap_err()
+                .to_string()
+                .contains("partial")
+        );
     }
 }
