@@ -14,6 +14,9 @@ the Rust `TorchvisionResNet`, in both directions.
     torchvision_parity.py load-and-run CONFIG_JSON WEIGHTS INPUT OUTPUT
         Loads Rust-saved WEIGHTS into the torchvision network with strict=True and writes the
         evaluation-mode output on INPUT's `input` as OUTPUT's `output`.
+    torchvision_parity.py save-pth CONFIG_JSON SEED PTH_OUT INPUT OUTPUT
+        torch.save of a random network's state_dict as a .pth, and its evaluation-mode output
+        on INPUT's `input` as OUTPUT's `output`.
 """
 
 import json
@@ -69,7 +72,19 @@ def load_and_run(config_json, weights, input_path, output_path):
     save_file({"output": out.contiguous()}, output_path)
 
 
-COMMANDS = {"reference": reference, "load-and-run": load_and_run}
+def save_pth(config_json, seed, pth_out, input_path, output_path):
+    """A torchvision network with random weights saved by torch.save(state_dict) as .pth, and
+    its evaluation-mode output on INPUT's `input`."""
+    torch.manual_seed(int(seed))
+    model = TorchvisionResNet(**json.loads(config_json))
+    torch.save(model.state_dict(), pth_out)
+    model.eval()
+    with torch.no_grad():
+        out = model(load_file(input_path)["input"])
+    save_file({"output": out.contiguous()}, output_path)
+
+
+COMMANDS = {"reference": reference, "load-and-run": load_and_run, "save-pth": save_pth}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

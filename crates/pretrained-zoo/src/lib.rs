@@ -26,4 +26,5 @@
 //! ```
 
 pub mod arch;
+pub mod import;
 pub mod registry;

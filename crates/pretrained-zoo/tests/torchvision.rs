@@ -244,3 +244,86 @@ fn a_torchvision_state_dict_has_the_stages_every_strategy_uses() -> Result<()> {
     assert_eq!(net.stage_members("head"), ["fc"]);
     Ok(())
 }
+
+/// A `.pth` written by torchvision (`torch.save(model.state_dict())`), converted with the safe
+/// loader (`python/pth_to_safetensors.py`, `weights_only=True`) and imported, computes what
+/// torchvision computes; a checkpoint with a missing key, an extra key and a wrong shape is
+/// refused with each name listed.
+#[test]
+fn a_torchvision_pth_imports_and_a_mismatched_checkpoint_is_refused_by_name() -> Result<()> {
+    use pretrained_zoo::arch::ArchConfig;
+    use pretrained_zoo::import::import_state_dict;
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir()?;
+    let cfg = TorchvisionResNetConfig::resnet18(5);
+    let config = serde_json::to_string(&cfg)?;
+    let (pth, input, output) = (
+        dir.path().join("model.pth"),
+        dir.path().join("input.safetensors"),
+        dir.path().join("output.safetensors"),
+    );
+    let x = Tensor::randn([2, 3, 64, 64], tch::kind::FLOAT_CPU);
+    checkpoint::save_tensors(&[("input", x.shallow_clone())], &input)?;
+    common::script(
+        "torchvision_parity.py",
+        [
+            "save-pth".as_ref(),
+            config.as_ref(),
+            "3".as_ref(),
+            pth.as_os_str(),
+            input.as_os_str(),
+            output.as_os_str(),
+        ],
+    )?;
+    let converted = dir.path().join("model.safetensors");
+    common::script(
+        "pth_to_safetensors.py",
+        [pth.as_os_str(), converted.as_os_str()],
+    )?;
+    let arch = ArchConfig::TorchvisionResNet(cfg.clone());
+    let model = import_state_dict(&converted, &arch, Device::Cpu)?;
+    ensure!(model.report.ignored.len() == 20, "{}", model.report);
+    let ours = tch::no_grad(|| model.net.forward_t(&x, false));
+    let diff = output_diff(&ours, get(&tensors(&output)?, "output")?)?;
+    ensure!(
+        diff <= OUTPUT_TOLERANCE,
+        "imported .pth output differs by {diff}"
+    );
+
+    // Drop one key, add one, reshape one.
+    let mut broken: Vec<(String, Tensor)> = checkpoint::read_tensors(&converted)?
+        .into_iter()
+        .filter(|(n, _)| n != "layer2.1.bn2.running_var")
+        .map(|(n, t)| {
+            if n == "fc.weight" {
+                (n, Tensor::zeros([7, 512], tch::kind::FLOAT_CPU))
+            } else {
+                (n, t)
+            }
+        })
+        .collect();
+    broken.push((
+        "layer5.0.conv1.weight".into(),
+        Tensor::zeros([1], tch::kind::FLOAT_CPU),
+    ));
+    let bad = dir.path().join("broken.safetensors");
+    checkpoint::save_tensors(&broken, &bad)?;
+    let err = import_state_dict(&bad, &arch, Device::Cpu)
+        .err()
+        .context("a broken checkpoint was accepted")?
+        .to_string();
+    for needle in [
+        "broken.safetensors",
+        "layer2.1.bn2.running_var",
+        "layer5.0.conv1.weight",
+        "fc.weight",
+        "[7, 512]",
+        "[5, 512]",
+    ] {
+        ensure!(
+            err.contains(needle),
+            "the error does not name {needle}: {err}"
+        );
+    }
+    Ok(())
+}
