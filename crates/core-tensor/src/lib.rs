@@ -1,8 +1,9 @@
 //! `core-tensor`: the bottom layer of the toolkit.
 //!
 //! It owns what every experiment needs and nothing experiment-specific: devices and
-//! determinism, dataset loaders that turn the fetched fixture files into tensors, the training
-//! engine, metrics, and checkpoints.
+//! determinism, dataset loaders that turn the fetched fixture files into tensors, loaders for
+//! a user's own data ([`loaders`]: image folders, `.npy`/`.npz`, CSV) with batch transforms
+//! ([`transforms`]), the training engine, metrics, and checkpoints.
 //!
 //! ```no_run
 //! use core_tensor::datasets::{Mnist, Split};
@@ -20,10 +21,12 @@ pub mod device;
 pub mod error;
 pub mod fixtures;
 pub mod io;
+pub mod loaders;
 pub mod metrics;
 pub mod optim;
 pub mod persist;
 pub mod schedule;
 pub mod train;
+pub mod transforms;
 
 pub use error::{Error, Result};
