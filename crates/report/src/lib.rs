@@ -21,6 +21,7 @@
 mod fs;
 mod model;
 pub mod stats;
+pub mod svg;
 
 pub use fs::{write_atomic, write_json};
 pub use model::*;
