@@ -77,6 +77,41 @@ pub struct Recipe {
     pub seed: u64,
     /// The training engine's configuration.
     pub train: TrainConfig,
+    /// Augmentation of each training batch (none when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment: Option<Augment>,
+}
+
+/// Augmentation applied to every training batch, seeded from the recipe's seed and the step,
+/// so that a build is deterministic; validation and test images are never augmented.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Augment {
+    /// Pad each side by this many zeros, then crop back to the image's size at a random place
+    /// (CIFAR's 4); 0 for no crop.
+    #[serde(default)]
+    pub crop_padding: i64,
+    /// Mirror each image left to right with probability 1/2.
+    #[serde(default)]
+    pub flip: bool,
+}
+
+impl Augment {
+    /// The augmented batch for training step `step` of a build seeded `seed`.
+    pub fn apply(&self, images: &Tensor, seed: u64, step: u64) -> Result<Tensor> {
+        let base = seed
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(step.wrapping_mul(2));
+        let mut x = images.shallow_clone();
+        if self.crop_padding > 0 {
+            let (h, w) = (x.size()[2], x.size()[3]);
+            x = core_tensor::transforms::random_crop(&x, h, w, self.crop_padding, base)?;
+        }
+        if self.flip {
+            x = core_tensor::transforms::random_horizontal_flip(&x, 0.5, base.wrapping_add(1))?;
+        }
+        Ok(x)
+    }
 }
 
 /// Training data of a recipe, tagged by dataset.
@@ -92,6 +127,21 @@ pub enum RecipeData {
     /// FSDD waveforms: takes 5–49 train, takes 0–4 test (the dataset's convention).
     #[serde(rename = "fsdd")]
     Fsdd(AudioInput),
+    /// CIFAR-10 from its folder of JPEG files (`cargo xtask fetch cifar10` unpacks it), loaded
+    /// by `core_tensor::loaders::load_image_folder` as a user's folder would be: RGB in
+    /// `[0, 1]`, then `(x - mean[c]) / std[c]` per channel.
+    #[serde(rename = "cifar10")]
+    Cifar10(ColourInput),
+}
+
+/// Per-channel normalisation of colour images in `[0, 1]`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColourInput {
+    /// Means subtracted, red, green, blue.
+    pub mean: [f64; 3],
+    /// Standard deviations divided by.
+    pub std: [f64; 3],
 }
 
 /// Normalisation of 8-bit grey images.
@@ -146,6 +196,246 @@ impl AudioInput {
     }
 }
 
+/// What a model expects of an image: its channels and size, and the per-channel normalisation
+/// applied after scaling to `[0, 1]`. [`InputSpec::prepare`] maps images of any channel count
+/// and size onto it, explicitly: one channel replicated to three or three reduced to their
+/// luminance, resized (bilinear), or — with [`InputSpec::resize`], as ImageNet models expect —
+/// the shorter side resized first and the centre cropped, then normalised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// Channels (1 grey, 3 RGB).
+    pub channels: i64,
+    /// Height and width of the input.
+    pub size: [i64; 2],
+    /// Resize the shorter side to this, then centre-crop `size` (ImageNet's 256 then 224);
+    /// absent: resize straight to `size`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resize: Option<i64>,
+    /// Means subtracted, one per channel.
+    pub mean: Vec<f64>,
+    /// Standard deviations divided by, one per channel.
+    pub std: Vec<f64>,
+}
+
+impl InputSpec {
+    /// Checks channels, size and one positive `std` and one `mean` per channel.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidArgument(format!("input: {m}")));
+        if !matches!(self.channels, 1 | 3) {
+            return bad(format!("channels = {}; 1 or 3", self.channels));
+        }
+        if self.size.iter().any(|&s| s < 1) || self.resize.is_some_and(|r| r < 1) {
+            return bad(format!("size {:?} and resize must be positive", self.size));
+        }
+        if self.mean.len() != self.channels as usize || self.std.len() != self.channels as usize {
+            return bad(format!(
+                "{} means and {} standard deviations for {} channels",
+                self.mean.len(),
+                self.std.len(),
+                self.channels
+            ));
+        }
+        if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return bad(format!(
+                "standard deviations {:?} must be positive",
+                self.std
+            ));
+        }
+        Ok(())
+    }
+
+    /// `[N, C, H, W]` images in `[0, 1]` (a loader's output) as this model's input.
+    pub fn prepare(&self, images: &Tensor) -> Result<Tensor> {
+        use core_tensor::transforms;
+        self.validate()?;
+        if images.dim() != 4 {
+            return Err(Error::InvalidArgument(format!(
+                "images must be [N, C, H, W], got shape {:?}",
+                images.size()
+            )));
+        }
+        let mut x = images.f_to_kind(Kind::Float)?;
+        x = match (x.size()[1], self.channels) {
+            (c, want) if c == want => x,
+            (1, 3) => transforms::grey_to_rgb(&x)?,
+            (3, 1) => transforms::rgb_to_grey(&x)?,
+            (c, want) => {
+                return Err(Error::InvalidArgument(format!(
+                    "images have {c} channels; the model takes {want} (1 or 3 can be converted)"
+                )));
+            }
+        };
+        let [h, w] = self.size;
+        let (ih, iw) = (x.size()[2], x.size()[3]);
+        x = match self.resize {
+            Some(short) => {
+                // The shorter side to `short`, the other in proportion (torchvision's Resize(int)).
+                let (rh, rw) = if ih <= iw {
+                    (short, (short as f64 * iw as f64 / ih as f64) as i64)
+                } else {
+                    ((short as f64 * ih as f64 / iw as f64) as i64, short)
+                };
+                let x = if (rh, rw) != (ih, iw) {
+                    transforms::resize(&x, rh, rw)?
+                } else {
+                    x
+                };
+                transforms::center_crop(&x, h, w)?
+            }
+            None if (ih, iw) != (h, w) => transforms::resize(&x, h, w)?,
+            None => x,
+        };
+        transforms::normalize(&x, &self.mean, &self.std)
+    }
+}
+
+impl RecipeData {
+    /// The input the entry's network takes (an error for audio).
+    pub fn input_spec(&self) -> Result<InputSpec> {
+        match self {
+            RecipeData::Mnist(i) | RecipeData::FashionMnist(i) => Ok(InputSpec {
+                channels: 1,
+                size: [28, 28],
+                resize: None,
+                mean: vec![i.mean],
+                std: vec![i.std],
+            }),
+            RecipeData::Cifar10(i) => Ok(InputSpec {
+                channels: 3,
+                size: [32, 32],
+                resize: None,
+                mean: i.mean.to_vec(),
+                std: i.std.to_vec(),
+            }),
+            RecipeData::Fsdd(_) => Err(Error::InvalidArgument(
+                "an audio model (FSDD) takes waveforms, not images".into(),
+            )),
+        }
+    }
+}
+
+/// The file of imported models in a zoo folder ([`UserRegistry`]).
+pub const USER_REGISTRY_FILE: &str = "imported.toml";
+
+/// Models imported into a zoo folder from checkpoints — your own or published ones — by
+/// `cargo xtask zoo import` and `cargo xtask zoo fetch`: `imported.toml` beside their weights,
+/// each with the sha256 its weights must have.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserRegistry {
+    /// Entries by name.
+    #[serde(default)]
+    pub models: BTreeMap<String, ImportedEntry>,
+}
+
+/// One imported model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportedEntry {
+    /// What the model is.
+    pub description: String,
+    /// The architecture its `state_dict` fits.
+    pub model: ArchConfig,
+    /// sha256 of `<name>.safetensors` in the zoo folder.
+    pub sha256: String,
+    /// The file or URL it was imported from.
+    pub source: String,
+    /// sha256 of that file.
+    pub source_sha256: String,
+    /// The input the weights expect, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<InputSpec>,
+}
+
+impl UserRegistry {
+    /// `imported.toml` in `zoo_dir`.
+    pub fn path(zoo_dir: &Path) -> PathBuf {
+        zoo_dir.join(USER_REGISTRY_FILE)
+    }
+
+    /// The imported models of `zoo_dir` (none when the file does not exist).
+    pub fn load(zoo_dir: &Path) -> Result<Self> {
+        let path = Self::path(zoo_dir);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let reg: UserRegistry = toml::from_str(&text).map_err(|e| {
+            Error::format(
+                &path,
+                format!("{e}; fix the entry or import the model again"),
+            )
+        })?;
+        for (name, entry) in &reg.models {
+            let input = entry.input.as_ref().map_or(Ok(()), InputSpec::validate);
+            entry
+                .model
+                .validate()
+                .and(input)
+                .map_err(|e| e.within(&format!("models.{name}")).in_file(&path))?;
+        }
+        Ok(reg)
+    }
+
+    /// Adds (or replaces) `name` in the registry of `zoo_dir`, written atomically.
+    pub fn record(zoo_dir: &Path, name: &str, entry: ImportedEntry) -> Result<()> {
+        let mut reg = Self::load(zoo_dir)?;
+        reg.models.insert(name.to_owned(), entry);
+        let text = toml::to_string_pretty(&reg)
+            .map_err(|e| Error::InvalidArgument(format!("user registry: {e}")))?;
+        let header = "# Models imported into this zoo folder (`cargo xtask zoo import`, `zoo fetch`);\n\
+                      # each `sha256` is that of `<name>.safetensors` beside this file.\n\n";
+        core_tensor::persist::write_atomic(
+            &Self::path(zoo_dir),
+            format!("{header}{text}").as_bytes(),
+        )
+    }
+
+    /// The entry called `name`; the error lists the known names.
+    pub fn entry(&self, name: &str) -> Result<&ImportedEntry> {
+        self.models.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.models.keys().map(String::as_str).collect();
+            Error::InvalidArgument(format!(
+                "no imported model {name:?}; {} has: {}",
+                USER_REGISTRY_FILE,
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })
+    }
+
+    /// Loads the weights of `name` from `zoo_dir` onto `device` after verifying their checksum.
+    pub fn load_model(
+        &self,
+        zoo_dir: &Path,
+        name: &str,
+        device: Device,
+    ) -> Result<(ImportedEntry, VarStore, Box<dyn Classifier>)> {
+        let entry = self.entry(name)?.clone();
+        let path = Registry::weights_path(zoo_dir, name);
+        let actual = sha256_file(&path)?;
+        if actual != entry.sha256 {
+            return Err(Error::format(
+                &path,
+                format!(
+                    "checksum mismatch: sha256 {actual}, {} records {}; the file is corrupted or \
+                     was replaced. Import it again with `cargo xtask zoo import`",
+                    USER_REGISTRY_FILE, entry.sha256
+                ),
+            ));
+        }
+        let mut vs = VarStore::new(device);
+        let net = entry.model.build(&vs.root())?;
+        checkpoint::load(&mut vs, &path, LoadMode::Strict)?;
+        Ok((entry, vs, net))
+    }
+}
+
 /// Train and test sets of a recipe, as model input.
 #[derive(Debug)]
 pub struct PreparedData {
@@ -164,6 +454,7 @@ impl RecipeData {
             RecipeData::Mnist(_) => "mnist",
             RecipeData::FashionMnist(_) => "fashion-mnist",
             RecipeData::Fsdd(_) => "fsdd",
+            RecipeData::Cifar10(_) => "cifar10",
         }
     }
 
@@ -197,6 +488,23 @@ impl RecipeData {
                     train: TensorDataset::new(input.prepare(&train), labels(&train))?,
                     test: TensorDataset::new(input.prepare(&test), labels(&test))?,
                     classes: 10,
+                })
+            }
+            RecipeData::Cifar10(input) => {
+                use core_tensor::loaders::image_folder::{
+                    Channels, ImageFolderOptions, load_image_folder,
+                };
+                let root = core_tensor::fixtures::fixture_dir(cache, "cifar10", "cifar-10-images")?;
+                let options = ImageFolderOptions::train_test().channels(Channels::Rgb);
+                let folder = load_image_folder(&root, &options, Some(cache))?;
+                let norm = |d: TensorDataset| -> Result<TensorDataset> {
+                    let x = core_tensor::transforms::normalize(&d.inputs, &input.mean, &input.std)?;
+                    TensorDataset::new(x, d.targets)
+                };
+                Ok(PreparedData {
+                    classes: folder.class_names.len(),
+                    train: norm(folder.train)?,
+                    test: norm(folder.test)?,
                 })
             }
         }
@@ -450,11 +758,29 @@ pub fn build(
     }
     let eval_batch = 128;
     let mut validate = || train::accuracy(&*net, &val, eval_batch);
+    let mut step = 0u64;
+    let mut augment_error = None;
     let report = trainer.fit(
         &fit,
-        |x, y| net.forward_t(x, true).cross_entropy_for_logits(y),
+        |x, y| {
+            let x = match recipe.augment.map(|a| a.apply(x, recipe.seed, step)) {
+                Some(Ok(augmented)) => augmented,
+                Some(Err(e)) => {
+                    // The loss becomes NaN, which stops training; the error says why.
+                    augment_error.get_or_insert(e);
+                    return Tensor::from(f32::NAN).to_device(x.device());
+                }
+                None => x.shallow_clone(),
+            };
+            step += 1;
+            net.forward_t(&x, true).cross_entropy_for_logits(y)
+        },
         Some(&mut validate),
-    )?;
+    );
+    if let Some(e) = augment_error {
+        return Err(e);
+    }
+    let report = report?;
     drop(trainer);
     let validation_accuracy = train::accuracy(&*net, &val, eval_batch).ok();
     let test_accuracy = train::accuracy(&*net, &test, eval_batch)?;

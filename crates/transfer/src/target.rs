@@ -55,6 +55,11 @@ pub fn source_image_input(data: &RecipeData) -> Result<ImageInput> {
         RecipeData::Fsdd(_) => Err(Error::InvalidArgument(
             "an audio source cannot take an image target".into(),
         )),
+        RecipeData::Cifar10(_) => Err(Error::InvalidArgument(
+            "a colour source (CIFAR-10) takes RGB 32x32 input: prepare the target with \
+             RecipeData::input_spec"
+                .into(),
+        )),
     }
 }
 

@@ -8,7 +8,7 @@ use std::process::Command;
 use core_tensor::checkpoint;
 use core_tensor::data::TensorDataset;
 use pretrained_zoo::arch::{ArchConfig, TorchvisionResNet, TorchvisionResNetConfig};
-use tch::nn::{ModuleT, VarStore};
+use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 use transfer::finetune::FineTune;
 use transfer::strategy::{SourceModel, Strategy};

@@ -105,6 +105,13 @@ pub enum InputSpec {
         /// Standard deviation.
         std: f64,
     },
+    /// RGB images, `(x / 255 - mean[c]) / std[c]` (the CIFAR-10 zoo entry).
+    Colour {
+        /// Means, red, green, blue.
+        mean: [f64; 3],
+        /// Standard deviations.
+        std: [f64; 3],
+    },
     /// Peak-normalised waveforms of `samples` samples.
     Audio {
         /// Samples per input.
@@ -121,6 +128,10 @@ impl InputSpec {
                 std: i.std,
             },
             RecipeData::Fsdd(a) => InputSpec::Audio { samples: a.samples },
+            RecipeData::Cifar10(c) => InputSpec::Colour {
+                mean: c.mean,
+                std: c.std,
+            },
         }
     }
 }
@@ -723,6 +734,9 @@ pub fn load_data(spec: &DataSpec, input: InputSpec, cache: &std::path::Path) -> 
         InputSpec::Image { mean, std } => Ok(ImageInput { mean, std }),
         InputSpec::Audio { .. } => Err(Error::InvalidArgument(format!(
             "{what} is an image dataset but the source takes audio input"
+        ))),
+        InputSpec::Colour { .. } => Err(Error::InvalidArgument(format!(
+            "{what}: the experiments' grey targets do not take a colour source yet (issue 15)"
         ))),
     };
     let with_classes = |d: TargetData, classes: &Option<Vec<i64>>| -> Result<TargetData> {

@@ -212,6 +212,38 @@ impl TorchvisionResNetConfig {
         };
         Ok(Self::new(depth, classes))
     }
+
+    /// The configuration of the torchvision model `name` (`resnet18`, …) whose `state_dict`
+    /// has these shapes: input channels and width from `conv1.weight`
+    /// (`[width, in_channels, k, k]`, the CIFAR stem when `k` is 3), classes from `fc.weight`.
+    /// A checkpoint without those keys is an error naming them; any other mismatch is left to
+    /// the strict load that follows.
+    pub fn infer(
+        name: &str,
+        shapes: &std::collections::BTreeMap<String, Vec<i64>>,
+    ) -> Result<Self> {
+        let get = |key: &str, dims: usize| -> Result<&[i64]> {
+            match shapes.get(key) {
+                Some(s) if s.len() == dims => Ok(s.as_slice()),
+                Some(s) => Err(Error::InvalidArgument(format!(
+                    "the checkpoint's {key} has shape {s:?}; a {name} has {dims} dimensions there"
+                ))),
+                None => Err(Error::InvalidArgument(format!(
+                    "the checkpoint has no {key}: it is not a torchvision {name} state_dict"
+                ))),
+            }
+        };
+        let conv1 = get("conv1.weight", 4)?;
+        let fc = get("fc.weight", 2)?;
+        let cfg = Self::from_torchvision_name(name, fc[0])?
+            .width(conv1[0])
+            .in_channels(conv1[1]);
+        Ok(if conv1[2] == 3 {
+            cfg.small_input()
+        } else {
+            cfg
+        })
+    }
 }
 
 /// A convolution without bias, initialised as torchvision's ResNet does:

@@ -29,6 +29,7 @@ pub fn python() -> Result<PathBuf> {
 }
 
 /// Runs `python/interop.py ARGS...`; a failure carries the script's stderr.
+#[allow(dead_code)] // not every test binary that includes this module calls it
 pub fn interop<I, S>(args: I) -> Result<()>
 where
     I: IntoIterator<Item = S>,
