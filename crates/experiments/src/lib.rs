@@ -21,6 +21,7 @@
 
 pub mod driver;
 pub mod e2e;
+pub mod finetune;
 pub mod mtl;
 pub mod paths;
 pub mod progress;

@@ -1,7 +1,8 @@
 //! `transfer`: fine-tune a zoo model on a dataset, or run a transfer experiment.
 //!
 //! ```text
-//! transfer finetune --config finetune.toml      # one adaptation, prints test accuracy
+//! transfer finetune --data DIR|F.npz|F.csv --model NAME [--strategy S] [--per-class N] [--out DIR]
+//! transfer finetune-config --config finetune.toml # one adaptation of a project target
 //! transfer x1 [--profile quick] [--out DIR]     # experiment X1, resumable
 //! transfer x2 … x6 [--profile quick] [--out DIR] # experiments X2–X6, resumable
 //! ```
@@ -29,8 +30,13 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Adapt a zoo model to a target dataset as a TOML config says; print test accuracy.
-    Finetune {
+    /// Fine-tune a model on your data: `--data DIR|FILE.npz|FILE.csv --model NAME
+    /// [--strategy S] [--per-class N] [--out DIR]` writes the adapted weights, result.json,
+    /// result.md (accuracy, per class, confusion matrix) and learning_curve.svg.
+    Finetune(experiments::finetune::FinetuneArgs),
+    /// Adapt a zoo model to one of the project's target datasets as a TOML config says
+    /// (configs/transfer/finetune-example.toml); print test accuracy.
+    FinetuneConfig {
         /// The config file.
         #[arg(long)]
         config: PathBuf,
@@ -87,7 +93,13 @@ fn experiment(id: &str, args: &ExpArgs) -> Result<()> {
 
 fn main() -> std::process::ExitCode {
     // `{:#}` shows the whole chain of causes on one line.
-    experiments::progress::run_main("warn", || run(Cli::parse()).map_err(|e| format!("{e:#}")))
+    let cli = Cli::parse();
+    // A fine-tune reports its epochs (tracing events); the experiments show progress bars.
+    let level = match cli.command {
+        Command::Finetune(_) => "info",
+        _ => "warn",
+    };
+    experiments::progress::run_main(level, || run(cli).map_err(|e| format!("{e:#}")))
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -99,7 +111,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::X4(args) => experiment("x4", &args)?,
         Command::X5(args) => experiment("x5", &args)?,
         Command::X6(args) => experiment("x6", &args)?,
-        Command::Finetune {
+        Command::Finetune(args) => {
+            experiments::finetune::run(&args)?;
+        }
+        Command::FinetuneConfig {
             config,
             device,
             out,

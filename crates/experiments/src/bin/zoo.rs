@@ -51,6 +51,20 @@ enum Command {
         /// Entries to verify (default: all built).
         names: Vec<String>,
     },
+    /// Import a PyTorch checkpoint into the zoo folder: every key checked against the
+    /// architecture (missing, unexpected and mis-shaped keys named), written as
+    /// `<name>.safetensors` and recorded with its sha256 in the folder's `imported.toml`.
+    Import(ImportArgs),
+    /// Evaluate a built entry on its recipe's test split; with --dump, write the test inputs,
+    /// the predictions and the targets as safetensors (to compare with PyTorch:
+    /// python/zoo_torchvision_check.py).
+    Evaluate {
+        /// The entry.
+        name: String,
+        /// Write input, prediction and target tensors to this safetensors file.
+        #[arg(long)]
+        dump: Option<PathBuf>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -77,6 +91,37 @@ fn run(cli: Cli) -> Result<()> {
     let reg = Registry::load(&reg_path)?;
     let zoo = cli.zoo_dir.unwrap_or_else(experiments::paths::zoo_dir);
     match cli.command {
+        Command::Import(args) => import(&reg, &zoo, args)?,
+        Command::Evaluate { name, dump } => {
+            let loaded = reg.load_model(&zoo, &name, tch::Device::Cpu)?;
+            let data = loaded
+                .entry
+                .recipe
+                .data
+                .load(&experiments::paths::cache_dir())?;
+            let logits = core_tensor::train::predict(&*loaded.net, &data.test.inputs, 256)?;
+            let preds = logits.argmax(-1, false);
+            let acc = core_tensor::metrics::accuracy(&preds, &data.test.targets)?;
+            println!(
+                "{name}: test accuracy {:.2}% on {} examples",
+                100.0 * acc,
+                data.test.len()
+            );
+            if let Some(path) = dump {
+                core_tensor::checkpoint::save_tensors(
+                    &[
+                        ("input", data.test.inputs.shallow_clone()),
+                        ("prediction", preds),
+                        ("target", data.test.targets.shallow_clone()),
+                    ],
+                    &path,
+                )?;
+                println!(
+                    "{name}: inputs, predictions and targets in {}",
+                    path.display()
+                );
+            }
+        }
         Command::List => {
             for (name, entry) in &reg.models {
                 let state = if verified(&reg, &zoo, name)? {
@@ -188,5 +233,176 @@ fn write_registered(path: &std::path::Path, builds: &[(String, f64, String)]) ->
         doc["models"][name.as_str()]["registered"] = toml_edit::Item::Table(t);
     }
     core_tensor::persist::write_atomic(path, doc.to_string().as_bytes())?;
+    Ok(())
+}
+
+/// The options of `zoo import`.
+#[derive(clap::Args, Debug)]
+struct ImportArgs {
+    /// The checkpoint: a safetensors state_dict, or a PyTorch .pth/.pt file, which the
+    /// project's Python converts with torch.load(weights_only=True) (never an unrestricted
+    /// unpickle).
+    file: PathBuf,
+    /// The architecture whose keys the checkpoint has: resnet18, resnet34 or resnet50
+    /// (torchvision's). Width, input channels, stem and classes are read from its shapes.
+    #[arg(long)]
+    arch: String,
+    /// The name to import it as (letters, digits, '-', '_', '.'); `--model NAME` elsewhere.
+    #[arg(long)]
+    name: String,
+    /// What the model is, in a sentence.
+    #[arg(long)]
+    description: Option<String>,
+    /// Where the checkpoint came from (default: the file's path), such as its URL.
+    #[arg(long)]
+    source: Option<String>,
+    /// The input size the weights expect (square), e.g. 224; with --mean and --std.
+    #[arg(long, requires_all = ["mean", "std"])]
+    size: Option<i64>,
+    /// Resize the shorter side to this before the centre crop of --size (ImageNet: 256).
+    #[arg(long, requires = "size")]
+    resize: Option<i64>,
+    /// Per-channel means of the input normalisation, comma-separated.
+    #[arg(long, value_delimiter = ',', requires = "size")]
+    mean: Option<Vec<f64>>,
+    /// Per-channel standard deviations of the input normalisation, comma-separated.
+    #[arg(long, value_delimiter = ',', requires = "size")]
+    std: Option<Vec<f64>>,
+    /// Replace an imported model of the same name.
+    #[arg(long)]
+    force: bool,
+}
+
+/// The Python that converts `.pth` files: `TRANSFERLAB_PYTHON`, else the project's
+/// `.cache/torch-venv` (made by `cargo xtask setup`).
+fn python() -> Result<PathBuf> {
+    let path = match std::env::var_os("TRANSFERLAB_PYTHON") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => experiments::paths::workspace_root().join(".cache/torch-venv/bin/python"),
+    };
+    if !path.exists() {
+        bail!(
+            "converting a .pth/.pt checkpoint needs Python with torch and safetensors, and {} \
+             does not exist: run `cargo xtask setup`, set TRANSFERLAB_PYTHON, or convert it \
+             yourself and import the .safetensors:\n    from safetensors.torch import save_file; \
+             import torch\n    save_file({{k: v.contiguous() for k, v in torch.load(\"in.pth\", \
+             weights_only=True).items()}}, \"out.safetensors\")",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// `zoo import`: converts if needed, checks every key against the architecture, writes
+/// `<zoo>/<name>.safetensors` and records it in the zoo folder's `imported.toml`.
+fn import(reg: &Registry, zoo: &std::path::Path, args: ImportArgs) -> Result<()> {
+    use pretrained_zoo::arch::{ArchConfig, TorchvisionResNetConfig};
+    use pretrained_zoo::registry::{ImportedEntry, InputSpec, UserRegistry};
+    let name = &args.name;
+    if name.is_empty()
+        || name.starts_with('.')
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        bail!("--name {name:?}: use letters, digits, '-', '_' and '.' (not first)");
+    }
+    if reg.models.contains_key(name) {
+        bail!("--name {name}: a zoo entry of the registry has that name; choose another");
+    }
+    let user = UserRegistry::load(zoo)?;
+    if user.models.contains_key(name) && !args.force {
+        bail!(
+            "{name} is already imported in {}; --force replaces it",
+            UserRegistry::path(zoo).display()
+        );
+    }
+    if !args.file.is_file() {
+        bail!("{}: no such file", args.file.display());
+    }
+    std::fs::create_dir_all(zoo).with_context(|| format!("creating {}", zoo.display()))?;
+    let ext = args
+        .file
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let converted = zoo.join(format!(".{name}.import.safetensors"));
+    let st_path = match ext.as_str() {
+        "safetensors" => args.file.clone(),
+        "pth" | "pt" | "bin" => {
+            let script = experiments::paths::workspace_root().join("python/pth_to_safetensors.py");
+            let out = std::process::Command::new(python()?)
+                .arg(&script)
+                .arg(&args.file)
+                .arg(&converted)
+                .output()
+                .with_context(|| format!("running {}", script.display()))?;
+            if !out.status.success() {
+                let _ = std::fs::remove_file(&converted);
+                bail!(
+                    "{} could not be converted by torch.load(weights_only=True): {}",
+                    args.file.display(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            converted.clone()
+        }
+        other => bail!(
+            "{}: .{other} is not a checkpoint this imports; give a .safetensors, .pth or .pt file",
+            args.file.display()
+        ),
+    };
+    let result = (|| -> Result<ImportedEntry> {
+        let shapes: std::collections::BTreeMap<String, Vec<i64>> =
+            core_tensor::checkpoint::read_tensors(&st_path)?
+                .into_iter()
+                .map(|(k, t)| (k, t.size()))
+                .collect();
+        let cfg = TorchvisionResNetConfig::infer(&args.arch, &shapes)?;
+        let channels = cfg.in_channels;
+        let arch = ArchConfig::TorchvisionResNet(cfg);
+        let imported = pretrained_zoo::import::import_state_dict(&st_path, &arch, tch::Device::Cpu)
+            .with_context(|| format!("{} does not fit {}", args.file.display(), args.arch))?;
+        let input = match (args.size, args.mean.clone(), args.std.clone()) {
+            (Some(size), Some(mean), Some(std)) => {
+                let spec = InputSpec {
+                    channels,
+                    size: [size, size],
+                    resize: args.resize,
+                    mean,
+                    std,
+                };
+                spec.validate()?;
+                Some(spec)
+            }
+            _ => None,
+        };
+        let sha256 =
+            core_tensor::checkpoint::save(&imported.vs, &Registry::weights_path(zoo, name))?;
+        Ok(ImportedEntry {
+            description: args
+                .description
+                .clone()
+                .unwrap_or_else(|| format!("{} imported from {}", args.arch, args.file.display())),
+            model: arch,
+            sha256,
+            source: args
+                .source
+                .clone()
+                .unwrap_or_else(|| args.file.display().to_string()),
+            source_sha256: registry::sha256_file(&args.file)?,
+            input,
+        })
+    })();
+    let _ = std::fs::remove_file(&converted);
+    let entry = result?;
+    eprintln!(
+        "zoo: imported {name} ({}): {} (sha256 {}), recorded in {}",
+        args.arch,
+        Registry::weights_path(zoo, name).display(),
+        entry.sha256,
+        UserRegistry::path(zoo).display()
+    );
+    UserRegistry::record(zoo, name, entry)?;
     Ok(())
 }

@@ -1,0 +1,781 @@
+//! `transfer finetune --data … --model …`: the whole user path in one command.
+//!
+//! Loads the user's data through the libraries' public loaders (an image folder, an `.npz` of
+//! MedMNIST-style `<split>_images`/`<split>_labels` arrays, or a CSV table), maps it onto the
+//! model's input explicitly ([`InputSpec::prepare`]: channels, size, normalisation), adapts the
+//! model with one strategy, and writes into the output folder:
+//!
+//! - `model.safetensors` and `model.json`: the adapted network (`transfer::Adapted::save`), a
+//!   PyTorch `state_dict`;
+//! - `result.json` and `result.md`: test accuracy (and ROC AUC for two classes), accuracy per
+//!   class, the confusion matrix, the examples used, times and the training reports;
+//! - `learning_curve.svg`: validation accuracy and training loss per epoch.
+//!
+//! Every file is written atomically; a folder that already holds a result is refused unless
+//! `--force` is given, so that nothing is overwritten by accident.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use core_tensor::data::{TensorDataset, stratified_indices};
+use core_tensor::device::DeviceSpec;
+use core_tensor::loaders::csv::{CsvOptions, load_csv};
+use core_tensor::loaders::image_folder::{ImageFolderOptions, load_image_folder};
+use core_tensor::loaders::npy::Npz;
+use core_tensor::loaders::stratified_split;
+use pretrained_zoo::arch::ArchConfig;
+use pretrained_zoo::registry::{InputSpec, Registry, UserRegistry};
+use serde::Serialize;
+use tch::{Device, Kind, Tensor};
+use transfer::strategy::{AdaptConfig, SourceModel, Strategy, adapt};
+use transferlab_report::stats::Summary;
+use transferlab_report::{Plot, Point, Series};
+
+/// The options of `transfer finetune` with `--data`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct FinetuneArgs {
+    /// The data: a folder of class subfolders of images (or with `train/` and `test/`
+    /// subfolders), an .npz with `train_images`/`train_labels` (and `val_`, `test_` arrays, as
+    /// MedMNIST ships them), or a .csv of numeric features and a label column.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The source model: a zoo entry (`zoo list`) or a model imported with `cargo xtask zoo
+    /// import` / `zoo fetch`.
+    #[arg(long)]
+    pub model: String,
+    /// Weights for the model's architecture (safetensors state_dict) instead of the zoo's.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// scratch, linear_probe, fine_tune, lp_ft, l2_sp or discriminative_lr (with this
+    /// project's default settings), or a TOML table such as '{ kind = "l2_sp", alpha = 0.1,
+    /// beta = 0.01 }'.
+    #[arg(long, default_value = "lp_ft")]
+    pub strategy: String,
+    /// Training images per class (default: all); validation takes a fifth as many per class
+    /// (at least 1, at most 100), from the data's `val` split when it has one.
+    #[arg(long)]
+    pub per_class: Option<usize>,
+    /// The output folder (default: finetune-<model>-<strategy>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Replace a result already in the output folder.
+    #[arg(long)]
+    pub force: bool,
+    /// Seed of the subset, the new head and the batch order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// Epochs at least (more when needed for --min-steps).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Train at least this many optimizer steps (small sets have one step an epoch), within
+    /// --max-epochs; early stopping's patience is at least a quarter of it.
+    #[arg(long, default_value_t = 300)]
+    pub min_steps: usize,
+    /// Epochs at most.
+    #[arg(long, default_value_t = 150)]
+    pub max_epochs: usize,
+    /// Learning rate (default 1e-3, Adam).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Batch size (default 32).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Fraction of each class held out for testing when the data has no test split.
+    #[arg(long, default_value_t = 0.2)]
+    pub test_fraction: f64,
+    /// CSV: the label column, by name or 0-based index.
+    #[arg(long, default_value = "label")]
+    pub label: String,
+    /// CSV: the shape C,H,W of one row's features as an image (default: 1 channel, square).
+    #[arg(long, value_delimiter = ',', num_args = 3)]
+    pub shape: Option<Vec<i64>>,
+    /// The folder of zoo weights (default: TRANSFERLAB_ZOO, else the workspace's .cache/zoo, as
+    /// `cargo xtask zoo` uses).
+    #[arg(long)]
+    pub zoo_dir: Option<PathBuf>,
+}
+
+/// Labelled data as loaded, images in `[0, 1]`.
+struct UserData {
+    train: TensorDataset,
+    val: Option<TensorDataset>,
+    test: TensorDataset,
+    class_names: Vec<String>,
+    /// How the test part was obtained.
+    test_from: String,
+}
+
+/// A source model and the input it takes.
+struct Source {
+    model: SourceModel,
+    input: Option<InputSpec>,
+    in_channels: Option<i64>,
+    weights: String,
+}
+
+/// The strategy named on the command line.
+pub fn parse_strategy(text: &str) -> Result<Strategy> {
+    let s = match text.trim() {
+        "scratch" => Strategy::Scratch,
+        "linear_probe" | "probe" => Strategy::LinearProbe,
+        "fine_tune" | "finetune" => Strategy::FineTune,
+        "lp_ft" => Strategy::lp_ft(),
+        "l2_sp" => Strategy::L2Sp {
+            alpha: 0.01,
+            beta: 0.01,
+        },
+        "discriminative_lr" => Strategy::DiscriminativeLr {
+            backbone_factor: 0.1,
+            layer_decay: 1.0,
+        },
+        t if t.starts_with('{') => {
+            #[derive(serde::Deserialize)]
+            struct Wrap {
+                s: Strategy,
+            }
+            toml::from_str::<Wrap>(&format!("s = {t}"))
+                .with_context(|| format!("--strategy {t}"))?
+                .s
+        }
+        other => bail!(
+            "--strategy {other:?}: choose scratch, linear_probe, fine_tune, lp_ft, l2_sp or \
+             discriminative_lr, or give a TOML table such as '{{ kind = \"l2_sp\", alpha = 0.1, \
+             beta = 0.01 }}'"
+        ),
+    };
+    s.validate().with_context(|| format!("--strategy {text}"))?;
+    Ok(s)
+}
+
+/// The zoo entry or imported model `name`, with `weights` instead of its own when given.
+fn source(name: &str, weights: Option<&Path>, zoo: &Path) -> Result<Source> {
+    let builtin = Registry::builtin()?;
+    let user = UserRegistry::load(zoo)?;
+    let (arch, input): (ArchConfig, Option<InputSpec>) = if let Ok(e) = builtin.entry(name) {
+        (e.model.clone(), Some(e.recipe.data.input_spec()?))
+    } else if let Ok(e) = user.entry(name) {
+        (e.model.clone(), e.input.clone())
+    } else {
+        let mut known: Vec<&str> = builtin.models.keys().map(String::as_str).collect();
+        known.extend(user.models.keys().map(String::as_str));
+        bail!(
+            "--model {name}: no zoo entry or imported model of that name (known: {}); import \
+             your own with `cargo xtask zoo import FILE --arch resnet18 --name {name}`",
+            known.join(", ")
+        );
+    };
+    let in_channels = match &arch {
+        ArchConfig::TorchvisionResNet(c) => Some(c.in_channels),
+        _ => Some(1),
+    };
+    let (model, weights_desc) = match weights {
+        Some(path) => {
+            let imported = pretrained_zoo::import::import_state_dict(path, &arch, Device::Cpu)
+                .with_context(|| format!("--weights {} for {name}", path.display()))?;
+            (
+                SourceModel::from_store(name, arch, &imported.vs),
+                path.display().to_string(),
+            )
+        }
+        None if builtin.models.contains_key(name) => (
+            SourceModel::from_zoo(&builtin, zoo, name)?,
+            Registry::weights_path(zoo, name).display().to_string(),
+        ),
+        None => {
+            let (_, vs, _) = user.load_model(zoo, name, Device::Cpu)?;
+            (
+                SourceModel::from_store(name, arch, &vs),
+                Registry::weights_path(zoo, name).display().to_string(),
+            )
+        }
+    };
+    Ok(Source {
+        model,
+        input,
+        in_channels,
+        weights: weights_desc,
+    })
+}
+
+fn class_count(labels: &[&Tensor]) -> Result<usize> {
+    let mut max = -1i64;
+    for l in labels {
+        if l.numel() > 0 {
+            max = max.max(l.max().int64_value(&[]));
+        }
+        if l.numel() > 0 && l.min().int64_value(&[]) < 0 {
+            bail!("labels must be 0, 1, …; found a negative label");
+        }
+    }
+    Ok((max + 1) as usize)
+}
+
+fn numbered(classes: usize) -> Vec<String> {
+    (0..classes).map(|c| c.to_string()).collect()
+}
+
+/// A stratified `test_fraction` of `all` as test, seed 0 (the same test set for every seed).
+fn hold_out(all: TensorDataset, fraction: f64) -> Result<(TensorDataset, TensorDataset)> {
+    let (train, test) = stratified_split(&all.targets, fraction, 0)?;
+    Ok((all.subset(&train)?, all.subset(&test)?))
+}
+
+/// Loads `args.data` by its kind; images come resized to `resize` when given (folders only).
+fn load(args: &FinetuneArgs, resize: Option<[i64; 2]>) -> Result<UserData> {
+    let path = &args.data;
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    if path.is_dir() {
+        let split = path.join("train").is_dir() && path.join("test").is_dir();
+        let mut options = if split {
+            ImageFolderOptions::train_test()
+        } else {
+            ImageFolderOptions::split(args.test_fraction, 0)
+        };
+        if let Some([h, w]) = resize {
+            options = options.resize(h as u32, w as u32);
+        }
+        let folder = load_image_folder(path, &options, None)?;
+        return Ok(UserData {
+            train: folder.train,
+            val: None,
+            test: folder.test,
+            class_names: folder.class_names,
+            test_from: if split {
+                "the folder's test/".into()
+            } else {
+                format!("{} of each class (seed 0)", args.test_fraction)
+            },
+        });
+    }
+    if !path.exists() {
+        bail!("--data {}: no such file or folder", path.display());
+    }
+    match ext.as_str() {
+        "npz" => {
+            let mut npz = Npz::open(path)?;
+            let has = |npz: &Npz, s: &str| npz.names().iter().any(|n| n == &format!("{s}_images"));
+            let train = npz.split("train")?;
+            let val = if has(&npz, "val") {
+                Some(npz.split("val")?)
+            } else {
+                None
+            };
+            let (train, test, test_from) = if has(&npz, "test") {
+                (
+                    train,
+                    npz.split("test")?,
+                    "the archive's test split".to_owned(),
+                )
+            } else {
+                let (a, b) = hold_out(train, args.test_fraction)?;
+                (
+                    a,
+                    b,
+                    format!("{} of each class (seed 0)", args.test_fraction),
+                )
+            };
+            let mut labels = vec![&train.targets, &test.targets];
+            if let Some(v) = &val {
+                labels.push(&v.targets);
+            }
+            let classes = class_count(&labels)?;
+            Ok(UserData {
+                train,
+                val,
+                test,
+                class_names: numbered(classes),
+                test_from,
+            })
+        }
+        "csv" => {
+            let column: core_tensor::loaders::csv::Column = match args.label.parse::<usize>() {
+                Ok(i) => i.into(),
+                Err(_) => args.label.as_str().into(),
+            };
+            let table = load_csv(path, &CsvOptions::label(column))?;
+            let x = &table.data.inputs;
+            let (n, f) = (x.size()[0], x.size()[1]);
+            let shape = match &args.shape {
+                Some(s) if s.iter().product::<i64>() == f => s.clone(),
+                Some(s) => bail!(
+                    "--shape {s:?} has {} values per row; {} has {f} features",
+                    s.iter().product::<i64>(),
+                    path.display()
+                ),
+                None => {
+                    let side = (f as f64).sqrt().round() as i64;
+                    if side * side != f {
+                        bail!(
+                            "{}: {f} features are not a square image; give --shape C,H,W",
+                            path.display()
+                        );
+                    }
+                    vec![1, side, side]
+                }
+            };
+            // Scaled to [0, 1] by the table's smallest and largest value.
+            let (lo, hi) = (x.min().double_value(&[]), x.max().double_value(&[]));
+            let scaled = (x - lo) / (hi - lo).max(1e-12);
+            let images = scaled.reshape([n, shape[0], shape[1], shape[2]]);
+            let all = TensorDataset::new(images, table.data.targets.shallow_clone())?;
+            let (train, test) = hold_out(all, args.test_fraction)?;
+            Ok(UserData {
+                train,
+                val: None,
+                test,
+                class_names: table.class_names,
+                test_from: format!("{} of each class (seed 0)", args.test_fraction),
+            })
+        }
+        other => bail!(
+            "--data {}: .{other} is not data this reads; give an image folder, an .npz or a .csv",
+            path.display()
+        ),
+    }
+}
+
+/// `n` examples per class of `d` (all of a class with fewer, which the error names).
+fn take(
+    d: &TensorDataset,
+    classes: usize,
+    n: usize,
+    seed: u64,
+    what: &str,
+) -> Result<TensorDataset> {
+    let idx = stratified_indices(&d.targets, classes, n, seed)
+        .with_context(|| format!("drawing {n} {what} examples per class"))?;
+    Ok(d.subset(&idx)?)
+}
+
+/// The same tensors as another dataset value.
+fn share(d: &TensorDataset) -> Result<TensorDataset> {
+    Ok(TensorDataset::new(
+        d.inputs.shallow_clone(),
+        d.targets.shallow_clone(),
+    )?)
+}
+
+/// Training and validation sets: `per_class` (and a fifth as many for validation) per class.
+fn sample(
+    data: &UserData,
+    classes: usize,
+    per_class: Option<usize>,
+    seed: u64,
+) -> Result<(TensorDataset, TensorDataset)> {
+    match (per_class, &data.val) {
+        (Some(n), Some(val)) => Ok((
+            take(&data.train, classes, n, seed, "training")?,
+            take(
+                val,
+                classes,
+                transfer::target::validation_per_class(n),
+                seed ^ 0x5A5A,
+                "validation",
+            )?,
+        )),
+        (Some(n), None) => {
+            let pool = transfer::target::TargetData {
+                train: share(&data.train)?,
+                test: share(&data.test)?,
+                classes,
+            };
+            Ok(transfer::target::sample(
+                &pool,
+                n,
+                transfer::target::validation_per_class(n),
+                seed,
+                Device::Cpu,
+            )?)
+        }
+        (None, Some(val)) => Ok((share(&data.train)?, share(val)?)),
+        (None, None) => {
+            let (train, val) = stratified_split(&data.train.targets, 0.1, seed)?;
+            Ok((data.train.subset(&train)?, data.train.subset(&val)?))
+        }
+    }
+}
+
+/// ROC AUC of scores for class 1 against binary labels (ties count a half).
+fn auc(scores: &[f64], labels: &[i64]) -> Option<f64> {
+    let mut pairs: Vec<(f64, i64)> = scores.iter().copied().zip(labels.iter().copied()).collect();
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let pos = labels.iter().filter(|&&l| l == 1).count() as f64;
+    let neg = labels.len() as f64 - pos;
+    if pos == 0.0 || neg == 0.0 {
+        return None;
+    }
+    // Mid-ranks over tied scores.
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < pairs.len() {
+        let mut j = i;
+        while j < pairs.len() && pairs[j].0 == pairs[i].0 {
+            j += 1;
+        }
+        let mid = (i + j + 1) as f64 / 2.0;
+        rank_sum += mid * pairs[i..j].iter().filter(|p| p.1 == 1).count() as f64;
+        i = j;
+    }
+    Some((rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg))
+}
+
+/// Accuracy of one class in the result.
+#[derive(Debug, Serialize)]
+struct ClassResult {
+    class: String,
+    test_examples: u64,
+    accuracy: Option<f64>,
+}
+
+/// What `result.json` holds.
+#[derive(Debug, Serialize)]
+struct FinetuneResult {
+    model: String,
+    weights: String,
+    data: String,
+    strategy: Strategy,
+    per_class: Option<usize>,
+    seed: u64,
+    device: String,
+    class_names: Vec<String>,
+    input: Option<InputSpec>,
+    train_examples: usize,
+    validation_examples: usize,
+    test_examples: usize,
+    test_from: String,
+    test_accuracy: f64,
+    test_auc: Option<f64>,
+    per_class_accuracy: Vec<ClassResult>,
+    /// Rows: true class; columns: predicted class.
+    confusion_matrix: Vec<Vec<u64>>,
+    seconds_loading: f64,
+    seconds_training: f64,
+    adapt: AdaptConfig,
+    reports: Vec<core_tensor::train::FitReport>,
+}
+
+fn markdown(r: &FinetuneResult) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(s, "# {} → {} ({})\n", r.model, r.data, r.strategy.name());
+    let _ = writeln!(
+        s,
+        "Test accuracy **{:.2}%**{} on {} test examples ({}); trained on {} examples ({}), \
+         {} for validation; seed {}, {}; {:.1} s training, {:.1} s loading.\n",
+        100.0 * r.test_accuracy,
+        r.test_auc
+            .map(|a| format!(", ROC AUC {a:.3}"))
+            .unwrap_or_default(),
+        r.test_examples,
+        r.test_from,
+        r.train_examples,
+        r.per_class
+            .map_or("all".to_owned(), |n| format!("{n} per class")),
+        r.validation_examples,
+        r.seed,
+        r.device,
+        r.seconds_training,
+        r.seconds_loading,
+    );
+    s.push_str("## Accuracy per class\n\n| class | test examples | accuracy |\n|---|---:|---:|\n");
+    for c in &r.per_class_accuracy {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} |",
+            c.class,
+            c.test_examples,
+            c.accuracy
+                .map_or("–".to_owned(), |a| format!("{:.2}%", 100.0 * a))
+        );
+    }
+    s.push_str("\n## Confusion matrix (rows: true class, columns: predicted)\n\n| |");
+    for n in &r.class_names {
+        let _ = write!(s, " {n} |");
+    }
+    s.push_str("\n|---|");
+    s.push_str(&"---:|".repeat(r.class_names.len()));
+    s.push('\n');
+    for (name, row) in r.class_names.iter().zip(&r.confusion_matrix) {
+        let _ = write!(s, "| **{name}** |");
+        for v in row {
+            let _ = write!(s, " {v} |");
+        }
+        s.push('\n');
+    }
+    s.push_str("\n![learning curve](learning_curve.svg)\n");
+    s
+}
+
+fn point(x: f64, y: f64) -> Point {
+    Point {
+        x,
+        y: Summary {
+            n: 1,
+            mean: y,
+            std: None,
+            ci95: None,
+        },
+    }
+}
+
+/// Validation accuracy and training loss per epoch, the phases (LP-FT's probe, then its
+/// fine-tuning) one after the other.
+fn learning_curve(r: &FinetuneResult) -> Plot {
+    let mut series = Vec::new();
+    let mut offset = 0usize;
+    for (i, rep) in r.reports.iter().enumerate() {
+        let phase = if r.reports.len() > 1 {
+            format!(" (phase {})", i + 1)
+        } else {
+            String::new()
+        };
+        let val: Vec<Point> = rep
+            .epochs
+            .iter()
+            .filter_map(|e| e.validation.map(|v| point((offset + e.epoch) as f64, v)))
+            .collect();
+        let loss: Vec<Point> = rep
+            .epochs
+            .iter()
+            .filter(|e| e.train_loss.is_finite())
+            .map(|e| point((offset + e.epoch) as f64, e.train_loss.min(10.0) / 10.0))
+            .collect();
+        if !val.is_empty() {
+            series.push(Series {
+                name: format!("validation accuracy{phase}"),
+                points: val,
+            });
+        }
+        if !loss.is_empty() {
+            series.push(Series {
+                name: format!("training loss / 10{phase}"),
+                points: loss,
+            });
+        }
+        offset += rep.epochs.len();
+    }
+    Plot {
+        id: "learning_curve".into(),
+        title: format!("{} → {}: {}", r.model, r.data, r.strategy.name()),
+        x_label: "epoch".into(),
+        y_label: "validation accuracy; training loss / 10".into(),
+        log_x: false,
+        y_scale: 1.0,
+        zero_line: false,
+        series,
+        reference: None,
+    }
+}
+
+/// Runs `transfer finetune --data …`; returns the result file written.
+pub fn run(args: &FinetuneArgs) -> Result<PathBuf> {
+    let strategy = parse_strategy(&args.strategy)?;
+    if !(0.0..1.0).contains(&args.test_fraction) || args.test_fraction == 0.0 {
+        bail!(
+            "--test-fraction {}: give a fraction in (0, 1)",
+            args.test_fraction
+        );
+    }
+    if args.per_class == Some(0) {
+        bail!("--per-class 0: give at least 1 (or leave it out for all)");
+    }
+    let device = args.device.resolve()?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("finetune-{}-{}", args.model, strategy.name())));
+    let result_path = out.join("result.json");
+    if result_path.exists() && !args.force {
+        bail!(
+            "{} already holds a result; choose another --out or give --force to replace it",
+            out.display()
+        );
+    }
+    let zoo = args.zoo_dir.clone().unwrap_or_else(crate::paths::zoo_dir);
+    let t0 = Instant::now();
+    let src = source(&args.model, args.weights.as_deref(), &zoo)?;
+    let resize = src.input.as_ref().map(|i| match i.resize {
+        Some(r) => [r, r],
+        None => i.size,
+    });
+    let data = load(args, resize)?;
+    let classes = data
+        .class_names
+        .len()
+        .max(class_count(&[&data.train.targets, &data.test.targets])?);
+    if classes < 2 {
+        bail!(
+            "{}: one class only; fine-tuning needs at least two",
+            args.data.display()
+        );
+    }
+    let (train, val) = sample(&data, classes, args.per_class, args.seed)?;
+    // The data as the model's input: channels, size and normalisation (see InputSpec::prepare).
+    let prepare = |d: &TensorDataset| -> Result<TensorDataset> {
+        let x = match (&src.input, src.in_channels) {
+            (Some(spec), _) => spec.prepare(&d.inputs)?,
+            (None, Some(c)) => InputSpec {
+                channels: c,
+                size: [d.inputs.size()[2], d.inputs.size()[3]],
+                resize: None,
+                mean: vec![0.0; c as usize],
+                std: vec![1.0; c as usize],
+            }
+            .prepare(&d.inputs)?,
+            (None, None) => d.inputs.shallow_clone(),
+        };
+        Ok(TensorDataset::new(x, d.targets.shallow_clone())?)
+    };
+    let (train, val, test) = (
+        prepare(&train)?.to_device(device),
+        prepare(&val)?.to_device(device),
+        prepare(&data.test)?,
+    );
+    let loading = t0.elapsed().as_secs_f64();
+    let mut cfg = AdaptConfig::default();
+    if let Some(e) = args.epochs {
+        cfg.train.epochs = e;
+    }
+    if let Some(lr) = args.lr {
+        cfg.train.lr = lr;
+    }
+    if let Some(b) = args.batch_size {
+        cfg.train.batch_size = b;
+    }
+    cfg.train = cfg
+        .train
+        .with_step_budget(train.len(), args.min_steps, args.max_epochs);
+    cfg.train.validate()?;
+    tracing::info!(
+        model = %args.model, strategy = strategy.name(), train = train.len(), val = val.len(),
+        test = test.len(), epochs = cfg.train.epochs, "fine-tuning"
+    );
+    let t1 = Instant::now();
+    let adapted = adapt(
+        &strategy,
+        &src.model,
+        classes as i64,
+        &train,
+        &val,
+        &cfg,
+        args.seed,
+    )?;
+    let training = t1.elapsed().as_secs_f64();
+    let logits = adapted
+        .logits(&test.inputs, cfg.eval_batch)?
+        .to_device(Device::Cpu);
+    let preds = logits.argmax(-1, false);
+    let cm = core_tensor::metrics::confusion_matrix(&preds, &test.targets, classes)?;
+    let per_class = core_tensor::metrics::per_class_accuracy(&preds, &test.targets, classes)?;
+    let accuracy = core_tensor::metrics::accuracy(&preds, &test.targets)?;
+    let test_auc = if classes == 2 {
+        let p1: Vec<f64> = Vec::try_from(logits.softmax(-1, Kind::Double).select(1, 1))?;
+        let labels: Vec<i64> = Vec::try_from(&test.targets)?;
+        auc(&p1, &labels)
+    } else {
+        None
+    };
+    let mut names = data.class_names.clone();
+    names.extend((names.len()..classes).map(|c| c.to_string()));
+    let result = FinetuneResult {
+        model: args.model.clone(),
+        weights: src.weights,
+        data: args.data.display().to_string(),
+        strategy,
+        per_class: args.per_class,
+        seed: args.seed,
+        device: format!("{device:?}"),
+        class_names: names.clone(),
+        input: src.input,
+        train_examples: train.len(),
+        validation_examples: val.len(),
+        test_examples: test.len(),
+        test_from: data.test_from,
+        test_accuracy: accuracy,
+        test_auc,
+        per_class_accuracy: names
+            .iter()
+            .zip(&per_class)
+            .zip(&cm)
+            .map(|((n, a), row)| ClassResult {
+                class: n.clone(),
+                test_examples: row.iter().sum(),
+                accuracy: *a,
+            })
+            .collect(),
+        confusion_matrix: cm,
+        seconds_loading: loading,
+        seconds_training: training,
+        adapt: cfg,
+        reports: adapted.reports.clone(),
+    };
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    adapted.save(&out.join("model.safetensors"))?;
+    core_tensor::persist::write_atomic(
+        &out.join("learning_curve.svg"),
+        transferlab_report::svg::svg(&learning_curve(&result)).as_bytes(),
+    )?;
+    core_tensor::persist::write_atomic(&out.join("result.md"), markdown(&result).as_bytes())?;
+    // result.json last: its presence says the folder is complete.
+    core_tensor::persist::write_json(&result_path, &result)?;
+    println!(
+        "{} -> {} ({}, {}): test accuracy {:.2}%{} on {} examples; {:.1} s training; results in {}",
+        args.model,
+        args.data.display(),
+        result.strategy.name(),
+        args.per_class
+            .map_or("all".to_owned(), |n| format!("{n} per class")),
+        100.0 * accuracy,
+        test_auc
+            .map(|a| format!(", AUC {a:.3}"))
+            .unwrap_or_default(),
+        result.test_examples,
+        training,
+        out.display()
+    );
+    Ok(result_path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_counts_ties_a_half_and_orders_scores() {
+        assert_eq!(auc(&[0.1, 0.2, 0.8, 0.9], &[0, 0, 1, 1]), Some(1.0));
+        assert_eq!(auc(&[0.9, 0.8, 0.2, 0.1], &[0, 0, 1, 1]), Some(0.0));
+        assert_eq!(auc(&[0.5, 0.5], &[0, 1]), Some(0.5));
+        // sklearn.metrics.roc_auc_score([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == 0.75
+        assert_eq!(auc(&[0.1, 0.4, 0.35, 0.8], &[0, 0, 1, 1]), Some(0.75));
+        // With ties: roc_auc_score([0, 1, 0, 1, 1], [0.3, 0.3, 0.2, 0.9, 0.3]) == 5/6
+        let tied = auc(&[0.3, 0.3, 0.2, 0.9, 0.3], &[0, 1, 0, 1, 1]).unwrap();
+        assert!((tied - 5.0 / 6.0).abs() < 1e-12, "{tied}");
+        assert_eq!(auc(&[0.1, 0.2], &[1, 1]), None);
+    }
+
+    #[test]
+    fn strategies_parse_by_name_or_table_and_bad_ones_are_named() {
+        assert_eq!(parse_strategy("lp_ft").unwrap(), Strategy::lp_ft());
+        assert_eq!(
+            parse_strategy("{ kind = \"l2_sp\", alpha = 0.1, beta = 0.0 }").unwrap(),
+            Strategy::L2Sp {
+                alpha: 0.1,
+                beta: 0.0
+            }
+        );
+        let e = format!("{:#}", parse_strategy("finetuen").unwrap_err());
+        assert!(e.contains("finetuen") && e.contains("lp_ft"), "{e}");
+        let e = format!(
+            "{:#}",
+            parse_strategy("{ kind = \"fine_tune_top\", stages = 0 }").unwrap_err()
+        );
+        assert!(e.contains("stages"), "{e}");
+    }
+}
