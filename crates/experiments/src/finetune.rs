@@ -402,8 +402,9 @@ fn sample(
     }
 }
 
-/// ROC AUC of scores for class 1 against binary labels (ties count a half).
-fn auc(scores: &[f64], labels: &[i64]) -> Option<f64> {
+/// ROC AUC of scores for class 1 against binary labels (ties count a half); `None` when one
+/// class is absent.
+pub fn roc_auc(scores: &[f64], labels: &[i64]) -> Option<f64> {
     let mut pairs: Vec<(f64, i64)> = scores.iter().copied().zip(labels.iter().copied()).collect();
     pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
     let pos = labels.iter().filter(|&&l| l == 1).count() as f64;
@@ -678,7 +679,7 @@ pub fn run(args: &FinetuneArgs) -> Result<PathBuf> {
     let test_auc = if classes == 2 {
         let p1: Vec<f64> = Vec::try_from(logits.softmax(-1, Kind::Double).select(1, 1))?;
         let labels: Vec<i64> = Vec::try_from(&test.targets)?;
-        auc(&p1, &labels)
+        roc_auc(&p1, &labels)
     } else {
         None
     };
@@ -749,15 +750,15 @@ mod tests {
 
     #[test]
     fn auc_counts_ties_a_half_and_orders_scores() {
-        assert_eq!(auc(&[0.1, 0.2, 0.8, 0.9], &[0, 0, 1, 1]), Some(1.0));
-        assert_eq!(auc(&[0.9, 0.8, 0.2, 0.1], &[0, 0, 1, 1]), Some(0.0));
-        assert_eq!(auc(&[0.5, 0.5], &[0, 1]), Some(0.5));
+        assert_eq!(roc_auc(&[0.1, 0.2, 0.8, 0.9], &[0, 0, 1, 1]), Some(1.0));
+        assert_eq!(roc_auc(&[0.9, 0.8, 0.2, 0.1], &[0, 0, 1, 1]), Some(0.0));
+        assert_eq!(roc_auc(&[0.5, 0.5], &[0, 1]), Some(0.5));
         // sklearn.metrics.roc_auc_score([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == 0.75
-        assert_eq!(auc(&[0.1, 0.4, 0.35, 0.8], &[0, 0, 1, 1]), Some(0.75));
+        assert_eq!(roc_auc(&[0.1, 0.4, 0.35, 0.8], &[0, 0, 1, 1]), Some(0.75));
         // With ties: roc_auc_score([0, 1, 0, 1, 1], [0.3, 0.3, 0.2, 0.9, 0.3]) == 5/6
-        let tied = auc(&[0.3, 0.3, 0.2, 0.9, 0.3], &[0, 1, 0, 1, 1]).unwrap();
+        let tied = roc_auc(&[0.3, 0.3, 0.2, 0.9, 0.3], &[0, 1, 0, 1, 1]).unwrap();
         assert!((tied - 5.0 / 6.0).abs() < 1e-12, "{tied}");
-        assert_eq!(auc(&[0.1, 0.2], &[1, 1]), None);
+        assert_eq!(roc_auc(&[0.1, 0.2], &[1, 1]), None);
     }
 
     #[test]

@@ -44,7 +44,8 @@ pub fn entries() -> core_tensor::Result<Vec<Entry>> {
 }
 
 /// The function that runs each experiment, by ID.
-const TABLE: [(&str, ExperimentFn); 16] = [
+const TABLE: [(&str, ExperimentFn); 17] = [
+    ("X0", |c, o, f| crate::xfer::x0::run(c, o, f)),
     ("X1", |c, o, f| crate::xfer::x1::run_report(c, o, f)),
     ("X2", |c, o, f| crate::xfer::x2::run(c, o, f)),
     ("X3", |c, o, f| crate::xfer::x3::run(c, o, f)),
@@ -109,6 +110,6 @@ mod tests {
             }
         }
         assert_eq!(functions("e2e").unwrap().len(), 4);
-        assert_eq!(functions("transfer").unwrap()[0].0, "x1");
+        assert_eq!(functions("transfer").unwrap()[0].0, "x0");
     }
 }

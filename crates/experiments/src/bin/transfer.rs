@@ -4,7 +4,7 @@
 //! transfer finetune --data DIR|F.npz|F.csv --model NAME [--strategy S] [--per-class N] [--out DIR]
 //! transfer finetune-config --config finetune.toml # one adaptation of a project target
 //! transfer x1 [--profile quick] [--out DIR]     # experiment X1, resumable
-//! transfer x2 … x6 [--profile quick] [--out DIR] # experiments X2–X6, resumable
+//! transfer x0, x2 … x6 [--profile quick] [--out DIR] # experiments X0, X2–X6, resumable
 //! ```
 //!
 //! Experiments store each run in `DIR/runs` as it finishes and write `DIR/<id>/summary.json`,
@@ -47,6 +47,8 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Experiment X0: ordinary photographs to chest X-rays (T-1, T-2 on the chapter's example).
+    X0(ExpArgs),
     /// Experiment X1: target-size sweep (T-1).
     X1(ExpArgs),
     /// Experiment X2: source-size sweep (T-2).
@@ -59,7 +61,7 @@ enum Command {
     X5(ExpArgs),
     /// Experiment X6: transferability estimates vs measured accuracy.
     X6(ExpArgs),
-    /// Every experiment, X1 to X6, in one store (X6 reuses X2's and X4's runs).
+    /// Every experiment, X0 to X6, in one store (X6 reuses X2's and X4's runs).
     All(ExpArgs),
 }
 
@@ -105,6 +107,7 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::All(args) => experiment("all", &args)?,
+        Command::X0(args) => experiment("x0", &args)?,
         Command::X1(args) => experiment("x1", &args)?,
         Command::X2(args) => experiment("x2", &args)?,
         Command::X3(args) => experiment("x3", &args)?,

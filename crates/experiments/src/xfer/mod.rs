@@ -1,13 +1,15 @@
-//! The transfer experiments X1–X6 (claims T-1…T-4), each a TOML config in
+//! The transfer experiments X0–X6 (claims T-1…T-4), each a TOML config in
 //! `configs/transfer/` with a verdict rule fixed in code; the `transfer` binary runs them
 //! (`transfer all --profile quick`).
 //!
 //! - [`runner`]: sources (zoo, pre-trained here on described data, untrained) and adaptations
 //!   as stored, resumable runs; [`common`] what X2–X6 share.
+//! - [`x0`]: the chapter's own example, photographs to chest X-rays.
 //! - [`x1`] … [`x6`]: the experiments.
 
 pub mod common;
 pub mod runner;
+pub mod x0;
 pub mod x1;
 pub mod x2;
 pub mod x3;

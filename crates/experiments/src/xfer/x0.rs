@@ -1,0 +1,604 @@
+//! Experiment X0, the chapter's own example of transfer learning (section 10.1): a network
+//! trained on ordinary photographs, then fine-tuned on a few chest X-rays (claims T-1, T-2).
+//!
+//! Target: PneumoniaMNIST (normal vs pneumonia, 28x28 grey, balanced splits), loaded through
+//! the public NPZ loader as a user would. With N training images per class (and "all"), drawn
+//! from the `train` split by seed, and a fifth of N per class (at least 1, at most 100) for
+//! early stopping drawn from the `val` split, each source is adapted by each strategy; the test
+//! split is used once per run, for accuracy and ROC AUC.
+//!
+//! Sources: the zoo's CIFAR-10 ResNet (natural photographs, cats among them; the first source,
+//! "the photograph source"), the zoo's MNIST LeNet (a source of another kind of image), and an
+//! untrained network of each architecture (the `scratch` strategy). The X-rays are mapped onto
+//! each source's input explicitly by [`pretrained_zoo::registry::InputSpec::prepare`]: for the
+//! ResNet grey replicated to RGB, resized bilinearly to 32x32 and normalised with CIFAR-10's
+//! per-channel mean and std; for the LeNet normalised with MNIST's mean and std at 28x28.
+//!
+//! The verdict rule ([`verdict`]) is fixed in code before any run.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::runs::{RunId, RunStore};
+use core_tensor::data::{TensorDataset, stratified_indices};
+use core_tensor::loaders::npy::Npz;
+use core_tensor::{Error, Result};
+use pretrained_zoo::registry::Registry;
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+use transfer::strategy::{AdaptConfig, SourceModel, Strategy, adapt};
+use transfer::target::validation_per_class;
+use transferlab_report::stats::{Summary, paired_difference, summarize};
+use transferlab_report::{
+    Cell as ReportCell, ClaimVerdict, ExperimentReport, Plot, Point, Series, Table,
+    Verdict as ReportVerdict,
+};
+
+/// The dataset (as `cargo xtask fetch` knows it) and its file in the fixture cache.
+const DATASET: &str = "pneumoniamnist";
+const FILE: &str = "pneumoniamnist/pneumoniamnist.npz";
+const CLASSES: usize = 2;
+
+/// The experiment's configuration file (`configs/transfer/x0.toml`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct X0Config {
+    /// Zoo entries used as sources; the first is the photograph source the rule is about.
+    pub sources: Vec<String>,
+    /// Strategies at every N below "all"; must include `scratch` and `fine_tune`.
+    pub strategies: Vec<Strategy>,
+    /// Strategies at N = all (a subset, to fit the budget); must include `scratch` and
+    /// `fine_tune`.
+    pub strategies_at_all: Vec<Strategy>,
+    /// Settings shared by the strategies; `train.epochs` is the least number of epochs.
+    pub adapt: AdaptConfig,
+    /// Each run trains at least this many optimizer steps…
+    pub min_steps: usize,
+    /// … within this many epochs.
+    pub max_epochs: usize,
+    /// Profiles by name (`quick`, `full`).
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+/// Sizes and seeds of a profile.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Training images per class.
+    pub per_class: Vec<usize>,
+    /// Whether to run with every training image too (N = all).
+    pub all: bool,
+    /// Number of seeds (0, 1, …).
+    pub seeds: u64,
+}
+
+/// One run's configuration, as stored with its result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct X0Run {
+    /// Source zoo entry.
+    pub source: String,
+    /// Training images per class; `None` for every training image.
+    pub per_class: Option<usize>,
+    /// Validation images per class (from the `val` split).
+    pub val_per_class: usize,
+    /// The strategy.
+    pub strategy: Strategy,
+    /// Settings, with epochs resolved for this N.
+    pub adapt: AdaptConfig,
+}
+
+/// One run's result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct X0Result {
+    /// Test accuracy, measured once.
+    pub test_accuracy: f64,
+    /// Test ROC AUC of the pneumonia class's probability.
+    pub test_auc: Option<f64>,
+    /// Best validation accuracy.
+    pub validation_accuracy: Option<f64>,
+    /// Epochs trained (all phases).
+    pub epochs: usize,
+}
+
+/// The verdict on T-1 for the chapter's example.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Verdict {
+    /// supported / not supported / inconclusive.
+    pub verdict: String,
+    /// The rule, in words.
+    pub rule: String,
+    /// fine_tune − scratch from the photograph source at the smallest N.
+    pub gain_smallest: Summary,
+    /// … at the largest N.
+    pub gain_largest: Summary,
+    /// (gain at the smallest N) − (gain at the largest N), paired by seed.
+    pub shrink: Summary,
+}
+
+/// The rule for T-1 on X-rays, fixed before any run: **supported** when the 95% interval of
+/// (fine-tune − scratch) from the photograph source at the smallest N lies above zero and the
+/// paired difference (gain at the smallest N − gain at the largest N) has its interval above
+/// zero too; **not supported** when the gain at the smallest N has its interval below zero, or
+/// when the gain shrinking has its interval below zero (the gain grows with N); otherwise
+/// **inconclusive**.
+pub fn verdict(gain_smallest: Summary, gain_largest: Summary, shrink: Summary) -> Verdict {
+    let v = if gain_smallest.above(0.0) && shrink.above(0.0) {
+        "supported"
+    } else if gain_smallest.below(0.0) || shrink.below(0.0) {
+        "not supported"
+    } else {
+        "inconclusive"
+    };
+    Verdict {
+        verdict: v.into(),
+        rule: "supported if the 95% CI of (fine_tune - scratch) from the photograph source at the \
+               smallest N is above 0 and the paired (gain at the smallest N - gain at the largest \
+               N) has its CI above 0; not supported if either CI is below 0"
+            .into(),
+        gain_smallest,
+        gain_largest,
+        shrink,
+    }
+}
+
+impl X0Config {
+    /// Reads and checks a config file; errors name the field.
+    pub fn load(path: &Path) -> Result<Self> {
+        let cfg: X0Config = crate::driver::load_toml(path)?;
+        cfg.validate().map_err(|e| e.in_file(path))?;
+        Ok(cfg)
+    }
+
+    /// Checks the fields.
+    pub fn validate(&self) -> Result<()> {
+        for (field, list) in [
+            ("strategies", &self.strategies),
+            ("strategies_at_all", &self.strategies_at_all),
+        ] {
+            if !list.contains(&Strategy::Scratch) || !list.contains(&Strategy::FineTune) {
+                return Err(Error::InvalidArgument(format!(
+                    "{field}: must include scratch and fine_tune (the rule compares them)"
+                )));
+            }
+            for s in list {
+                s.validate()?;
+            }
+        }
+        if self.sources.is_empty() {
+            return Err(Error::InvalidArgument("sources: name at least one".into()));
+        }
+        self.adapt.train.validate()?;
+        for (name, p) in &self.profiles {
+            if p.per_class.is_empty() || p.seeds == 0 || p.per_class.contains(&0) {
+                return Err(Error::InvalidArgument(format!(
+                    "profiles.{name}: per_class (each at least 1) and seeds must not be empty"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The label of an N.
+fn n_label(n: Option<usize>) -> String {
+    n.map_or_else(|| "all".to_owned(), |n| n.to_string())
+}
+
+/// The splits of PneumoniaMNIST as images in `[0, 1]`.
+struct Splits {
+    train: TensorDataset,
+    val: TensorDataset,
+    test: TensorDataset,
+}
+
+fn load_splits(cache: &Path) -> Result<Splits> {
+    let mut npz = Npz::open(&cache.join(FILE))?;
+    Ok(Splits {
+        train: npz.split("train")?,
+        val: npz.split("val")?,
+        test: npz.split("test")?,
+    })
+}
+
+/// The per-class count of the smaller class (what "all" means per class).
+fn smallest_class(d: &TensorDataset) -> Result<usize> {
+    let counts: Vec<i64> = Vec::try_from(d.targets.bincount::<Tensor>(None, CLASSES as i64))?;
+    Ok(counts.into_iter().min().unwrap_or(0) as usize)
+}
+
+/// ROC AUC of the class-1 probability of `logits` against binary `targets`.
+fn auc(logits: &Tensor, targets: &Tensor) -> Result<Option<f64>> {
+    let p: Vec<f64> = Vec::try_from(logits.softmax(-1, Kind::Double).select(1, 1))?;
+    let y: Vec<i64> = Vec::try_from(targets)?;
+    Ok(crate::finetune::roc_auc(&p, &y))
+}
+
+/// Runs X0 from its config file (resumable) and builds its report.
+pub fn run(
+    config_path: &Path,
+    opts: &crate::xfer::common::RunOptions,
+    mut on_run: impl FnMut(&str, bool),
+) -> Result<ExperimentReport> {
+    let started = std::time::Instant::now();
+    let cfg = X0Config::load(config_path)?;
+    let profile = crate::driver::profile(&cfg.profiles, &opts.profile)?;
+    let seeds = crate::driver::check_seeds(opts.seeds.unwrap_or(profile.seeds))?;
+    let store: RunStore = opts.run_store();
+    let dev = opts.device.resolve()?;
+    let cache = crate::paths::cache_dir();
+    let zoo = crate::paths::zoo_dir();
+    let registry = Registry::builtin()?;
+    let data_inputs = crate::paths::verified_inputs(&cache, &[DATASET])?;
+    let splits = load_splits(&cache)?;
+    let all_per_class = smallest_class(&splits.train)?;
+    let mut sizes: Vec<Option<usize>> = profile.per_class.iter().map(|&n| Some(n)).collect();
+    if profile.all {
+        sizes.push(None);
+    }
+    // results[(source, N, strategy)] = (accuracy, auc) per seed
+    let mut results: BTreeMap<(String, String, String), Vec<(f64, f64)>> = BTreeMap::new();
+    let (mut runs, mut stored, mut run_seconds) = (0usize, 0usize, 0.0);
+    for source_name in &cfg.sources {
+        let entry = registry.entry(source_name)?;
+        let spec = entry.recipe.data.input_spec()?;
+        let source = SourceModel::from_zoo(&registry, &zoo, source_name)?;
+        let weights_sha = registry.expected_sha256(&zoo, source_name)?;
+        // The X-rays as this source's input (channels, size, normalisation).
+        let prepare = |d: &TensorDataset| -> Result<TensorDataset> {
+            TensorDataset::new(spec.prepare(&d.inputs)?, d.targets.shallow_clone())
+        };
+        let (train_pool, val_pool, test) = (
+            prepare(&splits.train)?,
+            prepare(&splits.val)?,
+            prepare(&splits.test)?.to_device(dev),
+        );
+        for &n in &sizes {
+            let per_class = n.unwrap_or(all_per_class);
+            let val_n = validation_per_class(per_class);
+            let strategies = if n.is_some() {
+                &cfg.strategies
+            } else {
+                &cfg.strategies_at_all
+            };
+            for strategy in strategies {
+                for seed in 0..seeds {
+                    let run_cfg = X0Run {
+                        source: source_name.clone(),
+                        per_class: n,
+                        val_per_class: val_n,
+                        strategy: strategy.clone(),
+                        adapt: crate::xfer::runner::resolve_adapt(
+                            &cfg.adapt,
+                            per_class,
+                            CLASSES,
+                            cfg.min_steps,
+                            cfg.max_epochs,
+                        ),
+                    };
+                    let mut inputs = data_inputs.clone();
+                    inputs.insert("source_weights".to_string(), weights_sha.clone());
+                    let id = RunId::new("x0", &run_cfg, seed, inputs)?;
+                    let label = format!(
+                        "{source_name} N={} {} seed {seed}",
+                        n_label(n),
+                        strategy.name()
+                    );
+                    let outcome = store.run_or_load(&id, &format!("{dev:?}"), || {
+                        let train = match n {
+                            Some(n) => train_pool.subset(&stratified_indices(
+                                &train_pool.targets,
+                                CLASSES,
+                                n,
+                                seed,
+                            )?)?,
+                            None => TensorDataset::new(
+                                train_pool.inputs.shallow_clone(),
+                                train_pool.targets.shallow_clone(),
+                            )?,
+                        };
+                        let val = val_pool.subset(&stratified_indices(
+                            &val_pool.targets,
+                            CLASSES,
+                            val_n,
+                            seed ^ 0x5A5A,
+                        )?)?;
+                        let adapted = adapt(
+                            strategy,
+                            &source,
+                            CLASSES as i64,
+                            &train.to_device(dev),
+                            &val.to_device(dev),
+                            &run_cfg.adapt,
+                            seed,
+                        )?;
+                        let logits = adapted
+                            .logits(&test.inputs, run_cfg.adapt.eval_batch)?
+                            .to_device(Device::Cpu);
+                        let targets = test.targets.to_device(Device::Cpu);
+                        Ok(X0Result {
+                            test_accuracy: core_tensor::metrics::accuracy(&logits, &targets)?,
+                            test_auc: auc(&logits, &targets)?,
+                            validation_accuracy: adapted
+                                .reports
+                                .last()
+                                .and_then(|r| r.best_validation),
+                            epochs: adapted.reports.iter().map(|r| r.epochs.len()).sum(),
+                        })
+                    });
+                    let (rec, cached) = match outcome {
+                        Err(Error::OutOfShard { .. }) => continue,
+                        other => other?,
+                    };
+                    runs += 1;
+                    stored += usize::from(cached);
+                    run_seconds += rec.seconds;
+                    on_run(&label, cached);
+                    results
+                        .entry((source_name.clone(), n_label(n), strategy.name().to_string()))
+                        .or_default()
+                        .push((
+                            rec.result.test_accuracy,
+                            rec.result.test_auc.unwrap_or(f64::NAN),
+                        ));
+                }
+            }
+        }
+    }
+    let mut report = ExperimentReport {
+        id: "X0".into(),
+        title: "ordinary photographs to chest X-rays".into(),
+        claims: vec!["T-1".into()],
+        description: description(&cfg, all_per_class),
+        profile: opts.profile.clone(),
+        seeds,
+        device: format!("{dev:?}"),
+        runs,
+        runs_stored: stored,
+        seconds: started.elapsed().as_secs_f64(),
+        run_seconds,
+        config: serde_json::to_value(&cfg).unwrap_or_default(),
+        verdicts: Vec::new(),
+        tables: Vec::new(),
+        plots: Vec::new(),
+        notes: Vec::new(),
+    };
+    if store.shard().is_some() {
+        report.notes.push("A shard: no report for a shard.".into());
+        return Ok(report);
+    }
+    summarise(&cfg, &sizes, all_per_class, &results, &mut report)?;
+    Ok(report)
+}
+
+fn description(cfg: &X0Config, all: usize) -> String {
+    format!(
+        "Sources: {} (the first: natural photographs, CIFAR-10), each also untrained (scratch). \
+         Target: PneumoniaMNIST, normal vs pneumonia, N X-rays per class from the train split \
+         (all = {all} per class), validation a fifth of N per class (1 to 100) from the val split, \
+         the 468 test images used once per run. The X-rays are mapped onto each source's input \
+         (grey replicated to RGB and resized to 32x32 for the ResNet; each source's own mean and \
+         std). Strategies: {}; at N = all: {}. Literature: Raghu et al. 2019 (\"Transfusion\") \
+         found little benefit of ImageNet pre-training on large medical image tasks, where \
+         small networks from scratch matched it, with more benefit when data is small; He et \
+         al. 2019 found that pre-training's gain shrinks as the target grows. Compare with the \
+         measured shape, whatever it is.",
+        cfg.sources.join(", "),
+        cfg.strategies
+            .iter()
+            .map(Strategy::name)
+            .collect::<Vec<_>>()
+            .join(", "),
+        cfg.strategies_at_all
+            .iter()
+            .map(Strategy::name)
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
+}
+
+type Results = BTreeMap<(String, String, String), Vec<(f64, f64)>>;
+
+fn column(results: &Results, source: &str, n: &str, strategy: &str, auc: bool) -> Result<Vec<f64>> {
+    results
+        .get(&(source.to_owned(), n.to_owned(), strategy.to_owned()))
+        .map(|v| v.iter().map(|p| if auc { p.1 } else { p.0 }).collect())
+        .ok_or_else(|| Error::InvalidArgument(format!("X0: no runs for {source} N={n} {strategy}")))
+}
+
+fn summarise(
+    cfg: &X0Config,
+    sizes: &[Option<usize>],
+    all_per_class: usize,
+    results: &Results,
+    report: &mut ExperimentReport,
+) -> Result<()> {
+    let x_of = |n: &Option<usize>| n.unwrap_or(all_per_class) as f64;
+    let mut table = Table::new(
+        "x0-xray",
+        &[
+            "source",
+            "N/class",
+            "strategy",
+            "accuracy (%)",
+            "ROC AUC (x100)",
+            "gain over scratch (points)",
+        ],
+    );
+    let mut acc_plot = Plot {
+        id: "x0-accuracy".into(),
+        title: "X0: test accuracy on chest X-rays vs N, per source and strategy".into(),
+        x_label: format!("X-rays per class (N; all = {all_per_class})"),
+        y_label: "test accuracy (%)".into(),
+        log_x: true,
+        y_scale: 100.0,
+        zero_line: false,
+        series: Vec::new(),
+        reference: None,
+    };
+    let mut gain_plot = Plot {
+        id: "x0-gain".into(),
+        title: "X0: fine_tune − scratch vs N, per source".into(),
+        x_label: acc_plot.x_label.clone(),
+        y_label: "fine_tune − scratch (accuracy points)".into(),
+        log_x: true,
+        y_scale: 100.0,
+        zero_line: true,
+        series: Vec::new(),
+        reference: Some(
+            "Raghu et al. 2019; He et al. 2019: the gain of pre-training shrinks as the target grows"
+                .into(),
+        ),
+    };
+    for source in &cfg.sources {
+        let mut gains = Vec::new();
+        for strategy in &cfg.strategies {
+            let mut points = Vec::new();
+            for n in sizes {
+                let label = n_label(*n);
+                let Ok(acc) = column(results, source, &label, strategy.name(), false) else {
+                    continue; // not run at this N (strategies_at_all)
+                };
+                let auc = column(results, source, &label, strategy.name(), true)?;
+                let scratch = column(results, source, &label, "scratch", false)?;
+                let gain = (*strategy != Strategy::Scratch)
+                    .then(|| paired_difference(&acc, &scratch))
+                    .transpose()?;
+                let acc_s = summarize(&acc)?;
+                table.push(vec![
+                    ReportCell::text(source),
+                    ReportCell::text(&label),
+                    ReportCell::text(strategy.name()),
+                    ReportCell::pct(acc_s),
+                    ReportCell::pct(summarize(&auc)?),
+                    gain.map(ReportCell::pct)
+                        .unwrap_or_else(|| ReportCell::text("—")),
+                ]);
+                points.push(Point {
+                    x: x_of(n),
+                    y: acc_s,
+                });
+                if *strategy == Strategy::FineTune
+                    && let Some(g) = gain
+                {
+                    gains.push(Point { x: x_of(n), y: g });
+                }
+            }
+            acc_plot.series.push(Series {
+                name: format!("{source}: {}", strategy.name()),
+                points,
+            });
+        }
+        gain_plot.series.push(Series {
+            name: source.clone(),
+            points: gains,
+        });
+    }
+    // The rule, on the photograph source.
+    let photo = &cfg.sources[0];
+    let (small, large) = (
+        n_label(*sizes.first().expect("sizes")),
+        n_label(*sizes.last().expect("sizes")),
+    );
+    let per_seed_gain = |n: &str| -> Result<Vec<f64>> {
+        let ft = column(results, photo, n, "fine_tune", false)?;
+        let sc = column(results, photo, n, "scratch", false)?;
+        Ok(ft.iter().zip(&sc).map(|(a, b)| a - b).collect())
+    };
+    let (g_small, g_large) = (per_seed_gain(&small)?, per_seed_gain(&large)?);
+    let v = verdict(
+        summarize(&g_small)?,
+        summarize(&g_large)?,
+        paired_difference(&g_small, &g_large)?,
+    );
+    // The photograph source against the other sources: fine_tune, paired by seed.
+    let mut contrast = Table::new(
+        "x0-source-contrast",
+        &[
+            "N/class",
+            "contrast",
+            "fine_tune accuracy difference (points)",
+        ],
+    );
+    let mut contrast_small = None;
+    for other in &cfg.sources[1..] {
+        for n in sizes {
+            let label = n_label(*n);
+            let d = paired_difference(
+                &column(results, photo, &label, "fine_tune", false)?,
+                &column(results, other, &label, "fine_tune", false)?,
+            )?;
+            if label == small && contrast_small.is_none() {
+                contrast_small = Some((other.clone(), d));
+            }
+            contrast.push(vec![
+                ReportCell::text(&label),
+                ReportCell::text(format!("{photo} − {other}")),
+                ReportCell::pct(d),
+            ]);
+        }
+    }
+    report.verdicts.push(ClaimVerdict {
+        claim: "T-1".into(),
+        experiment: "X0".into(),
+        scope: "chest X-rays (PneumoniaMNIST) from photographs (CIFAR-10)".into(),
+        verdict: match v.verdict.as_str() {
+            "supported" => ReportVerdict::Supported,
+            "not supported" => ReportVerdict::NotSupported,
+            _ => ReportVerdict::Inconclusive,
+        },
+        rule: v.rule.clone(),
+        effect_label: format!("fine_tune − scratch at N = {small}, points"),
+        effect: Some(v.gain_smallest),
+        detail: format!(
+            "At N = {large}: {}; gain(N = {small}) − gain(N = {large}): {}.{}",
+            transferlab_report::format_summary(&v.gain_largest, 100.0),
+            transferlab_report::format_summary(&v.shrink, 100.0),
+            contrast_small
+                .map(|(o, d)| format!(
+                    " Photographs vs {o} as the source (fine_tune, N = {small}): {}.",
+                    transferlab_report::format_summary(&d, 100.0)
+                ))
+                .unwrap_or_default()
+        ),
+    });
+    report.tables = vec![table, contrast];
+    report.plots = vec![acc_plot, gain_plot];
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(values: &[f64]) -> Summary {
+        summarize(values).unwrap()
+    }
+
+    #[test]
+    fn the_rule_reads_both_intervals() {
+        let big = s(&[0.20, 0.22, 0.21]);
+        let small = s(&[0.01, 0.02, 0.00]);
+        let shrinks = s(&[0.19, 0.20, 0.21]);
+        let grows = s(&[-0.10, -0.12, -0.11]);
+        let unclear = s(&[-0.1, 0.2, 0.05]);
+        assert_eq!(verdict(big, small, shrinks).verdict, "supported");
+        assert_eq!(verdict(big, small, grows).verdict, "not supported");
+        assert_eq!(verdict(grows, small, shrinks).verdict, "not supported");
+        assert_eq!(verdict(big, small, unclear).verdict, "inconclusive");
+        assert_eq!(verdict(unclear, small, shrinks).verdict, "inconclusive");
+    }
+
+    #[test]
+    fn the_config_must_compare_fine_tune_with_scratch() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/transfer/x0.toml"),
+        )
+        .unwrap();
+        let mut cfg: X0Config = toml::from_str(&text).unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.sources[0], "cifar10-resnet18-w16");
+        cfg.strategies_at_all.retain(|s| *s != Strategy::FineTune);
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("strategies_at_all"), "{e}");
+    }
+}
