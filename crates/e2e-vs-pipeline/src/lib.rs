@@ -33,6 +33,9 @@
 //!   `grid_sample` (exact pixel copies for integer boxes of equal size), and a
 //!   [`localise::Localiser`] whose soft-argmax heat map predicts the box centre (and a linear
 //!   head its size, unless fixed).
+//! - **Translation with a known answer** ([`dates`], for P5): dates in many formats and four
+//!   languages → ISO, a clean and a messy world, and the rule-based pipeline (tokenise → parse
+//!   → generate) that covers the clean world completely.
 //! - **Generators** ([`scenes`] for P1, [`bone_age`] for P3, [`lines`] for P4), deterministic
 //!   from a seed through `core_tensor::data::uniform` (never libtorch's global generator),
 //!   each documented in its module with every constant.
@@ -60,6 +63,7 @@
 #![warn(missing_docs)]
 
 pub mod bone_age;
+pub mod dates;
 pub mod features;
 pub mod lines;
 pub mod localise;
