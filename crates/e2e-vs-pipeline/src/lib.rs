@@ -69,4 +69,5 @@ pub mod lines;
 pub mod localise;
 pub mod pipeline;
 pub mod scenes;
+pub mod seq2seq;
 pub mod sweep;
