@@ -27,6 +27,10 @@ pub struct ClaimDef {
     pub experiments: Vec<String>,
     /// Literature's reference shape.
     pub reference: Option<String>,
+    /// For a definition rather than a claim with an effect size: what the ledger says in
+    /// place of a verdict (e.g. "definition; illustrated by P1–P5").
+    #[serde(default)]
+    pub definition: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,6 +119,9 @@ fn overall(vs: &[&ClaimVerdict]) -> String {
 /// The ledger's verdict of claim `c`: [`overall`], except that a claim with no verdict whose
 /// experiment should have reported reads "results missing", not "not measured".
 fn ledger_verdict(c: &ClaimDef, vs: &[&ClaimVerdict], missing: &[String]) -> String {
+    if let (true, Some(d)) = (vs.is_empty(), &c.definition) {
+        return d.clone();
+    }
     if vs.is_empty() && c.experiments.iter().any(|x| missing.contains(x)) {
         return "results missing".into();
     }
@@ -715,5 +722,17 @@ mod tests {
         assert_eq!(overall(&[]), "not measured");
         assert_eq!(overall(&[&a, &a]), "supported");
         assert_eq!(overall(&[&a, &b]), "mixed");
+        let definition = ClaimDef {
+            id: "E-1".into(),
+            claim: "c".into(),
+            experiments: vec!["P1".into()],
+            reference: None,
+            definition: Some("definition; illustrated by P1–P5".into()),
+        };
+        assert_eq!(
+            ledger_verdict(&definition, &[], &["P1".into()]),
+            "definition; illustrated by P1–P5"
+        );
+        assert_eq!(ledger_verdict(&definition, &[&a], &[]), "supported");
     }
 }

@@ -601,7 +601,7 @@ mod tests {
     fn the_registry_lists_every_experiment_once_with_its_binary() {
         let all = registry().unwrap();
         let ids: Vec<&str> = all.iter().map(|e| e.id.as_str()).collect();
-        assert_eq!(ids.len(), 17, "{ids:?}");
+        assert_eq!(ids.len(), 18, "{ids:?}");
         for e in &all {
             assert!(e.exists(), "{}: no binary {}", e.id, e.bin);
             assert_eq!(

@@ -44,7 +44,7 @@ pub fn entries() -> core_tensor::Result<Vec<Entry>> {
 }
 
 /// The function that runs each experiment, by ID.
-const TABLE: [(&str, ExperimentFn); 17] = [
+const TABLE: [(&str, ExperimentFn); 18] = [
     ("X0", |c, o, f| crate::xfer::x0::run(c, o, f)),
     ("X1", |c, o, f| crate::xfer::x1::run_report(c, o, f)),
     ("X2", |c, o, f| crate::xfer::x2::run(c, o, f)),
@@ -62,6 +62,7 @@ const TABLE: [(&str, ExperimentFn); 17] = [
     ("P2", |c, o, f| crate::e2e::p2::run(c, o, f)),
     ("P3", |c, o, f| crate::e2e::p3::run(c, o, f)),
     ("P4", |c, o, f| crate::e2e::p4::run(c, o, f)),
+    ("P5", |c, o, f| crate::e2e::p5::run(c, o, f)),
 ];
 
 /// The experiments binary `bin` runs, in registry order, as `(subcommand, function)`.
@@ -109,7 +110,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(functions("e2e").unwrap().len(), 4);
+        assert_eq!(functions("e2e").unwrap().len(), 5);
         assert_eq!(functions("transfer").unwrap()[0].0, "x0");
     }
 }

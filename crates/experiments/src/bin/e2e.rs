@@ -1,9 +1,9 @@
-//! `e2e`: the end-to-end vs pipeline experiments P1–P4.
+//! `e2e`: the end-to-end vs pipeline experiments P1–P5.
 //!
 //! ```text
 //! e2e p1 [--profile quick|full] [--seeds S] [--out DIR] [--device cpu|cuda|auto]
-//! e2e p2 … p4                  # the same options; --config FILE for another config
-//! e2e all                      # P1 to P4 in one store
+//! e2e p2 … p5                  # the same options; --config FILE for another config
+//! e2e all                      # P1 to P5 in one store
 //! e2e p2 --shard 0/4 …         # only a quarter of the runs; no report (see docs/cluster.md)
 //! ```
 //!
@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 use experiments::driver::cli::{self, ExpArgs};
 
 #[derive(Parser, Debug)]
-#[command(about = "Run the end-to-end vs pipeline experiments P1-P4")]
+#[command(about = "Run the end-to-end vs pipeline experiments P1-P5")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,7 +32,9 @@ enum Command {
     P3(ExpArgs),
     /// P4: lines and parity, decomposition vs end-to-end (E-4).
     P4(ExpArgs),
-    /// P1 to P4 in one store.
+    /// P5: translation end to end, dates to ISO, rules vs a seq2seq network (E-7).
+    P5(ExpArgs),
+    /// P1 to P5 in one store.
     All(ExpArgs),
 }
 
@@ -48,6 +50,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::P2(a) => ("p2", a),
         Command::P3(a) => ("p3", a),
         Command::P4(a) => ("p4", a),
+        Command::P5(a) => ("p5", a),
     };
     let configs = experiments::configs("e2e");
     let functions = experiments::registry::functions("e2e")?;
