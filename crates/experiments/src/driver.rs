@@ -1,14 +1,17 @@
 //! What every experiment crate shares: how an experiment is run ([`RunOptions`]), reading its
-//! TOML config and profile, the ledger of its runs ([`RunLog`]), the skeleton of its report and
-//! the command-line driver of the experiment binaries ([`cli`], feature `cli`).
+//! TOML config and profile, the ledger of its runs ([`RunLog`]), the plan of its runs
+//! ([`Plan`]), the skeleton of its report and the command-line driver of the experiment
+//! binaries ([`cli`], feature `cli`).
 //!
-//! **Shards.** With [`RunOptions::shard`], an experiment runs only the runs whose key falls in
-//! its slice (see [`crate::runs::Shard`]). A run of another slice that is not stored yet is
-//! not trained: the experiment's context records it with [`RunLog::skip`] and hands the
-//! experiment a *stand-in* result so that its loops go on to the runs that are this shard's.
-//! Stand-ins are not results: a sharded experiment writes no report (the driver prints what
-//! the shard ran); merging the shards' stores and running again builds the report from the
-//! store without training.
+//! **Plans and shards.** An experiment first lists its runs as a [`Plan`]: each run's spec,
+//! seed and progress label, filed under the cell of the report it feeds (a target, a size, a
+//! strategy…). The plan is then executed — each run loaded from the store or trained and
+//! stored — and the report is a pure function of the plan's results. With
+//! [`RunOptions::shard`], executing the plan is a filter over it: only the runs whose key falls
+//! in the shard's slice (see [`crate::runs::Shard`]) are loaded or trained, nothing stands in
+//! for the others, and a sharded experiment writes no report (the driver prints what the shard
+//! ran); merging the shards' stores and running again builds the report from the store
+//! without training.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -211,24 +214,102 @@ impl<'a> RunLog<'a> {
     }
 }
 
-/// A run result that can stand in for a run of another shard (see the module's docs): a
-/// finite, unremarkable value so that the experiment's summaries go through. Stand-ins are
-/// never stored or reported.
-pub trait StandIn {
-    /// The stand-in value.
-    fn stand_in() -> Self;
+/// One run of a [`Plan`]: the cell of the report its result is filed under, what the run is
+/// (the experiment's spec, from which its [`crate::runs::RunId`] is made), its seed and the
+/// label of its progress line.
+#[derive(Debug, Clone)]
+pub struct Planned<C, S> {
+    /// Where the result goes in the report.
+    pub cell: C,
+    /// The run.
+    pub spec: S,
+    /// Its seed.
+    pub seed: u64,
+    /// Its progress label.
+    pub label: String,
 }
 
-impl StandIn for f64 {
-    fn stand_in() -> f64 {
-        0.5
+/// The runs of an experiment, in the order they are trained (see the module's docs). The same
+/// run may be planned twice (a scratch baseline shared by several comparisons): it is trained
+/// once, and loaded from the store the second time.
+#[derive(Debug, Clone)]
+pub struct Plan<C, S> {
+    runs: Vec<Planned<C, S>>,
+}
+
+impl<C, S> Default for Plan<C, S> {
+    fn default() -> Self {
+        Plan { runs: Vec::new() }
     }
 }
 
-impl<T: StandIn> StandIn for Vec<T> {
-    fn stand_in() -> Vec<T> {
-        vec![T::stand_in()]
+impl<C, S> Plan<C, S> {
+    /// An empty plan.
+    pub fn new() -> Self {
+        Self::default()
     }
+
+    /// Adds the run `spec` with `seed`, filed under `cell`.
+    pub fn push(&mut self, cell: C, spec: S, seed: u64, label: impl Into<String>) {
+        self.runs.push(Planned {
+            cell,
+            spec,
+            seed,
+            label: label.into(),
+        });
+    }
+
+    /// The planned runs, in order.
+    pub fn runs(&self) -> &[Planned<C, S>] {
+        &self.runs
+    }
+
+    /// Number of planned runs.
+    pub fn len(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// Whether nothing is planned.
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    /// The runs of `shard`'s slice of the plan (every run, unsharded), where `key(spec, seed)`
+    /// gives a run's store key; the runs left to other shards are counted in `log`.
+    pub fn in_shard(
+        self,
+        shard: Option<Shard>,
+        log: &RunLog<'_>,
+        mut key: impl FnMut(&S, u64) -> Result<String>,
+    ) -> Result<Vec<Planned<C, S>>> {
+        let Some(s) = shard else {
+            return Ok(self.runs);
+        };
+        let mut mine = Vec::new();
+        for p in self.runs {
+            if Shard::of_key(&key(&p.spec, p.seed)?, s.of) == s.index {
+                mine.push(p);
+            } else {
+                log.skip(&p.label);
+            }
+        }
+        Ok(mine)
+    }
+}
+
+/// Runs `runs` (a plan's, after [`Plan::in_shard`]) with `run(spec, seed, label)`: the results
+/// in order with their cells, or `None` when `shard` is set (a shard has no report).
+pub fn execute<C, S, R>(
+    runs: Vec<Planned<C, S>>,
+    shard: Option<Shard>,
+    mut run: impl FnMut(&S, u64, &str) -> Result<R>,
+) -> Result<Option<Vec<(C, R)>>> {
+    let mut out = Vec::with_capacity(runs.len());
+    for p in runs {
+        let r = run(&p.spec, p.seed, &p.label)?;
+        out.push((p.cell, r));
+    }
+    Ok(shard.is_none().then_some(out))
 }
 
 /// What an experiment is, for its report's skeleton.
@@ -569,6 +650,55 @@ mod tests {
         assert_eq!(*profile(&profiles, "quick").unwrap(), 1);
         let msg = profile(&profiles, "ful").unwrap_err().to_string();
         assert!(msg.contains("\"ful\"") && msg.contains("quick"), "{msg}");
+    }
+
+    #[test]
+    fn shards_filter_the_plan_into_disjoint_slices_that_cover_it() {
+        let plan = || {
+            let mut p = Plan::new();
+            for i in 0..60u64 {
+                p.push(format!("cell{}", i % 7), i, i % 3, format!("run {i}"));
+            }
+            p
+        };
+        let key = |spec: &u64, seed: u64| -> Result<String> {
+            use sha2::Digest;
+            Ok(format!(
+                "{:x}",
+                sha2::Sha256::digest(format!("{spec}/{seed}"))
+            ))
+        };
+        let log = RunLog::new(|_: &str, _: bool| {});
+        let all = plan().in_shard(None, &log, key).unwrap();
+        assert_eq!(all.len(), 60);
+        assert_eq!(log.skipped(), 0);
+        let mut seen = Vec::new();
+        for index in 0..3 {
+            let log = RunLog::new(|_: &str, _: bool| {});
+            let shard = Some(Shard { index, of: 3 });
+            let mine = plan().in_shard(shard, &log, key).unwrap();
+            assert_eq!(mine.len() + log.skipped(), 60);
+            assert!(!mine.is_empty() && mine.len() < 60, "{}", mine.len());
+            // A shard executes its runs and has no result to report.
+            let out = execute(mine.clone(), shard, |s, _, _| Ok(*s)).unwrap();
+            assert!(out.is_none());
+            seen.extend(mine.into_iter().map(|p| p.spec));
+        }
+        seen.sort_unstable();
+        assert_eq!(
+            seen,
+            (0..60).collect::<Vec<_>>(),
+            "each run in exactly one shard"
+        );
+        // Unsharded, the results come back in plan order with their cells.
+        let out = execute(all, None, |s, seed, label| {
+            assert_eq!(label, format!("run {s}"));
+            Ok(s * 10 + seed)
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(out[4], ("cell4".to_string(), 41));
+        assert_eq!(out.len(), 60);
     }
 
     #[test]

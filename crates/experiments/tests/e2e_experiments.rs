@@ -114,7 +114,7 @@ fn two_shards_hold_exactly_the_runs_of_one_unsharded_run() -> Result<()> {
         );
     })?;
     let whole = options(&dir.path().join("whole"));
-    experiments::e2e::p4::run(&path, &whole, &mut |_: &str, _| {})?;
+    let whole_report = experiments::e2e::p4::run(&path, &whole, &mut |_: &str, _| {})?;
     let expected = results_without_timing(&whole.store)?;
     assert_eq!(expected.len(), 8);
     let mut union = std::collections::BTreeMap::new();
@@ -137,6 +137,25 @@ fn two_shards_hold_exactly_the_runs_of_one_unsharded_run() -> Result<()> {
         union, expected,
         "the shards' stores together are the unsharded store"
     );
+    // The shards' stores merged: the report comes from the store alone, without training,
+    // and says what the unsharded run's report says.
+    let merged = options(&dir.path().join("merged"));
+    for i in 0..2 {
+        let from = dir.path().join(format!("shard{i}/runs/p4-lines-parity"));
+        let to = merged.store.join("p4-lines-parity");
+        std::fs::create_dir_all(&to)?;
+        for f in std::fs::read_dir(&from)? {
+            let f = f?.path();
+            std::fs::copy(&f, to.join(f.file_name().unwrap()))?;
+        }
+    }
+    let rep = experiments::e2e::p4::run(&path, &merged, &mut |l: &str, stored: bool| {
+        assert!(stored, "{l} trained again after the merge")
+    })?;
+    assert_eq!((rep.runs, rep.runs_stored), (8, 8));
+    let strip =
+        |r: &ExperimentReport| serde_json::to_string(&(&r.verdicts, &r.tables, &r.plots)).unwrap();
+    assert_eq!(strip(&rep), strip(&whole_report));
     Ok(())
 }
 

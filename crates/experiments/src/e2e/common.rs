@@ -8,11 +8,17 @@
 //! that each of its points is such a run. Killing an experiment loses at most the run in
 //! progress; running it again loads what finished.
 //!
+//! **Planned.** A sweep's runs are its plan — every (N, seed, contender) point of a
+//! [`SweepPlan`], each with its key — and [`sweep`] executes it: unsharded, every point is
+//! loaded or trained and the learning curves come back; under `--shard`, only the points whose
+//! key falls in the shard's slice run, the others are left, and there is no result (a shard
+//! writes no report). Runs outside sweeps do the same through [`Ctx::in_shard`].
+//!
 //! **Deterministic on the CPU.** Data come from seeded generators or seeded index draws;
 //! network initialisation follows `tch::manual_seed` (process-wide), so contenders run one
 //! after another, never in threads of one process.
 
-use crate::driver::{About, RunLog, StandIn};
+use crate::driver::{About, RunLog};
 use crate::runs::{RunId, RunStore};
 use core_tensor::train::TrainConfig;
 use core_tensor::{Error, Result};
@@ -23,7 +29,7 @@ use transferlab_report::stats::Summary;
 use transferlab_report::{Cell as TableCell, ExperimentReport, Plot, Table};
 
 use e2e_vs_pipeline::sweep::{
-    Contender, Crossover, CrossoverConfig, Leader, SweepResult, contender,
+    Contender, Crossover, CrossoverConfig, Leader, SweepPlan, SweepResult, run_sweep,
 };
 
 pub use crate::driver::{RunOptions, load_toml, profile};
@@ -108,9 +114,9 @@ impl<'a> Ctx<'a> {
     }
 
     /// The stored result of the run `(experiment, config, seed)`, or `f()` run and stored.
-    /// In a sharded store, a run of another shard that is not stored yet is not run: its
-    /// result is [`StandIn::stand_in`] (see [`crate::driver`]).
-    pub fn run<T: Serialize + DeserializeOwned + StandIn>(
+    /// In a sharded store, only a run of this shard's slice may be run (see [`Ctx::in_shard`]);
+    /// another is refused.
+    pub fn run<T: Serialize + DeserializeOwned>(
         &self,
         experiment: &str,
         config: &impl Serialize,
@@ -118,19 +124,52 @@ impl<'a> Ctx<'a> {
         label: &str,
         f: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
-        let id = RunId::new(experiment, config, seed, self.inputs.borrow().clone())?;
+        let id = self.id(experiment, config, seed)?;
         let device = format!("{:?}", self.device);
-        match self.store.run_or_load(&id, &device, f) {
-            Ok((rec, stored)) => {
-                self.log.record(label, stored, rec.seconds);
-                Ok(rec.result)
-            }
-            Err(Error::OutOfShard { .. }) => {
-                self.log.skip(label);
-                Ok(T::stand_in())
-            }
-            Err(e) => Err(e),
+        let (rec, stored) = self.store.run_or_load(&id, &device, f)?;
+        self.log.record(label, stored, rec.seconds);
+        Ok(rec.result)
+    }
+
+    fn id(&self, experiment: &str, config: &impl Serialize, seed: u64) -> Result<RunId> {
+        RunId::new(experiment, config, seed, self.inputs.borrow().clone())
+    }
+
+    /// Whether the store runs only a shard's slice of the runs (then the experiment has no
+    /// report).
+    pub fn sharded(&self) -> bool {
+        self.store.shard().is_some()
+    }
+
+    /// Whether the run `(experiment, config, seed)` is this store's to run (always, unless
+    /// sharded); a run that is not is counted as left to another shard under `label`.
+    pub fn in_shard(
+        &self,
+        experiment: &str,
+        config: &impl Serialize,
+        seed: u64,
+        label: &str,
+    ) -> Result<bool> {
+        let mine = self
+            .store
+            .in_shard(&self.id(experiment, config, seed)?.key());
+        if !mine {
+            self.log.skip(label);
         }
+        Ok(mine)
+    }
+
+    /// The report of a shard: what it ran, no verdicts, tables or plots.
+    pub fn shard_report(
+        &self,
+        id: &str,
+        title: &str,
+        claims: &[&str],
+        opts: &RunOptions,
+        seeds: u64,
+        started: std::time::Instant,
+    ) -> ExperimentReport {
+        self.report(id, title, claims, String::new(), opts, seeds, started, &())
     }
 
     /// The skeleton of the report; the experiment adds verdicts, tables, plots and notes.
@@ -159,23 +198,122 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// A sweep contender whose every point `(N, seed)` is a stored run; see [`stored`].
+pub struct Stored<'c> {
+    experiment: &'c str,
+    label: &'c str,
+    scope: &'c serde_json::Value,
+    name: String,
+    f: Box<dyn FnMut(usize, u64) -> Result<f64> + 'c>,
+}
+
+impl std::fmt::Debug for Stored<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stored")
+            .field("experiment", &self.experiment)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stored<'_> {
+    /// The run config of the point at `n` (its key with the seed).
+    fn point(&self, n: usize) -> serde_json::Value {
+        point_of(self.scope, &self.name, n)
+    }
+
+    fn line(&self, n: usize, seed: u64) -> String {
+        format!("{} {} N={n} seed {seed}", self.label, self.name)
+    }
+}
+
+impl Contender for Stored<'_> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn run(&mut self, n: usize, seed: u64) -> Result<f64> {
+        (self.f)(n, seed)
+    }
+}
+
+/// The run config of a sweep point: its scope, contender and `N`.
+fn point_of(scope: &serde_json::Value, contender: &str, n: usize) -> serde_json::Value {
+    serde_json::json!({ "scope": scope, "contender": contender, "n": n })
+}
+
 /// A sweep contender named `name` whose every point `(N, seed)` is a stored run of
 /// `experiment` keyed by `scope` (the resolved settings the point depends on), the contender
 /// and `N`; `label` prefixes its progress line.
-pub fn stored<'c>(
-    ctx: &'c Ctx<'_>,
+pub fn stored<'c, 'a>(
+    ctx: &'c Ctx<'a>,
     experiment: &'c str,
     label: &'c str,
     scope: &'c serde_json::Value,
     name: &str,
-    mut f: impl FnMut(usize, u64) -> Result<f64> + 'c,
-) -> Box<dyn Contender + 'c> {
+    f: impl FnMut(usize, u64) -> Result<f64> + 'c,
+) -> Stored<'c> {
+    stored_with(ctx, experiment, label, scope, name, f, |&v| v, |_, _| {})
+}
+
+/// [`stored`] for a run that measures more than the sweep's metric: each point stores
+/// `f`'s whole result `T`, the sweep reads `metric(&T)`, and `seen(N, &T)` is called with
+/// every result, trained or loaded (for the experiment's other tables).
+#[allow(clippy::too_many_arguments)]
+pub fn stored_with<'c, 'a, T: Serialize + DeserializeOwned>(
+    ctx: &'c Ctx<'a>,
+    experiment: &'c str,
+    label: &'c str,
+    scope: &'c serde_json::Value,
+    name: &str,
+    mut f: impl FnMut(usize, u64) -> Result<T> + 'c,
+    metric: impl Fn(&T) -> f64 + 'c,
+    mut seen: impl FnMut(usize, &T) + 'c,
+) -> Stored<'c> {
     let owned = name.to_string();
-    contender(name, move |n, seed| {
-        let key = serde_json::json!({ "scope": scope, "contender": owned, "n": n });
+    let run = move |n: usize, seed: u64| -> Result<f64> {
         let line = format!("{label} {owned} N={n} seed {seed}");
-        ctx.run(experiment, &key, seed, &line, || f(n, seed))
-    })
+        let t = ctx.run(experiment, &point_of(scope, &owned, n), seed, &line, || {
+            f(n, seed)
+        })?;
+        seen(n, &t);
+        Ok(metric(&t))
+    };
+    Stored {
+        experiment,
+        label,
+        scope,
+        name: name.to_string(),
+        f: Box::new(run),
+    }
+}
+
+/// Executes the sweep `plan` of `contenders` (see the module's docs): the learning curves,
+/// or `None` in a sharded store, which runs only the points of its slice.
+pub fn sweep(
+    ctx: &Ctx<'_>,
+    contenders: Vec<Stored<'_>>,
+    plan: &SweepPlan,
+) -> Result<Option<SweepResult>> {
+    if !ctx.sharded() {
+        let mut boxed: Vec<Box<dyn Contender + '_>> = contenders
+            .into_iter()
+            .map(|c| Box::new(c) as Box<dyn Contender + '_>)
+            .collect();
+        return run_sweep(&mut boxed, plan).map(Some);
+    }
+    plan.validate()?;
+    let mut contenders = contenders;
+    for &n in &plan.sizes {
+        for &seed in &plan.seeds {
+            for c in &mut contenders {
+                if ctx.in_shard(c.experiment, &c.point(n), seed, &c.line(n, seed))? {
+                    c.run(n, seed)?;
+                }
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// The seeds `0..count`.

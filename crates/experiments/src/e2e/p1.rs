@@ -48,7 +48,7 @@ use crate::e2e::common::{self as experiment, Ctx, Recipe, RunOptions, claim, fmt
 use e2e_vs_pipeline::localise::{Localiser, LocaliserConfig, crop_and_resize, mean_iou};
 use e2e_vs_pipeline::pipeline::{EndToEnd, LearnedStage, Metric, Objective, evaluate};
 use e2e_vs_pipeline::scenes::{self, SceneConfig};
-use e2e_vs_pipeline::sweep::{CrossoverConfig, SweepPlan, SweepResult, run_sweep};
+use e2e_vs_pipeline::sweep::{CrossoverConfig, SweepPlan, SweepResult};
 
 /// `experiments/p1.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -521,16 +521,6 @@ pub struct ComponentScores {
     pub pipeline: f64,
 }
 
-impl crate::driver::StandIn for ComponentScores {
-    fn stand_in() -> Self {
-        ComponentScores {
-            localiser_iou: 0.5,
-            classifier_true_boxes: 0.5,
-            pipeline: 0.5,
-        }
-    }
-}
-
 fn score_components(
     c: &Components,
     test: &scenes::Scenes,
@@ -643,7 +633,7 @@ fn sweep_variant(
     sizes: &[usize],
     seeds: u64,
     ctx: &Ctx<'_>,
-) -> Result<VariantResult> {
+) -> Result<Option<VariantResult>> {
     let device = ctx.device;
     let variant = objects.variant;
     let test = objects.test_scenes(cfg)?;
@@ -659,7 +649,7 @@ fn sweep_variant(
     };
     let label = format!("p1 {}", variant.tag());
     let sweep = {
-        let mut contenders = vec![
+        let contenders = vec![
             stored(
                 ctx,
                 "p1-detect-identify",
@@ -704,22 +694,25 @@ fn sweep_variant(
             seeds: experiment::seeds(seeds),
             goal: Goal::Maximize,
         };
-        run_sweep(&mut contenders, &plan)?
+        experiment::sweep(ctx, contenders, &plan)?
     };
     // The components' diagnostics, one stored run per seed.
     let mut diag: Vec<ComponentScores> = Vec::new();
     for seed in experiment::seeds(seeds) {
         let line = format!("{label} components seed {seed}");
+        if !ctx.in_shard("p1-components", scope, seed, &line)? {
+            continue;
+        }
         diag.push(ctx.run("p1-components", scope, seed, &line, || {
             score_components(&*component(seed)?, &test, device)
         })?);
     }
-    Ok(VariantResult {
+    Ok(sweep.map(|sweep| VariantResult {
         variant,
         sizes: sizes.to_vec(),
         sweep,
         components: diag,
-    })
+    }))
 }
 
 fn describe(v: Variant, cfg: &VariantConfig, sizes: &[usize], faces: &FaceData) -> String {
@@ -818,7 +811,19 @@ pub fn run(
             Variant::Faces => (&cfg.faces, Objects::faces(&cfg.face_data)?),
         };
         let scope = vcfg.scope(variant, &cfg.face_data);
-        results.push(sweep_variant(vcfg, &objects, &scope, sizes, seeds, &ctx)?);
+        if let Some(r) = sweep_variant(vcfg, &objects, &scope, sizes, seeds, &ctx)? {
+            results.push(r);
+        }
+    }
+    if ctx.sharded() {
+        return Ok(ctx.shard_report(
+            "P1",
+            "detect then identify",
+            &["E-3", "E-4"],
+            opts,
+            seeds,
+            started,
+        ));
     }
 
     let variant_cfg = |v: Variant| match v {

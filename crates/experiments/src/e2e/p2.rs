@@ -28,7 +28,7 @@ use transferlab_report::{ExperimentReport, Verdict};
 use crate::e2e::common::{self as experiment, Ctx, Recipe, RunOptions, claim, fmt, stored};
 use e2e_vs_pipeline::features::{FeatureConfig, FeatureExtractor, waveform_batch};
 use e2e_vs_pipeline::pipeline::{EndToEnd, LearnedStage, Metric, Objective, evaluate};
-use e2e_vs_pipeline::sweep::{CrossoverConfig, SweepPlan, SweepResult, run_sweep};
+use e2e_vs_pipeline::sweep::{CrossoverConfig, SweepPlan, SweepResult};
 
 /// `experiments/p2.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -489,7 +489,7 @@ fn sweep_split(
     split: &SplitSpec,
     seeds: u64,
     ctx: &Ctx<'_>,
-) -> Result<SweepResult> {
+) -> Result<Option<SweepResult>> {
     let scope = serde_json::json!({
         "split": split, "samples": cfg.samples, "features": FeatureConfig::fsdd(),
         "mfcc_hidden": cfg.mfcc_hidden, "log_mel_model": cfg.log_mel_model,
@@ -500,7 +500,7 @@ fn sweep_split(
     });
     let label = format!("p2 {}", split.name());
     let device = ctx.device;
-    let mut contenders = vec![
+    let contenders = vec![
         stored(ctx, "p2-speech", &label, &scope, PIPELINE, |k, seed| {
             Ok(one_run(cfg, data, Which::Mfcc, k, seed, device, false)?.0)
         }),
@@ -516,7 +516,7 @@ fn sweep_split(
         seeds: experiment::seeds(seeds),
         goal: Goal::Maximize,
     };
-    run_sweep(&mut contenders, &plan)
+    experiment::sweep(ctx, contenders, &plan)
 }
 
 /// Runs P2 (resumable) and builds its report.
@@ -552,10 +552,12 @@ pub fn run(
             train: Inputs::new(&train, &fx, cfg.samples, cfg.waveform_norm)?,
             test: Inputs::new(&test, &fx, cfg.samples, cfg.waveform_norm)?,
         };
-        results.push((
-            split.clone(),
-            sweep_split(&cfg, p, &data, split, seeds, &ctx)?,
-        ));
+        if let Some(r) = sweep_split(&cfg, p, &data, split, seeds, &ctx)? {
+            results.push((split.clone(), r));
+        }
+    }
+    if ctx.sharded() {
+        return Ok(ctx.shard_report("P2", "speech", &["E-2", "E-3", "E-6"], opts, seeds, started));
     }
 
     let mut rep = ctx.report(

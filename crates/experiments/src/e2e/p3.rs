@@ -34,7 +34,7 @@ use transferlab_report::{ExperimentReport, Verdict};
 use crate::e2e::common::{self as experiment, Ctx, Recipe, RunOptions, claim, fmt, stored};
 use e2e_vs_pipeline::bone_age::{self, BoneAgeConfig, World};
 use e2e_vs_pipeline::pipeline::{EndToEnd, LearnedStage, Metric, Objective, evaluate};
-use e2e_vs_pipeline::sweep::{CrossoverConfig, SweepPlan, SweepResult, run_sweep};
+use e2e_vs_pipeline::sweep::{CrossoverConfig, SweepPlan, SweepResult};
 
 /// `experiments/p3.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -281,7 +281,7 @@ fn sweep_world(
     seeds: u64,
     ctx: &Ctx<'_>,
     measurements: &RefCell<HashMap<u64, Rc<LearnedStage>>>,
-) -> Result<SweepResult> {
+) -> Result<Option<SweepResult>> {
     let generator = cfg.generator(world);
     let test_set = bone_age::generate(&generator, cfg.test_examples, TEST_SEED)?;
     let test_images = TensorDataset::new(
@@ -309,7 +309,7 @@ fn sweep_world(
     });
     let label = format!("p3 {}", world_name(world));
     let device = ctx.device;
-    let mut contenders = vec![
+    let contenders = vec![
         stored(ctx, "p3-bone-age", &label, &scope, HAND, |n, seed| {
             let (set, v) = training_set(cfg, world, n, seed)?;
             let features = hand_lengths(&set.images, &generator)?;
@@ -347,7 +347,7 @@ fn sweep_world(
         seeds: experiment::seeds(seeds),
         goal: Goal::Minimize,
     };
-    run_sweep(&mut contenders, &plan)
+    experiment::sweep(ctx, contenders, &plan)
 }
 
 /// Runs P3 (resumable) and builds its report.
@@ -365,9 +365,18 @@ pub fn run(
     let mut results = Vec::new();
     let measurements = RefCell::new(HashMap::new());
     for &world in &p.worlds {
-        results.push((
-            world,
-            sweep_world(&cfg, p, world, seeds, &ctx, &measurements)?,
+        if let Some(r) = sweep_world(&cfg, p, world, seeds, &ctx, &measurements)? {
+            results.push((world, r));
+        }
+    }
+    if ctx.sharded() {
+        return Ok(ctx.shard_report(
+            "P3",
+            "bone age",
+            &["E-4", "E-5", "E-6"],
+            opts,
+            seeds,
+            started,
         ));
     }
     let mut rep = ctx.report(

@@ -274,12 +274,18 @@ pub fn run(
                     "supervision": sup,
                 });
                 let label = format!("p4 k={k} {} seed {seed}", sup.name());
+                if !ctx.in_shard("p4-lines-parity", &key, seed, &label)? {
+                    continue;
+                }
                 let a = ctx.run("p4-lines-parity", &key, seed, &label, || {
                     run_one(&cfg, k, p.train_examples, sup, seed, ctx.device)
                 })?;
                 acc[i][j].push(a);
             }
         }
+    }
+    if ctx.sharded() {
+        return Ok(ctx.shard_report("P4", "lines and parity", &["E-4"], opts, seeds, started));
     }
     let mut rep = ctx.report(
         "P4",

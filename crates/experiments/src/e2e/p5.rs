@@ -21,12 +21,11 @@ use serde::{Deserialize, Serialize};
 use transferlab_report::stats::{Summary, summarize};
 use transferlab_report::{Cell, ExperimentReport, Table, Verdict};
 
-use crate::driver::StandIn;
-use crate::e2e::common::{self as experiment, Ctx, RunOptions, claim, fmt, stored};
+use crate::e2e::common::{self as experiment, Ctx, RunOptions, claim, fmt, stored_with};
 use core_tensor::train::Goal;
 use e2e_vs_pipeline::dates::{Corpus, Rules, World};
 use e2e_vs_pipeline::seq2seq::{Seq2Seq, Seq2SeqConfig, char_error_rate};
-use e2e_vs_pipeline::sweep::{CrossoverConfig, SweepPlan, SweepResult, run_sweep};
+use e2e_vs_pipeline::sweep::{CrossoverConfig, SweepPlan, SweepResult};
 
 const PIPELINE: &str = "pipeline";
 const END_TO_END: &str = "end-to-end";
@@ -83,15 +82,6 @@ pub struct P5Result {
     pub char_error_rate: f64,
 }
 
-impl StandIn for P5Result {
-    fn stand_in() -> Self {
-        P5Result {
-            exact_match: 0.5,
-            char_error_rate: 0.5,
-        }
-    }
-}
-
 fn score(outputs: &[String], corpus: &Corpus) -> P5Result {
     let n = corpus.test.len().max(1) as f64;
     let exact = outputs
@@ -138,7 +128,7 @@ fn sweep(
     seeds: u64,
     ctx: &Ctx<'_>,
     cer: &RefCell<BTreeMap<(String, usize), Vec<f64>>>,
-) -> Result<SweepResult> {
+) -> Result<Option<SweepResult>> {
     let test = Corpus::generate(&world, 0, cfg.test_examples, TEST_SEED);
     let inputs: Vec<&str> = test.test.iter().map(|e| e.input.as_str()).collect();
     let held: std::collections::HashSet<&str> = inputs.iter().copied().collect();
@@ -155,24 +145,24 @@ fn sweep(
             .or_default()
             .push(r.char_error_rate);
     };
-    let mut contenders = vec![
-        stored(
+    let contenders = vec![
+        stored_with(
             ctx,
             "p5-translation",
             &label,
             &scope,
             PIPELINE,
-            |n, _seed| {
+            |_n, _seed| {
                 let outputs: Vec<String> = inputs
                     .iter()
                     .map(|t| rules.translate(t).unwrap_or_default())
                     .collect();
-                let r = score(&outputs, &test);
-                record(PIPELINE, n, &r);
-                Ok(r.exact_match)
+                Ok(score(&outputs, &test))
             },
+            |r: &P5Result| r.exact_match,
+            |n, r| record(PIPELINE, n, r),
         ),
-        stored(
+        stored_with(
             ctx,
             "p5-translation",
             &label,
@@ -195,10 +185,10 @@ fn sweep(
                     ..cfg.net.clone()
                 };
                 let net = Seq2Seq::fit(&pairs, &net_cfg, seed, device)?;
-                let r = score(&net.translate(&inputs), &test);
-                record(END_TO_END, n, &r);
-                Ok(r.exact_match)
+                Ok(score(&net.translate(&inputs), &test))
             },
+            |r: &P5Result| r.exact_match,
+            |n, r| record(END_TO_END, n, r),
         ),
     ];
     let plan = SweepPlan {
@@ -206,7 +196,7 @@ fn sweep(
         seeds: experiment::seeds(seeds),
         goal: Goal::Maximize,
     };
-    run_sweep(&mut contenders, &plan)
+    experiment::sweep(ctx, contenders, &plan)
 }
 
 /// Runs P5 (resumable) and builds its report.
@@ -230,7 +220,12 @@ pub fn run(
     let worlds = [("messy", cfg.messy), ("clean", World::clean())];
     let mut results = Vec::new();
     for (name, world) in worlds {
-        results.push((name, sweep(&cfg, p, name, world, seeds, &ctx, &cer)?));
+        if let Some(r) = sweep(&cfg, p, name, world, seeds, &ctx, &cer)? {
+            results.push((name, r));
+        }
+    }
+    if ctx.sharded() {
+        return Ok(ctx.shard_report("P5", "translation", &["E-7"], opts, seeds, started));
     }
     let mut rep = ctx.report(
         "P5",
@@ -260,9 +255,6 @@ pub fn run(
         started,
         &cfg,
     );
-    if opts.shard.is_some() {
-        return Ok(rep);
-    }
     let pairs = [(END_TO_END, PIPELINE)];
     for (name, r) in &results {
         rep.plots.push(experiment::curve_plot(

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use crate::driver::{About, RunLog};
+use crate::driver::{About, Plan, RunLog};
 use crate::runs::{RunId, RunRecord, RunStore};
 use core_tensor::data::{TensorDataset, permutation, uniform};
 use core_tensor::datasets::{FashionMnist, ImageDataset, Mnist, Split};
@@ -335,29 +335,6 @@ pub struct RunOutcome {
 }
 
 impl RunOutcome {
-    /// What a sharded experiment uses for a run of another shard (see
-    /// [`crate::driver`]): every metric of every task at 0.5, so that the
-    /// experiment's summaries go through; never stored, never reported.
-    pub fn stand_in(tasks: &[TaskSpec]) -> Self {
-        RunOutcome {
-            test: tasks
-                .iter()
-                .map(|t| TaskEval {
-                    name: t.name.clone(),
-                    labelled: 1,
-                    metrics: t.metrics().into_iter().map(|m| (m, 0.5)).collect(),
-                    primary: t.primary_metric(),
-                })
-                .collect(),
-            train_examples: 1,
-            parameters: 1,
-            epochs: 0,
-            final_epoch: 0,
-            steps: 0,
-            seconds_per_step: 0.0,
-        }
-    }
-
     /// Task `t`'s value of `metric` on the test set.
     pub fn metric(&self, t: usize, metric: MetricKind) -> Result<f64> {
         self.test
@@ -711,17 +688,10 @@ impl<'a> Context<'a> {
 
     /// Trains (or loads) `spec` with `seed`; `label` names the run in progress reports.
     pub fn train(&mut self, spec: &RunSpec, seed: u64, label: &str) -> Result<RunOutcome> {
-        // Checked against the manifest before anything is trained or reused, and part of the
-        // key: a run on a damaged file is never made, and none is taken for a repaired one.
-        let inputs = crate::paths::verified_inputs(&self.cache, &[spec.data.dataset()])?;
-        let id = RunId::new("multitask-run", spec, seed, inputs)?;
+        let id = self.run_id(spec, seed)?;
         if let Some(rec) = self.store.get::<RunOutcome>(&id)? {
             self.count(&rec, true, label);
             return Ok(rec.result);
-        }
-        if !self.store.in_shard(&id.key()) {
-            self.log.skip(label);
-            return Ok(RunOutcome::stand_in(&spec.data.tasks()));
         }
         let sets = self.datasets(&spec.data, seed)?;
         let device = self.device;
@@ -772,6 +742,35 @@ impl<'a> Context<'a> {
         Ok(rec.result)
     }
 
+    /// The id of the run `spec` with `seed`. The dataset is checked against the manifest
+    /// before anything is trained or reused, and its checksum is part of the key: a run on a
+    /// damaged file is never made, and none is taken for a repaired one.
+    fn run_id(&self, spec: &RunSpec, seed: u64) -> Result<RunId> {
+        let inputs = crate::paths::verified_inputs(&self.cache, &[spec.data.dataset()])?;
+        RunId::new("multitask-run", spec, seed, inputs)
+    }
+
+    /// Executes `plan` (see [`crate::driver::Plan`]): every run loaded from the store or
+    /// trained, the outcomes by cell and seed; `None` in a sharded store, which runs only its
+    /// slice of the plan and has no report.
+    pub fn execute(&mut self, plan: Plan<String, RunSpec>) -> Result<Option<Outcomes>> {
+        let shard = self.store.shard();
+        let runs = plan.in_shard(shard, &self.log, |spec, seed| {
+            Ok(self.run_id(spec, seed)?.key())
+        })?;
+        let mut out = BTreeMap::new();
+        for p in runs {
+            let r = self.train(&p.spec, p.seed, &p.label)?;
+            if out.insert((p.cell.clone(), p.seed), r).is_some() {
+                return Err(Error::InvalidArgument(format!(
+                    "the plan files two runs under {:?} with seed {}",
+                    p.cell, p.seed
+                )));
+            }
+        }
+        Ok(shard.is_none().then_some(Outcomes(out)))
+    }
+
     /// The number of training examples `data` gives with `seed` (for resolving epochs).
     pub fn train_size(&mut self, data: &DataSpec, seed: u64) -> Result<usize> {
         Ok(self.datasets(data, seed)?.0.len())
@@ -797,6 +796,24 @@ impl<'a> Context<'a> {
 
     fn count<T>(&mut self, rec: &RunRecord<T>, stored: bool, label: &str) {
         self.log.record(label, stored, rec.seconds);
+    }
+}
+
+/// The outcomes of an executed plan, by cell and seed.
+#[derive(Debug, Default)]
+pub struct Outcomes(BTreeMap<(String, u64), RunOutcome>);
+
+impl Outcomes {
+    /// The outcome filed under `cell` with `seed`.
+    pub fn get(&self, cell: &str, seed: u64) -> Result<&RunOutcome> {
+        self.0.get(&(cell.to_string(), seed)).ok_or_else(|| {
+            Error::InvalidArgument(format!("no run {cell:?} with seed {seed} in the plan"))
+        })
+    }
+
+    /// Every outcome as `(cell, seed, outcome)`, by cell and then seed.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u64, &RunOutcome)> {
+        self.0.iter().map(|((c, s), r)| (c.as_str(), *s, r))
     }
 }
 

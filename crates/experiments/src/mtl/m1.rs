@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use transferlab_report::stats::Summary;
 use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
 
+use crate::driver::Plan;
 use crate::mtl::common::{
     self as experiments, Recipe, Results, RunOptions, Setup, claim, delta_m_of, presence, pts, raw,
     scene_data, sign_verdict,
@@ -97,7 +98,8 @@ pub fn run(
     let all: Vec<usize> = (0..classes.len()).collect();
     let mut res = Results::default();
     let shared_params = experiments::parameter_count(&setup.model, &specs)?;
-    let mut rep = experiments::with_context(&store, opts, on_run, |ctx| {
+    let (mut rep, outcomes) = experiments::with_context(&store, opts, on_run, |ctx| {
+        let mut plan = Plan::new();
         for seed in 0..seeds {
             let mtl_spec = ctx.spec(
                 scene_data(&setup.data, targets.clone()),
@@ -106,8 +108,12 @@ pub fn run(
                 &recipe,
                 seed,
             )?;
-            let mtl = ctx.train(&mtl_spec, seed, &format!("m1 shared seed {seed}"))?;
-            let mut singles = Vec::new();
+            plan.push(
+                "shared".into(),
+                mtl_spec,
+                seed,
+                format!("m1 shared seed {seed}"),
+            );
             for (i, t) in targets.iter().enumerate() {
                 let spec = ctx.spec(
                     scene_data(&setup.data, vec![*t]),
@@ -117,27 +123,11 @@ pub fn run(
                     seed,
                 )?;
                 let label = format!("m1 single {} seed {seed}", specs[i].name);
-                singles.push(ctx.train(&spec, seed, &label)?);
+                plan.push(format!("single/{i}"), spec, seed, label);
             }
-            for (i, s) in singles.iter().enumerate() {
-                for (m, name) in [
-                    (MetricKind::Accuracy, "acc"),
-                    (MetricKind::BalancedAccuracy, "bacc"),
-                    (MetricKind::Auc, "auc"),
-                ] {
-                    res.push(format!("shared/{i}/{name}"), mtl.metric(i, m)?);
-                    res.push(format!("single/{i}/{name}"), s.metric(0, m)?);
-                }
-            }
-            let refs: Vec<_> = singles.iter().collect();
-            res.push("delta_m", delta_m_of(&specs, &mtl, &refs, &all)?);
-            res.push("params/shared", mtl.parameters as f64);
-            res.push(
-                "params/single",
-                singles.iter().map(|s| s.parameters as f64).sum::<f64>(),
-            );
         }
-        Ok(experiments::report(
+        let outcomes = ctx.execute(plan)?;
+        let rep = experiments::report(
             "M1",
             "multi-label scenes: one shared network vs one network per task",
             &["M-1", "M-5"],
@@ -163,8 +153,34 @@ pub fn run(
                 recipe: &recipe,
                 setup: &setup,
             },
-        ))
+        );
+        Ok((rep, outcomes))
     })?;
+    let Some(out) = outcomes else {
+        return Ok(rep);
+    };
+    for seed in 0..seeds {
+        let mtl = out.get("shared", seed)?;
+        let singles = (0..targets.len())
+            .map(|i| out.get(&format!("single/{i}"), seed))
+            .collect::<Result<Vec<_>>>()?;
+        for (i, s) in singles.iter().enumerate() {
+            for (m, name) in [
+                (MetricKind::Accuracy, "acc"),
+                (MetricKind::BalancedAccuracy, "bacc"),
+                (MetricKind::Auc, "auc"),
+            ] {
+                res.push(format!("shared/{i}/{name}"), mtl.metric(i, m)?);
+                res.push(format!("single/{i}/{name}"), s.metric(0, m)?);
+            }
+        }
+        res.push("delta_m", delta_m_of(&specs, mtl, &singles, &all)?);
+        res.push("params/shared", mtl.parameters as f64);
+        res.push(
+            "params/single",
+            singles.iter().map(|s| s.parameters as f64).sum::<f64>(),
+        );
+    }
 
     let mut table = Table::new(
         "m1-per-task",

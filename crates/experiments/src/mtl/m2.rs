@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use transferlab_report::stats::Summary;
 use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
 
+use crate::driver::Plan;
 use crate::mtl::common::{
     self as experiments, DataSpec, PartitionData, Recipe, Results, RunOptions, claim, pts,
 };
@@ -137,7 +138,8 @@ pub fn run(
     tasks.sort_unstable();
     tasks.dedup();
     let mut res = Results::default();
-    let mut rep = experiments::with_context(&store, opts, on_run, |ctx| {
+    let (mut rep, outcomes) = experiments::with_context(&store, opts, on_run, |ctx| {
+        let mut plan = Plan::new();
         let mut one = |ctx: &mut experiments::Context<'_>,
                        t: usize,
                        focal: usize,
@@ -152,9 +154,7 @@ pub fn run(
                 seed,
             )?;
             let label = format!("m2 T={t} focal n={focal} seed {seed}");
-            let r = ctx.train(&spec, seed, &label)?;
-            res.push(format!("{key}/acc"), r.metric(0, MetricKind::Accuracy)?);
-            res.push(format!("{key}/auc"), r.metric(0, MetricKind::Auc)?);
+            plan.push(key, spec, seed, label);
             Ok(())
         };
         for seed in 0..seeds {
@@ -165,7 +165,8 @@ pub fn run(
             one(ctx, 1, n_eq, seed, "alone-eq".into())?;
             one(ctx, p.equal_data_tasks, n_eq, seed, "eq".into())?;
         }
-        Ok(experiments::report(
+        let outcomes = ctx.execute(plan)?;
+        let rep = experiments::report(
             "M2",
             "many small tasks: the focal task alone vs jointly with others",
             &["M-2"],
@@ -191,8 +192,16 @@ pub fn run(
                 config: &cfg,
                 profile: p,
             },
-        ))
+        );
+        Ok((rep, outcomes))
     })?;
+    let Some(out) = outcomes else {
+        return Ok(rep);
+    };
+    for (key, _, r) in out.iter() {
+        res.push(format!("{key}/acc"), r.metric(0, MetricKind::Accuracy)?);
+        res.push(format!("{key}/auc"), r.metric(0, MetricKind::Auc)?);
+    }
 
     let mut table = Table::new(
         "m2-focal-task",

@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 use transferlab_report::stats::Summary;
 use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
 
+use crate::driver::Plan;
 use crate::mtl::common::{
-    self as experiments, Recipe, Results, RunOptions, Setup, claim, delta_m_of, parameter_count,
-    presence, raw, scene_data,
+    self as experiments, Recipe, Results, RunOptions, RunOutcome, Setup, claim, delta_m_of,
+    parameter_count, presence, raw, scene_data,
 };
 use crate::mtl::m1::scale;
 use multitask::balance::BalancerConfig;
@@ -196,7 +197,8 @@ pub fn run(
             same * specs.len() as i64,
         ));
     }
-    let mut rep = experiments::with_context(&store, opts, on_run, |ctx| {
+    let (mut rep, outcomes) = experiments::with_context(&store, opts, on_run, |ctx| {
+        let mut plan = Plan::new();
         for seed in 0..seeds {
             for &(w, v, ..) in &matched {
                 let spec = ctx.spec(
@@ -206,9 +208,13 @@ pub fn run(
                     &recipe,
                     seed,
                 )?;
-                let mtl = ctx.train(&spec, seed, &format!("m3 shared w={w} seed {seed}"))?;
-                let mut singles = |width: i64| -> Result<Vec<_>> {
-                    let mut out = Vec::new();
+                plan.push(
+                    format!("shared/{w}"),
+                    spec,
+                    seed,
+                    format!("m3 shared w={w} seed {seed}"),
+                );
+                for width in if v == w { vec![w] } else { vec![w, v] } {
                     for (i, t) in targets.iter().enumerate() {
                         let spec = ctx.spec(
                             scene_data(&setup.data, vec![*t]),
@@ -218,22 +224,13 @@ pub fn run(
                             seed,
                         )?;
                         let label = format!("m3 single {} w={width} seed {seed}", specs[i].name);
-                        out.push(ctx.train(&spec, seed, &label)?);
+                        plan.push(format!("single/{width}/{i}/for {w}"), spec, seed, label);
                     }
-                    Ok(out)
-                };
-                let same = singles(w)?;
-                let small = singles(v)?;
-                let refs: Vec<_> = same.iter().collect();
-                res.push(format!("same/{w}"), delta_m_of(&specs, &mtl, &refs, &all)?);
-                let refs: Vec<_> = small.iter().collect();
-                res.push(
-                    format!("matched/{w}"),
-                    delta_m_of(&specs, &mtl, &refs, &all)?,
-                );
+                }
             }
         }
-        Ok(experiments::report(
+        let outcomes = ctx.execute(plan)?;
+        let rep = experiments::report(
             "M3",
             "capacity sweep: shared trunk width",
             &["M-3"],
@@ -259,8 +256,30 @@ pub fn run(
                 recipe: &recipe,
                 setup: &setup,
             },
-        ))
+        );
+        Ok((rep, outcomes))
     })?;
+    let Some(out) = outcomes else {
+        return Ok(rep);
+    };
+    for seed in 0..seeds {
+        for &(w, v, ..) in &matched {
+            let mtl = out.get(&format!("shared/{w}"), seed)?;
+            let singles = |width: i64| -> Result<Vec<&RunOutcome>> {
+                (0..targets.len())
+                    .map(|i| out.get(&format!("single/{width}/{i}/for {w}"), seed))
+                    .collect()
+            };
+            res.push(
+                format!("same/{w}"),
+                delta_m_of(&specs, mtl, &singles(w)?, &all)?,
+            );
+            res.push(
+                format!("matched/{w}"),
+                delta_m_of(&specs, mtl, &singles(v)?, &all)?,
+            );
+        }
+    }
 
     let mut table = Table::new(
         "m3-width",

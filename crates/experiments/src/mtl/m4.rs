@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use transferlab_report::stats::Summary;
 use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
 
+use crate::driver::Plan;
 use crate::mtl::common::{
     self as experiments, DataSpec, Recipe, Results, Rows, RunOptions, RunOutcome, Setup, claim,
     presence, pts,
@@ -103,7 +104,8 @@ pub fn run(
     let targets = presence(&setup.classes);
     let t = targets.len();
     let mut res = Results::default();
-    let mut rep = experiments::with_context(&store, opts, on_run, |ctx| {
+    let (mut rep, outcomes) = experiments::with_context(&store, opts, on_run, |ctx| {
+        let mut plan = Plan::new();
         for seed in 0..seeds {
             for &f in &hidden {
                 let arm = |rows: Rows| DataSpec::Scenes {
@@ -122,20 +124,12 @@ pub fn run(
                         seed,
                     )?;
                     let label = format!("m4 {name} hidden {f} seed {seed}");
-                    let r = ctx.train(&spec, seed, &label)?;
-                    res.push(
-                        format!("{name}/{f}/auc"),
-                        mean_metric(&r, t, MetricKind::Auc)?,
-                    );
-                    res.push(
-                        format!("{name}/{f}/bacc"),
-                        mean_metric(&r, t, MetricKind::BalancedAccuracy)?,
-                    );
-                    res.push(format!("{name}/{f}/n"), r.train_examples as f64);
+                    plan.push(format!("{name}/{f}"), spec, seed, label);
                 }
             }
         }
-        Ok(experiments::report(
+        let outcomes = ctx.execute(plan)?;
+        let rep = experiments::report(
             "M4",
             "missing labels: masked loss vs fully labelled examples only",
             &["M-4"],
@@ -156,8 +150,20 @@ pub fn run(
                 recipe: &recipe,
                 setup: &setup,
             },
-        ))
+        );
+        Ok((rep, outcomes))
     })?;
+    let Some(out) = outcomes else {
+        return Ok(rep);
+    };
+    for (cell, _, r) in out.iter() {
+        res.push(format!("{cell}/auc"), mean_metric(r, t, MetricKind::Auc)?);
+        res.push(
+            format!("{cell}/bacc"),
+            mean_metric(r, t, MetricKind::BalancedAccuracy)?,
+        );
+        res.push(format!("{cell}/n"), r.train_examples as f64);
+    }
 
     let mut table = Table::new(
         "m4-missing-labels",

@@ -14,6 +14,7 @@ use core_tensor::{Error, Result};
 use serde::{Deserialize, Serialize};
 use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table};
 
+use crate::driver::Plan;
 use crate::mtl::common::{
     self as experiments, Recipe, Results, RunOptions, SceneTarget, Setup, delta_m_of, presence,
     raw, scene_data,
@@ -106,9 +107,9 @@ pub fn run(
     let all: Vec<usize> = (0..t).collect();
     let labels: Vec<String> = methods.iter().map(method_label).collect();
     let mut res = Results::default();
-    let mut rep = experiments::with_context(&store, opts, on_run, |ctx| {
+    let (mut rep, outcomes) = experiments::with_context(&store, opts, on_run, |ctx| {
+        let mut plan = Plan::new();
         for seed in 0..seeds {
-            let mut singles = Vec::new();
             for (i, target) in targets.iter().enumerate() {
                 let spec = ctx.spec(
                     scene_data(&setup.data, vec![*target]),
@@ -118,9 +119,8 @@ pub fn run(
                     seed,
                 )?;
                 let label = format!("m5 single {} seed {seed}", specs[i].name);
-                singles.push(ctx.train(&spec, seed, &label)?);
+                plan.push(format!("single/{i}"), spec, seed, label);
             }
-            let refs: Vec<_> = singles.iter().collect();
             for (m, name) in methods.iter().zip(&labels) {
                 let spec = ctx.spec(
                     scene_data(&setup.data, targets.clone()),
@@ -129,20 +129,16 @@ pub fn run(
                     &recipe,
                     seed,
                 )?;
-                let r = ctx.train(&spec, seed, &format!("m5 {name} seed {seed}"))?;
-                res.push(format!("{name}/dm"), delta_m_of(&specs, &r, &refs, &all)?);
-                res.push(
-                    format!("{name}/dm-presence"),
-                    delta_m_of(&specs, &r, &refs[..t - 1], &all[..t - 1])?,
+                plan.push(
+                    format!("method/{name}"),
+                    spec,
+                    seed,
+                    format!("m5 {name} seed {seed}"),
                 );
-                res.push(
-                    format!("{name}/dm-count"),
-                    delta_m_of(&specs, &r, &refs[t - 1..], &all[t - 1..])?,
-                );
-                res.push(format!("{name}/sps"), r.seconds_per_step);
             }
         }
-        Ok(experiments::report(
+        let outcomes = ctx.execute(plan)?;
+        let rep = experiments::report(
             "M5",
             "loss balancing of tasks of different type and scale",
             &[],
@@ -165,8 +161,30 @@ pub fn run(
                 recipe: &recipe,
                 setup: &setup,
             },
-        ))
+        );
+        Ok((rep, outcomes))
     })?;
+    let Some(out) = outcomes else {
+        return Ok(rep);
+    };
+    for seed in 0..seeds {
+        let refs = (0..targets.len())
+            .map(|i| out.get(&format!("single/{i}"), seed))
+            .collect::<Result<Vec<_>>>()?;
+        for name in &labels {
+            let r = out.get(&format!("method/{name}"), seed)?;
+            res.push(format!("{name}/dm"), delta_m_of(&specs, r, &refs, &all)?);
+            res.push(
+                format!("{name}/dm-presence"),
+                delta_m_of(&specs, r, &refs[..t - 1], &all[..t - 1])?,
+            );
+            res.push(
+                format!("{name}/dm-count"),
+                delta_m_of(&specs, r, &refs[t - 1..], &all[t - 1..])?,
+            );
+            res.push(format!("{name}/sps"), r.seconds_per_step);
+        }
+    }
 
     let mut table = Table::new(
         "m5-balancers",

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use transferlab_report::stats::Summary;
 use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
 
+use crate::driver::Plan;
 use crate::mtl::common::{
     self as experiments, Recipe, Results, RunOptions, SceneTarget, Setup, claim, presence, pts,
     scene_data,
@@ -98,7 +99,8 @@ pub fn run(
     let store = opts.run_store();
     let related = presence(&setup.classes);
     let mut res = Results::default();
-    let mut rep = experiments::with_context(&store, opts, on_run, |ctx| {
+    let (mut rep, outcomes) = experiments::with_context(&store, opts, on_run, |ctx| {
+        let mut plan = Plan::new();
         for seed in 0..seeds {
             let shared = ctx.spec(
                 scene_data(&setup.data, related.clone()),
@@ -107,12 +109,12 @@ pub fn run(
                 &recipe,
                 seed,
             )?;
-            let shared = ctx.train(
-                &shared,
+            plan.push(
+                "related".into(),
+                shared,
                 seed,
-                &format!("m6 related (M1 shared) seed {seed}"),
-            )?;
-            let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+                format!("m6 related (M1 shared) seed {seed}"),
+            );
             for &c in &p.focal {
                 let focal = SceneTarget::Presence { class: c };
                 let spec = ctx.spec(
@@ -122,16 +124,12 @@ pub fn run(
                     &recipe,
                     seed,
                 )?;
-                let alone = ctx.train(&spec, seed, &format!("m6 single has{c} seed {seed}"))?;
-                let col = setup.classes.iter().position(|&k| k == c).unwrap_or(0);
-                let mut add = |key: String, v: f64| *sums.entry(key).or_default() += v;
-                for (m, n) in [
-                    (MetricKind::Auc, "auc"),
-                    (MetricKind::BalancedAccuracy, "bacc"),
-                ] {
-                    add(format!("alone/{n}"), alone.metric(0, m)?);
-                    add(format!("related/{n}"), shared.metric(col, m)?);
-                }
+                plan.push(
+                    format!("alone/{c}"),
+                    spec,
+                    seed,
+                    format!("m6 single has{c} seed {seed}"),
+                );
                 for &r in &rs {
                     let mut targets = vec![focal];
                     targets.extend((0..r).map(|index| SceneTarget::Random { index }));
@@ -143,20 +141,12 @@ pub fn run(
                         seed,
                     )?;
                     let label = format!("m6 has{c} + {r} random seed {seed}");
-                    let joint = ctx.train(&spec, seed, &label)?;
-                    for (m, n) in [
-                        (MetricKind::Auc, "auc"),
-                        (MetricKind::BalancedAccuracy, "bacc"),
-                    ] {
-                        add(format!("R{r}/{n}"), joint.metric(0, m)?);
-                    }
+                    plan.push(format!("R{r}/{c}"), spec, seed, label);
                 }
             }
-            for (k, v) in sums {
-                res.push(k, v / p.focal.len() as f64);
-            }
         }
-        Ok(experiments::report(
+        let outcomes = ctx.execute(plan)?;
+        let rep = experiments::report(
             "M6",
             "unrelated tasks: a task paired with random-label tasks",
             &["M-1"],
@@ -182,8 +172,40 @@ pub fn run(
                 recipe: &recipe,
                 setup: &setup,
             },
-        ))
+        );
+        Ok((rep, outcomes))
     })?;
+    let Some(out) = outcomes else {
+        return Ok(rep);
+    };
+    for seed in 0..seeds {
+        let shared = out.get("related", seed)?;
+        let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+        for &c in &p.focal {
+            let alone = out.get(&format!("alone/{c}"), seed)?;
+            let col = setup.classes.iter().position(|&k| k == c).unwrap_or(0);
+            let mut add = |key: String, v: f64| *sums.entry(key).or_default() += v;
+            for (m, n) in [
+                (MetricKind::Auc, "auc"),
+                (MetricKind::BalancedAccuracy, "bacc"),
+            ] {
+                add(format!("alone/{n}"), alone.metric(0, m)?);
+                add(format!("related/{n}"), shared.metric(col, m)?);
+            }
+            for &r in &rs {
+                let joint = out.get(&format!("R{r}/{c}"), seed)?;
+                for (m, n) in [
+                    (MetricKind::Auc, "auc"),
+                    (MetricKind::BalancedAccuracy, "bacc"),
+                ] {
+                    add(format!("R{r}/{n}"), joint.metric(0, m)?);
+                }
+            }
+        }
+        for (k, v) in sums {
+            res.push(k, v / p.focal.len() as f64);
+        }
+    }
 
     let mut table = Table::new(
         "m6-unrelated-tasks",

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use crate::driver::RunLog;
+use crate::driver::{Plan, RunLog};
 use crate::runs::{RunId, RunRecord, RunStore};
 use core_tensor::checkpoint;
 use core_tensor::data::TensorDataset;
@@ -293,8 +293,7 @@ pub struct Context<'a> {
     registry: Option<Registry>,
     data: HashMap<String, Rc<TargetData>>,
     sources: HashMap<String, Rc<SourceModel>>,
-    /// The runs so far: done, loaded, left to other shards (`--shard`; their results are NaN
-    /// here).
+    /// The runs so far: done, loaded, left to other shards (`--shard`).
     pub log: RunLog<'a>,
 }
 
@@ -515,18 +514,12 @@ impl<'a> Context<'a> {
         })
     }
 
-    /// Whether the store is a shard of a sweep: results of other shards' runs are then NaN
-    /// placeholders and the experiment writes no report.
-    pub fn sharded(&self) -> bool {
-        self.store.shard().is_some()
-    }
-
-    /// Runs (or loads) one adaptation with `seed`. In a sharded store, a run of another shard
-    /// that is not stored yet is skipped: its result is NaN and nothing is trained for it.
-    pub fn adapt(&mut self, run: &AdaptRun, seed: u64, label: &str) -> Result<AdaptResult> {
+    /// The run `run` as it is stored, and its id: a scratch run keeps only its architecture
+    /// (one scratch run serves every source built alike); the key carries the target's and the
+    /// source's data checksums and the zoo weights' checksum.
+    fn adapt_id(&mut self, run: &AdaptRun, seed: u64) -> Result<(AdaptRun, RunId)> {
         let mut run = run.clone();
         if run.strategy == Strategy::Scratch {
-            // Only the architecture matters: one scratch run serves every source built alike.
             let input = self.source_input(&run.source)?;
             let model = match &run.source {
                 SourceSpec::Zoo { entry } => self.registry()?.entry(entry)?.model.clone(),
@@ -547,6 +540,30 @@ impl<'a> Context<'a> {
             ));
         }
         let id = RunId::new("transfer-adapt", &run, seed, inputs)?;
+        Ok((run, id))
+    }
+
+    /// Executes `plan` (see [`crate::driver::Plan`]): every adaptation loaded from the store
+    /// or trained, the results in plan order with their cells; `None` in a sharded store, which
+    /// runs only its slice of the plan and has no report.
+    pub fn execute<C>(&mut self, plan: Plan<C, AdaptRun>) -> Result<Option<Vec<(C, AdaptResult)>>> {
+        let shard = self.store.shard();
+        let mut keys = Vec::with_capacity(plan.len());
+        if shard.is_some() {
+            for p in plan.runs() {
+                keys.push(self.adapt_id(&p.spec, p.seed)?.1.key());
+            }
+        }
+        let mut keys = keys.into_iter();
+        let runs = plan.in_shard(shard, &self.log, |_, _| {
+            Ok(keys.next().expect("one key per planned run"))
+        })?;
+        crate::driver::execute(runs, shard, |run, seed, label| self.adapt(run, seed, label))
+    }
+
+    /// Runs (or loads) one adaptation with `seed`.
+    pub fn adapt(&mut self, run: &AdaptRun, seed: u64, label: &str) -> Result<AdaptResult> {
+        let (run, id) = self.adapt_id(run, seed)?;
         if let Some(mut rec) = self.store.get::<AdaptResult>(&id)? {
             if rec
                 .result
@@ -570,15 +587,6 @@ impl<'a> Context<'a> {
             }
             self.count(&rec, true, label);
             return Ok(rec.result);
-        }
-        if !self.store.in_shard(&id.key()) {
-            self.log.skip(label);
-            return Ok(AdaptResult {
-                test_accuracy: f64::NAN,
-                validation_accuracy: None,
-                epochs: 0,
-                estimates: None,
-            });
         }
         let source = self.source(&run.source, run.source_seed)?;
         let input = self.source_input(&run.source)?;

@@ -19,6 +19,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::driver::{Plan, RunLog};
 use crate::runs::{RunId, RunStore};
 use core_tensor::data::{TensorDataset, stratified_indices};
 use core_tensor::loaders::npy::Npz;
@@ -235,23 +236,10 @@ pub fn run(
     if profile.all {
         sizes.push(None);
     }
-    // results[(source, N, strategy)] = (accuracy, auc) per seed
-    let mut results: BTreeMap<(String, String, String), Vec<(f64, f64)>> = BTreeMap::new();
-    let (mut runs, mut stored, mut run_seconds) = (0usize, 0usize, 0.0);
-    for source_name in &cfg.sources {
-        let entry = registry.entry(source_name)?;
-        let spec = entry.recipe.data.input_spec()?;
-        let source = SourceModel::from_zoo(&registry, &zoo, source_name)?;
+    // The plan: every (source, N, strategy, seed), filed under (source, N, strategy).
+    let mut plan = Plan::new();
+    for (source_index, source_name) in cfg.sources.iter().enumerate() {
         let weights_sha = registry.expected_sha256(&zoo, source_name)?;
-        // The X-rays as this source's input (channels, size, normalisation).
-        let prepare = |d: &TensorDataset| -> Result<TensorDataset> {
-            TensorDataset::new(spec.prepare(&d.inputs)?, d.targets.shallow_clone())
-        };
-        let (train_pool, val_pool, test) = (
-            prepare(&splits.train)?,
-            prepare(&splits.val)?,
-            prepare(&splits.test)?.to_device(dev),
-        );
         for &n in &sizes {
             let per_class = n.unwrap_or(all_per_class);
             let val_n = validation_per_class(per_class);
@@ -262,7 +250,7 @@ pub fn run(
             };
             for strategy in strategies {
                 for seed in 0..seeds {
-                    let run_cfg = X0Run {
+                    let run = X0Run {
                         source: source_name.clone(),
                         per_class: n,
                         val_per_class: val_n,
@@ -277,73 +265,43 @@ pub fn run(
                     };
                     let mut inputs = data_inputs.clone();
                     inputs.insert("source_weights".to_string(), weights_sha.clone());
-                    let id = RunId::new("x0", &run_cfg, seed, inputs)?;
+                    let id = RunId::new("x0", &run, seed, inputs)?;
                     let label = format!(
                         "{source_name} N={} {} seed {seed}",
                         n_label(n),
                         strategy.name()
                     );
-                    let outcome = store.run_or_load(&id, &format!("{dev:?}"), || {
-                        let train = match n {
-                            Some(n) => train_pool.subset(&stratified_indices(
-                                &train_pool.targets,
-                                CLASSES,
-                                n,
-                                seed,
-                            )?)?,
-                            None => TensorDataset::new(
-                                train_pool.inputs.shallow_clone(),
-                                train_pool.targets.shallow_clone(),
-                            )?,
-                        };
-                        let val = val_pool.subset(&stratified_indices(
-                            &val_pool.targets,
-                            CLASSES,
-                            val_n,
-                            seed ^ 0x5A5A,
-                        )?)?;
-                        let adapted = adapt(
-                            strategy,
-                            &source,
-                            CLASSES as i64,
-                            &train.to_device(dev),
-                            &val.to_device(dev),
-                            &run_cfg.adapt,
-                            seed,
-                        )?;
-                        let logits = adapted
-                            .logits(&test.inputs, run_cfg.adapt.eval_batch)?
-                            .to_device(Device::Cpu);
-                        let targets = test.targets.to_device(Device::Cpu);
-                        Ok(X0Result {
-                            test_accuracy: core_tensor::metrics::accuracy(&logits, &targets)?,
-                            test_auc: auc(&logits, &targets)?,
-                            validation_accuracy: adapted
-                                .reports
-                                .last()
-                                .and_then(|r| r.best_validation),
-                            epochs: adapted.reports.iter().map(|r| r.epochs.len()).sum(),
-                        })
-                    });
-                    let (rec, cached) = match outcome {
-                        Err(Error::OutOfShard { .. }) => continue,
-                        other => other?,
-                    };
-                    runs += 1;
-                    stored += usize::from(cached);
-                    run_seconds += rec.seconds;
-                    on_run(&label, cached);
-                    results
-                        .entry((source_name.clone(), n_label(n), strategy.name().to_string()))
-                        .or_default()
-                        .push((
-                            rec.result.test_accuracy,
-                            rec.result.test_auc.unwrap_or(f64::NAN),
-                        ));
+                    plan.push(
+                        (source_name.clone(), n_label(n), strategy.name().to_string()),
+                        (source_index, run, id),
+                        seed,
+                        label,
+                    );
                 }
             }
         }
     }
+    let log = RunLog::new(&mut on_run);
+    let runs = plan.in_shard(store.shard(), &log, |(_, _, id), _| Ok(id.key()))?;
+    // Each source with the X-rays as its input (channels, size, normalisation), made when a
+    // run of it first trains.
+    let mut prepared: BTreeMap<usize, Prepared> = BTreeMap::new();
+    let done = crate::driver::execute(
+        runs,
+        store.shard(),
+        |(source_index, run, id), seed, label| {
+            let (rec, cached) = store.run_or_load(id, &format!("{dev:?}"), || {
+                if !prepared.contains_key(source_index) {
+                    let p = prepare_source(&registry, &zoo, &run.source, &splits, dev)?;
+                    prepared.insert(*source_index, p);
+                }
+                let p = &prepared[source_index];
+                train_one(p, run, seed, dev)
+            })?;
+            log.record(label, cached, rec.seconds);
+            Ok(rec.result)
+        },
+    )?;
     let mut report = ExperimentReport {
         id: "X0".into(),
         title: "ordinary photographs to chest X-rays".into(),
@@ -352,22 +310,99 @@ pub fn run(
         profile: opts.profile.clone(),
         seeds,
         device: format!("{dev:?}"),
-        runs,
-        runs_stored: stored,
+        runs: log.runs(),
+        runs_stored: log.stored(),
         seconds: started.elapsed().as_secs_f64(),
-        run_seconds,
+        run_seconds: log.run_seconds(),
         config: serde_json::to_value(&cfg).unwrap_or_default(),
         verdicts: Vec::new(),
         tables: Vec::new(),
         plots: Vec::new(),
         notes: Vec::new(),
     };
-    if store.shard().is_some() {
-        report.notes.push("A shard: no report for a shard.".into());
+    let Some(done) = done else {
+        report.notes.push(format!(
+            "A shard: {} runs left to the other shards; no report for a shard.",
+            log.skipped()
+        ));
         return Ok(report);
+    };
+    // results[(source, N, strategy)] = (accuracy, auc) per seed
+    let mut results: BTreeMap<(String, String, String), Vec<(f64, f64)>> = BTreeMap::new();
+    for (cell, r) in done {
+        results
+            .entry(cell)
+            .or_default()
+            .push((r.test_accuracy, r.test_auc.unwrap_or(f64::NAN)));
     }
     summarise(&cfg, &sizes, all_per_class, &results, &mut report)?;
     Ok(report)
+}
+
+/// A source with the X-rays prepared as its input.
+struct Prepared {
+    source: SourceModel,
+    train: TensorDataset,
+    val: TensorDataset,
+    test: TensorDataset,
+}
+
+/// The zoo entry `name` and the X-ray splits in its input format (the test split on `dev`).
+fn prepare_source(
+    registry: &Registry,
+    zoo: &Path,
+    name: &str,
+    splits: &Splits,
+    dev: Device,
+) -> Result<Prepared> {
+    let spec = registry.entry(name)?.recipe.data.input_spec()?;
+    let prepare = |d: &TensorDataset| -> Result<TensorDataset> {
+        TensorDataset::new(spec.prepare(&d.inputs)?, d.targets.shallow_clone())
+    };
+    Ok(Prepared {
+        source: SourceModel::from_zoo(registry, zoo, name)?,
+        train: prepare(&splits.train)?,
+        val: prepare(&splits.val)?,
+        test: prepare(&splits.test)?.to_device(dev),
+    })
+}
+
+/// Trains one run of X0 and measures it on the test split.
+fn train_one(p: &Prepared, run: &X0Run, seed: u64, dev: Device) -> Result<X0Result> {
+    let train = match run.per_class {
+        Some(n) => p
+            .train
+            .subset(&stratified_indices(&p.train.targets, CLASSES, n, seed)?)?,
+        None => TensorDataset::new(
+            p.train.inputs.shallow_clone(),
+            p.train.targets.shallow_clone(),
+        )?,
+    };
+    let val = p.val.subset(&stratified_indices(
+        &p.val.targets,
+        CLASSES,
+        run.val_per_class,
+        seed ^ 0x5A5A,
+    )?)?;
+    let adapted = adapt(
+        &run.strategy,
+        &p.source,
+        CLASSES as i64,
+        &train.to_device(dev),
+        &val.to_device(dev),
+        &run.adapt,
+        seed,
+    )?;
+    let logits = adapted
+        .logits(&p.test.inputs, run.adapt.eval_batch)?
+        .to_device(Device::Cpu);
+    let targets = p.test.targets.to_device(Device::Cpu);
+    Ok(X0Result {
+        test_accuracy: core_tensor::metrics::accuracy(&logits, &targets)?,
+        test_auc: auc(&logits, &targets)?,
+        validation_accuracy: adapted.reports.last().and_then(|r| r.best_validation),
+        epochs: adapted.reports.iter().map(|r| r.epochs.len()).sum(),
+    })
 }
 
 fn description(cfg: &X0Config, all: usize) -> String {

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::driver::Plan;
 use crate::runs::{RunId, RunStore};
 use core_tensor::device::DeviceSpec;
 use core_tensor::{Error, Result};
@@ -381,16 +382,14 @@ pub fn run(
     let input = target::source_image_input(&entry.recipe.data)?;
     let weights_sha = registry.expected_sha256(&zoo, &cfg.source)?;
 
-    let total = cfg.targets.len() * profile.per_class.len() * cfg.strategies.len() * seeds as usize;
-    let mut done = 0;
-    // results[(target, n, strategy)] = accuracy per seed
-    let mut results: BTreeMap<(String, usize, String), Vec<f64>> = BTreeMap::new();
-    for &tgt in &cfg.targets {
+    // The plan: every (target, N, strategy, seed), filed under (target, N, strategy).
+    let mut plan = Plan::new();
+    let mut loaded = Vec::new();
+    for (ti, &tgt) in cfg.targets.iter().enumerate() {
         let data_inputs = crate::paths::verified_inputs(&cache, &[tgt.dataset()])?;
         let data = target::load(tgt, &cache, &input)?;
         for &n in &profile.per_class {
             let val_n = target::validation_per_class(n);
-            let test = data.test.to_device(dev);
             for strategy in &cfg.strategies {
                 for seed in 0..seeds {
                     let run_cfg = X1Run {
@@ -405,48 +404,58 @@ pub fn run(
                     inputs.insert("source_weights".to_string(), weights_sha.clone());
                     let id = RunId::new("x1", &run_cfg, seed, inputs)?;
                     let label = format!("{} N={n} {} seed {seed}", tgt.dataset(), strategy.name());
-                    let outcome = store.run_or_load(&id, &format!("{dev:?}"), || {
-                        let (train, val) = target::sample(&data, n, val_n, seed, dev)?;
-                        let adapted = adapt(
-                            strategy,
-                            &source,
-                            data.classes as i64,
-                            &train,
-                            &val,
-                            &run_cfg.adapt,
-                            seed,
-                        )?;
-                        Ok(X1Result {
-                            test_accuracy: adapted.accuracy(&test, run_cfg.adapt.eval_batch)?,
-                            validation_accuracy: adapted
-                                .reports
-                                .last()
-                                .and_then(|r| r.best_validation),
-                            epochs: adapted.reports.iter().map(|r| r.epochs.len()).sum(),
-                        })
-                    });
-                    let (rec, cached) = match outcome {
-                        // Another shard's run: nothing to record here.
-                        Err(Error::OutOfShard { .. }) => continue,
-                        other => other?,
-                    };
-                    done += 1;
-                    on_run(done, total, &label, cached);
-                    results
-                        .entry((tgt.dataset().to_string(), n, strategy.name().to_string()))
-                        .or_default()
-                        .push(rec.result.test_accuracy);
+                    plan.push(
+                        (tgt.dataset().to_string(), n, strategy.name().to_string()),
+                        (ti, run_cfg, id),
+                        seed,
+                        label,
+                    );
                 }
             }
         }
+        let test = data.test.to_device(dev);
+        loaded.push((data, test));
     }
-    if store.shard().is_some() {
+    let total = plan.len();
+    let log = crate::driver::RunLog::new(|_: &str, _: bool| {});
+    let runs = plan.in_shard(store.shard(), &log, |(_, _, id), _| Ok(id.key()))?;
+    let mut done = 0;
+    let outcome = crate::driver::execute(runs, store.shard(), |(ti, run_cfg, id), seed, label| {
+        let (data, test) = &loaded[*ti];
+        let (rec, cached) = store.run_or_load(id, &format!("{dev:?}"), || {
+            let (train, val) =
+                target::sample(data, run_cfg.per_class, run_cfg.val_per_class, seed, dev)?;
+            let adapted = adapt(
+                &run_cfg.strategy,
+                &source,
+                data.classes as i64,
+                &train,
+                &val,
+                &run_cfg.adapt,
+                seed,
+            )?;
+            Ok(X1Result {
+                test_accuracy: adapted.accuracy(test, run_cfg.adapt.eval_batch)?,
+                validation_accuracy: adapted.reports.last().and_then(|r| r.best_validation),
+                epochs: adapted.reports.iter().map(|r| r.epochs.len()).sum(),
+            })
+        })?;
+        done += 1;
+        on_run(done, total, label, cached);
+        Ok(rec.result.test_accuracy)
+    })?;
+    let Some(outcome) = outcome else {
         return Ok(X1Summary {
             profile: profile_name.to_string(),
             seeds,
             cells: Vec::new(),
             verdicts: Vec::new(),
         });
+    };
+    // results[(target, n, strategy)] = accuracy per seed
+    let mut results: BTreeMap<(String, usize, String), Vec<f64>> = BTreeMap::new();
+    for (cell, accuracy) in outcome {
+        results.entry(cell).or_default().push(accuracy);
     }
     summarise(cfg, profile_name, seeds, profile, &results)
 }

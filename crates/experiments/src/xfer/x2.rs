@@ -11,6 +11,7 @@ use core_tensor::Result;
 use serde::{Deserialize, Serialize};
 use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
 
+use crate::driver::Plan;
 use crate::xfer::common::{self as experiments, Common, Results, RunOptions, claim, pts};
 use crate::xfer::runner::{DataSpec, LabelMode, PixelMode, Pretrain, SourceSpec};
 use transfer::strategy::Strategy;
@@ -109,7 +110,8 @@ pub fn run(
     let label_m = |m: Option<usize>| m.map(|m| m.to_string()).unwrap_or_else(|| "all".into());
     let mut results = Results::default();
     let mut m_of_all = 0usize;
-    let mut rep = experiments::with_context(&store, opts, on_run, |ctx| {
+    let (mut rep, done) = experiments::with_context(&store, opts, on_run, |ctx| {
+        let mut plan = Plan::new();
         let input = common.recipe.input;
         m_of_all = ctx.data(&cfg.source, input)?.train.len() / 10;
         for target in &cfg.targets {
@@ -124,8 +126,12 @@ pub fn run(
                     n,
                     Strategy::Scratch,
                 );
-                let r = ctx.adapt(&scratch, seed, &format!("x2 {t} scratch seed {seed}"))?;
-                results.push(format!("{t}/scratch"), r.test_accuracy);
+                plan.push(
+                    format!("{t}/scratch"),
+                    scratch,
+                    seed,
+                    format!("x2 {t} scratch seed {seed}"),
+                );
                 for &m in &sizes {
                     let run = common.adapt.run(
                         source_for(m),
@@ -136,12 +142,12 @@ pub fn run(
                         cfg.strategy.clone(),
                     );
                     let label = format!("x2 {t} M={}/class seed {seed}", label_m(m));
-                    let r = ctx.adapt(&run, seed, &label)?;
-                    results.push(format!("{t}/{}", label_m(m)), r.test_accuracy);
+                    plan.push(format!("{t}/{}", label_m(m)), run, seed, label);
                 }
             }
         }
-        Ok(experiments::report(
+        let done = ctx.execute(plan)?;
+        let rep = experiments::report(
             "X2",
             "source-size sweep",
             &["T-2"],
@@ -167,10 +173,14 @@ pub fn run(
                 config: &cfg,
                 common: &common,
             },
-        ))
+        );
+        Ok((rep, done))
     })?;
-    if opts.shard.is_some() {
+    let Some(done) = done else {
         return Ok(rep);
+    };
+    for (cell, r) in done {
+        results.push(cell, r.test_accuracy);
     }
 
     let mut table = Table::new(

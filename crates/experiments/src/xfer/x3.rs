@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use transferlab_report::stats::Summary;
 use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
 
+use crate::driver::Plan;
 use crate::xfer::common::{self as experiments, Common, Results, RunOptions, claim, pts};
 use crate::xfer::runner::{DataSpec, LabelMode, PixelMode, Pretrain, SourceSpec};
 use transfer::strategy::Strategy;
@@ -119,7 +120,8 @@ pub fn run(
         })
     };
     let mut results = Results::default();
-    let mut rep = experiments::with_context(&store, opts, on_run, |ctx| {
+    let (mut rep, done) = experiments::with_context(&store, opts, on_run, |ctx| {
+        let mut plan = Plan::new();
         for name in &p.datasets {
             let (a, b) = (data(name, &cfg.split_a)?, data(name, &cfg.split_b)?);
             let classes = ctx.data(&b, common.recipe.input)?.classes;
@@ -128,8 +130,12 @@ pub fn run(
                     common
                         .adapt
                         .run(half(&b), seed, b.clone(), classes, n, Strategy::Scratch);
-                let r = ctx.adapt(&base, seed, &format!("x3 {name} baseB seed {seed}"))?;
-                results.push(format!("{name}/baseB"), r.test_accuracy);
+                plan.push(
+                    format!("{name}/baseB"),
+                    base,
+                    seed,
+                    format!("x3 {name} baseB seed {seed}"),
+                );
                 for k in 1..=stages {
                     for (arm, half_of, frozen) in ARMS {
                         let source = match half_of {
@@ -149,13 +155,13 @@ pub fn run(
                             Strategy::LayerTransfer { stages: k, frozen },
                         );
                         let label = format!("x3 {name} {arm} n={k} seed {seed}");
-                        let r = ctx.adapt(&run, seed, &label)?;
-                        results.push(format!("{name}/{arm}/{k}"), r.test_accuracy);
+                        plan.push(format!("{name}/{arm}/{k}"), run, seed, label);
                     }
                 }
             }
         }
-        Ok(experiments::report(
+        let done = ctx.execute(plan)?;
+        let rep = experiments::report(
             "X3",
             "layer transfer (Yosinski et al. 2014, figure 2)",
             &["T-1", "T-3"],
@@ -177,10 +183,14 @@ pub fn run(
                 config: &cfg,
                 common: &common,
             },
-        ))
+        );
+        Ok((rep, done))
     })?;
-    if opts.shard.is_some() {
+    let Some(done) = done else {
         return Ok(rep);
+    };
+    for (cell, r) in done {
+        results.push(cell, r.test_accuracy);
     }
 
     let mut table = Table::new(

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use transferlab_report::stats::Summary;
 use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
 
+use crate::driver::Plan;
 use crate::xfer::common::{self as experiments, Common, Results, RunOptions, claim, pts};
 use crate::xfer::runner::{DataSpec, LabelMode, PixelMode, Pretrain, SourceSpec};
 use transfer::strategy::Strategy;
@@ -114,7 +115,8 @@ pub fn run(
     let store = opts.run_store();
     let applies = |s: &SourceVariant, t: &DataSpec| s.data.dataset() != t.dataset();
     let mut results = Results::default();
-    let mut rep = experiments::with_context(&store, opts, on_run, |ctx| {
+    let (mut rep, done) = experiments::with_context(&store, opts, on_run, |ctx| {
+        let mut plan = Plan::new();
         for target in &cfg.targets {
             let classes = ctx.data(target, common.recipe.input)?.classes;
             let t = target.label();
@@ -125,9 +127,12 @@ pub fn run(
                         common
                             .adapt
                             .run(any, seed, target.clone(), classes, n, Strategy::Scratch);
-                    let r =
-                        ctx.adapt(&scratch, seed, &format!("x4 {t} N={n} scratch seed {seed}"))?;
-                    results.push(format!("{t}/{n}/scratch"), r.test_accuracy);
+                    plan.push(
+                        format!("{t}/{n}/scratch"),
+                        scratch,
+                        seed,
+                        format!("x4 {t} N={n} scratch seed {seed}"),
+                    );
                     for s in cfg.sources.iter().filter(|s| applies(s, target)) {
                         for strategy in &p.strategies {
                             let run = common.adapt.run(
@@ -140,17 +145,19 @@ pub fn run(
                             );
                             let label =
                                 format!("x4 {t} N={n} {} {} seed {seed}", s.name, strategy.name());
-                            let r = ctx.adapt(&run, seed, &label)?;
-                            results.push(
+                            plan.push(
                                 format!("{t}/{n}/{}/{}", s.name, strategy.name()),
-                                r.test_accuracy,
+                                run,
+                                seed,
+                                label,
                             );
                         }
                     }
                 }
             }
         }
-        Ok(experiments::report(
+        let done = ctx.execute(plan)?;
+        let rep = experiments::report(
             "X4",
             "source relatedness and negative transfer",
             &["T-3"],
@@ -177,10 +184,14 @@ pub fn run(
                 config: &cfg,
                 common: &common,
             },
-        ))
+        );
+        Ok((rep, done))
     })?;
-    if opts.shard.is_some() {
+    let Some(done) = done else {
         return Ok(rep);
+    };
+    for (cell, r) in done {
+        results.push(cell, r.test_accuracy);
     }
 
     let mut table = Table::new(

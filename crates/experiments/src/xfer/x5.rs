@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use transferlab_report::stats::Summary;
 use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
 
+use crate::driver::Plan;
 use crate::xfer::common::{self as experiments, Adaptation, Results, RunOptions, claim, pts};
 use crate::xfer::runner::{DataSpec, LabelMode, PixelMode, Pretrain, PretrainRecipe, SourceSpec};
 use transfer::strategy::Strategy;
@@ -92,7 +93,8 @@ pub fn run(
     let seeds = opts.seeds_or(p.seeds)?;
     let store = opts.run_store();
     let mut results = Results::default();
-    let mut rep = experiments::with_context(&store, opts, on_run, |ctx| {
+    let (mut rep, done) = experiments::with_context(&store, opts, on_run, |ctx| {
+        let mut plan = Plan::new();
         for held in &p.held_out {
             let others: Vec<String> = cfg
                 .speakers
@@ -127,13 +129,13 @@ pub fn run(
                             strategy.clone(),
                         );
                         let label = format!("x5 {held} k={k} {} seed {seed}", strategy.name());
-                        let r = ctx.adapt(&run, seed, &label)?;
-                        results.push(format!("{k}/{}", strategy.name()), r.test_accuracy);
+                        plan.push(format!("{k}/{}", strategy.name()), run, seed, label);
                     }
                 }
             }
         }
-        Ok(experiments::report(
+        let done = ctx.execute(plan)?;
+        let rep = experiments::report(
             "X5",
             "audio transfer across speakers",
             &["T-1"],
@@ -161,10 +163,14 @@ pub fn run(
             ctx,
             started,
             &cfg,
-        ))
+        );
+        Ok((rep, done))
     })?;
-    if opts.shard.is_some() {
+    let Some(done) = done else {
         return Ok(rep);
+    };
+    for (cell, r) in done {
+        results.push(cell, r.test_accuracy);
     }
 
     let mut table = Table::new(

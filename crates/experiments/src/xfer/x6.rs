@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use transferlab_report::stats::{Summary, summarize};
 use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
 
+use crate::driver::Plan;
 use crate::xfer::common::{self as experiments, Common, RunOptions, claim};
 use crate::xfer::runner::{DataSpec, SourceSpec};
 use crate::xfer::x4::SourceVariant;
@@ -92,7 +93,8 @@ pub fn run(
     type Row = (f64, [f64; 4]);
     let mut rows: BTreeMap<(String, String), Vec<Row>> = BTreeMap::new();
     let mut pools: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut rep = experiments::with_context(&store, opts, on_run, |ctx| {
+    let (mut rep, done) = experiments::with_context(&store, opts, on_run, |ctx| {
+        let mut plan = Plan::new();
         for target in &cfg.targets {
             let t = target.label();
             let classes = ctx.data(target, common.recipe.input)?.classes;
@@ -121,24 +123,17 @@ pub fn run(
                         n,
                         cfg.strategy.clone(),
                     );
-                    let r = ctx.adapt(&run, seed, &format!("x6 {t} {name} seed {seed}"))?;
-                    let e = match r.estimates {
-                        Some(e) => e,
-                        // Another shard's run.
-                        None if ctx.sharded() => continue,
-                        None => {
-                            return Err(core_tensor::Error::InvalidArgument(
-                                "x6: the strategy must not be scratch (no source to score)".into(),
-                            ));
-                        }
-                    };
-                    rows.entry((t.clone(), name.clone()))
-                        .or_default()
-                        .push((r.test_accuracy, e.values()?));
+                    plan.push(
+                        (t.clone(), name.clone()),
+                        run,
+                        seed,
+                        format!("x6 {t} {name} seed {seed}"),
+                    );
                 }
             }
         }
-        Ok(experiments::report(
+        let done = ctx.execute(plan)?;
+        let rep = experiments::report(
             "X6",
             "transferability estimates vs measured accuracy (beyond the chapter)",
             &["X6"],
@@ -156,10 +151,21 @@ pub fn run(
                 config: &cfg,
                 common: &common,
             },
-        ))
+        );
+        Ok((rep, done))
     })?;
-    if opts.shard.is_some() {
+    let Some(done) = done else {
         return Ok(rep);
+    };
+    for (cell, r) in done {
+        let e = r.estimates.ok_or_else(|| {
+            core_tensor::Error::InvalidArgument(
+                "x6: the strategy must not be scratch (no source to score)".into(),
+            )
+        })?;
+        rows.entry(cell)
+            .or_default()
+            .push((r.test_accuracy, e.values()?));
     }
 
     let mut sources_table = Table::new(
