@@ -223,7 +223,7 @@ impl Stored<'_> {
     }
 
     fn line(&self, n: usize, seed: u64) -> String {
-        format!("{} {} N={n} seed {seed}", self.label, self.name)
+        line_of(self.label, &self.name, n, seed)
     }
 }
 
@@ -235,6 +235,11 @@ impl Contender for Stored<'_> {
     fn run(&mut self, n: usize, seed: u64) -> Result<f64> {
         (self.f)(n, seed)
     }
+}
+
+/// The progress line of a sweep point.
+fn line_of(label: &str, contender: &str, n: usize, seed: u64) -> String {
+    format!("{label} {contender} N={n} seed {seed}")
 }
 
 /// The run config of a sweep point: its scope, contender and `N`.
@@ -272,7 +277,7 @@ pub fn stored_with<'c, 'a, T: Serialize + DeserializeOwned>(
 ) -> Stored<'c> {
     let owned = name.to_string();
     let run = move |n: usize, seed: u64| -> Result<f64> {
-        let line = format!("{label} {owned} N={n} seed {seed}");
+        let line = line_of(label, &owned, n, seed);
         let t = ctx.run(experiment, &point_of(scope, &owned, n), seed, &line, || {
             f(n, seed)
         })?;
