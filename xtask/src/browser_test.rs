@@ -22,6 +22,27 @@ fn chromium() -> Option<&'static str> {
         })
 }
 
+/// A contrast deciding T-2 that comes out supported.
+fn contrast() -> serde_json::Value {
+    use transferlab_report::contrast::{Contrast, Kind, Margin, Unit};
+    let mut r = transferlab_report::stats::Results::default();
+    for (a, b) in [(0.80, 0.80), (0.81, 0.805), (0.79, 0.80)] {
+        r.push("transfer", a);
+        r.push("scratch", b);
+    }
+    let c = Contrast::paired(
+        "gain",
+        &["T-2"],
+        "transfer − scratch",
+        Unit::accuracy_points(),
+        Kind::NoMeaningfulGain,
+        "transfer",
+        "scratch",
+        Margin::new(0.02, "2 points"),
+    );
+    serde_json::to_value(c.evaluate(&r).unwrap()).unwrap()
+}
+
 fn summary() -> serde_json::Value {
     let s = |m: f64| serde_json::json!({ "n": 3, "mean": m, "std": 0.01, "ci95": [m - 0.02, m + 0.02] });
     let plot = |id: &str| {
@@ -35,11 +56,10 @@ fn summary() -> serde_json::Value {
         })
     };
     serde_json::json!({
-        "id": "X1", "title": "target-size sweep", "claims": ["T-1"], "description": "synthetic",
+        "id": "X2", "title": "source-size sweep", "claims": ["T-2"], "description": "synthetic",
         "profile": "quick", "seeds": 3, "device": "Cpu", "runs": 4, "runs_stored": 0,
         "seconds": 1.0, "run_seconds": 1.0, "config": {},
-        "verdicts": [{ "claim": "T-1", "experiment": "X1", "scope": "uci-digits",
-            "verdict": "supported", "rule": "r", "effect_label": "gain", "effect": s(0.2), "detail": "" }],
+        "contrasts": [contrast()],
         "tables": [{ "name": "x1-table", "columns": ["N", "accuracy"],
             "rows": [[{ "num": 1.0 }, { "stat": { "summary": s(0.5), "scale": 100.0 } }]] }],
         "plots": [plot("x1-a"), plot("x1-b")],
@@ -65,10 +85,10 @@ fn the_report_opens_in_headless_chromium_with_its_ledger_and_every_plot() {
     };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path();
-    std::fs::create_dir_all(out.join("x1")).unwrap();
-    std::fs::write(out.join("x1/summary.json"), summary().to_string()).unwrap();
+    std::fs::create_dir_all(out.join("x2")).unwrap();
+    std::fs::write(out.join("x2/summary.json"), summary().to_string()).unwrap();
     let claims = report::load_claims(&project_root().join("fixtures/claims.toml")).unwrap();
-    report::write(out, &claims, &Environment::default(), &["X1"]).unwrap();
+    report::write(out, &claims, &Environment::default(), &["X2"]).unwrap();
     let page = format!("file://{}", out.join("report.html").display());
     let run = |extra: &[&str]| {
         let o = Command::new(browser)
@@ -91,11 +111,12 @@ fn the_report_opens_in_headless_chromium_with_its_ledger_and_every_plot() {
     assert_eq!(dom.matches("class=\"claim-row").count(), claims.len());
     assert!(
         dom.contains("class=\"claim-row supported\""),
-        "T-1's row shows its verdict"
+        "T-2's row shows its verdict"
     );
-    assert!(dom.contains("not measured"));
-    assert_eq!(attr(&dom, "data-plots"), Some("2"), "{dom}");
-    assert_eq!(attr(&dom, "data-plots-loaded"), Some("2"), "{dom}");
+    assert!(dom.contains("incomplete"), "claims without results say so");
+    // The two experiment plots and the ledger's forest plot.
+    assert_eq!(attr(&dom, "data-plots"), Some("3"), "{dom}");
+    assert_eq!(attr(&dom, "data-plots-loaded"), Some("3"), "{dom}");
     assert_eq!(attr(&dom, "data-plots-broken"), Some(""), "{dom}");
     let shot = out.join("shot.png");
     run(&[

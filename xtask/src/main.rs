@@ -7,6 +7,7 @@ mod bench;
 #[cfg(test)]
 mod browser_test;
 mod fetch;
+mod forest;
 mod merge;
 mod report;
 mod setup;

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-pub use transferlab_report::{
-    Cell, ClaimVerdict, ExperimentReport as Experiment, format_summary as fmt_summary,
-};
+use transferlab_report::contrast::ContrastResult;
+use transferlab_report::ledger::{self, ClaimSpec, ExperimentContrasts, LedgerRow};
+pub use transferlab_report::{Cell, ExperimentReport as Experiment};
 
 /// A claim of the ledger (`fixtures/claims.toml`).
 #[derive(Debug, Clone, Deserialize)]
@@ -87,46 +87,94 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The ledger: per claim, its verdicts (one per scope) or "not measured".
-fn ledger_rows<'a>(
-    claims: &'a [ClaimDef],
-    exps: &'a [Experiment],
-) -> Vec<(&'a ClaimDef, Vec<&'a ClaimVerdict>)> {
-    claims
+/// The ledger: one row per claim, its verdict combined from the contrasts of the experiments
+/// the claims file lists for it ([`transferlab_report::ledger`]). A listed experiment without
+/// a summary makes its claims "incomplete"; one with a summary but no contrast for the claim is
+/// an error naming both.
+fn ledger_rows(
+    claims: &[ClaimDef],
+    exps: &[Experiment],
+    missing: &[String],
+) -> Result<Vec<LedgerRow>> {
+    let specs: Vec<ClaimSpec> = claims
         .iter()
-        .map(|c| {
-            let vs = exps
-                .iter()
-                .flat_map(|e| e.verdicts.iter())
-                .filter(|v| v.claim == c.id)
-                .collect();
-            (c, vs)
+        .map(|c| ClaimSpec {
+            id: c.id.clone(),
+            experiments: c.experiments.clone(),
+            definition: c.definition.clone(),
         })
-        .collect()
+        .collect();
+    let mut brought: Vec<ExperimentContrasts<'_>> = exps
+        .iter()
+        .map(|e| ExperimentContrasts {
+            id: &e.id,
+            contrasts: Some(&e.contrasts),
+        })
+        .collect();
+    for m in missing {
+        if !brought.iter().any(|b| b.id == m) {
+            brought.push(ExperimentContrasts {
+                id: m,
+                contrasts: None,
+            });
+        }
+    }
+    ledger::build(&specs, &brought).map_err(|e| {
+        anyhow::anyhow!(
+            "the claims ledger cannot be built: {e} (fixtures/claims.toml and the experiments' \
+             declared contrasts must agree; a summary written before contrasts existed is \
+             rebuilt by running its experiment again, which trains nothing)"
+        )
+    })
 }
 
-fn overall(vs: &[&ClaimVerdict]) -> String {
-    let Some(first) = vs.first().map(|v| v.verdict) else {
-        return "not measured".into();
-    };
-    if vs.iter().all(|v| v.verdict == first) {
-        first.word().into()
-    } else {
-        "mixed".into()
+/// The ledger's words for a row: the definition's text, or the combined verdict.
+fn ledger_word(c: &ClaimDef, row: &LedgerRow) -> String {
+    match &c.definition {
+        Some(d) => d.clone(),
+        None => row.status.word().to_string(),
     }
 }
 
-/// The ledger's verdict of claim `c`: [`overall`], except that a claim with no verdict whose
-/// experiment should have reported reads "results missing", not "not measured".
-fn ledger_verdict(c: &ClaimDef, vs: &[&ClaimVerdict], missing: &[String]) -> String {
-    if let (true, Some(d)) = (vs.is_empty(), &c.definition) {
-        return d.clone();
+/// One contrast as the ledger shows it: `X4 mnist/unrelated: label = 1.2 [0.3, 2.1] points (δ 2)
+/// → supported`.
+fn contrast_text(exp: &str, c: &ContrastResult) -> String {
+    let k = &c.contrast;
+    let mut s = format!(
+        "{exp} {}: {} = {} {} (δ {}) → {}",
+        k.id,
+        k.label,
+        c.shown(),
+        k.unit.name,
+        fmt_delta(k.margin.delta * k.unit.scale),
+        c.outcome
+    );
+    if let Some(n) = c.seeds_for_power {
+        let _ = write!(s, "; 80% power at δ: {n}");
     }
-    if vs.is_empty() && c.experiments.iter().any(|x| missing.contains(x)) {
-        return "results missing".into();
+    if k.claims.len() > 1 {
+        let _ = write!(s, "; feeds {}", k.claims.join(" and "));
     }
-    overall(vs)
+    if let Some(w) = &k.replication {
+        let _ = write!(s, "; seeds do not replicate it: {w}");
+    }
+    s
 }
+
+fn fmt_delta(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// What the report says of its rules, under the ledger.
+const LEDGER_NOTE: &str = "Each claim's verdict combines the contrasts its experiments \
+     declared before their runs (the rules of transferlab_report::contrast, one per kind: \
+     superiority, no meaningful gain, equivalence, non-inferiority, trend, crossover, all of k, \
+     any of k with Holm; 95% intervals, i.e. one-sided tests at 2.5%). The margins δ and their \
+     justifications are in crates/experiments/src/margins.rs; they were written down after the \
+     quick profile's 3-seed results had been seen (issue 29), so every verdict here is decided \
+     by a margin set after results were visible. Beside an inconclusive contrast: the seeds \
+     that would give 80% power at δ, with the spread at its upper 80% bound.";
 
 /// What [`write`] did.
 #[derive(Debug, Default)]
@@ -134,7 +182,7 @@ pub struct Written {
     /// The files written.
     pub files: Vec<PathBuf>,
     /// Experiments expected to have reported whose `summary.json` is not there (the report
-    /// says so; their claims read "results missing").
+    /// says so; their claims read "incomplete").
     pub missing: Vec<String>,
     /// Plots of an earlier report that no summary has any more, removed.
     pub stale_plots: Vec<PathBuf>,
@@ -180,6 +228,9 @@ pub fn write(
         .filter(|id| !exps.iter().any(|e| e.id.eq_ignore_ascii_case(id)))
         .map(|id| id.to_string())
         .collect();
+    // The ledger first: a claims file and summaries that disagree write nothing.
+    let rows = ledger_rows(claims, &exps, &missing)?;
+    let forest_svg = crate::forest::forest(&rows)?;
     let plots_dir = out.join("plots");
     std::fs::create_dir_all(&plots_dir)
         .with_context(|| format!("creating {}", plots_dir.display()))?;
@@ -194,6 +245,9 @@ pub fn write(
             written.files.push(path);
         }
     }
+    let forest_path = plots_dir.join("ledger-forest.svg");
+    write_atomic(&forest_path, forest_svg.as_bytes())?;
+    written.files.push(forest_path);
     // Plots no summary has any more (a deleted or renamed experiment) would be shown as current.
     for entry in std::fs::read_dir(&plots_dir)
         .with_context(|| format!("reading {}", plots_dir.display()))?
@@ -205,15 +259,14 @@ pub fn write(
             written.stale_plots.push(p);
         }
     }
-    let rows = ledger_rows(claims, &exps);
     let missing = &written.missing;
     write_atomic(
         &out.join("report.md"),
-        markdown(&exps, &rows, env, missing).as_bytes(),
+        markdown(&exps, claims, &rows, env, missing).as_bytes(),
     )?;
     write_atomic(
         &out.join("report.html"),
-        html(&exps, &rows, env, missing).as_bytes(),
+        html(&exps, claims, &rows, env, missing).as_bytes(),
     )?;
     write_atomic(
         &out.join("results.jsonl"),
@@ -280,29 +333,19 @@ fn missing_note(missing: &[String]) -> Option<String> {
 
 fn markdown(
     exps: &[Experiment],
-    rows: &[(&ClaimDef, Vec<&ClaimVerdict>)],
+    claims: &[ClaimDef],
+    rows: &[LedgerRow],
     env: &Environment,
     missing: &[String],
 ) -> String {
     let mut s = String::from(
-        "# transferlab: the chapter's claims, measured\n\n## Claims ledger\n\n| claim | statement | experiments | measured effect [95% CI] | verdict |\n|---|---|---|---|---|\n",
+        "# transferlab: the chapter's claims, measured\n\n## Claims ledger\n\n![every deciding contrast with its 95% interval and margin](plots/ledger-forest.svg)\n\n| claim | statement | experiments | deciding contrasts: estimate [95% CI] | verdict |\n|---|---|---|---|---|\n",
     );
-    for (c, vs) in rows {
-        let effects: Vec<String> = vs
+    for (c, row) in claims.iter().zip(rows) {
+        let effects: Vec<String> = row
+            .contrasts
             .iter()
-            .map(|v| {
-                format!(
-                    "{} {}: {} = {} → {}",
-                    v.experiment,
-                    v.scope,
-                    v.effect_label,
-                    v.effect
-                        .as_ref()
-                        .map(|e| fmt_summary(e, 100.0))
-                        .unwrap_or_else(|| "—".into()),
-                    v.verdict.word()
-                )
-            })
+            .map(|(e, r)| contrast_text(e, r))
             .collect();
         let _ = writeln!(
             s,
@@ -318,13 +361,17 @@ fn markdown(
             } else {
                 effects.join("<br>")
             },
-            ledger_verdict(c, vs, missing)
+            ledger_word(c, row)
         );
     }
     if let Some(note) = missing_note(missing) {
         let _ = write!(s, "\n**{note}**\n");
     }
-    s.push_str("\nA verdict is computed by the experiment's rule, fixed in code before the run; \"not measured\" means no experiment testing the claim has run (or exists yet).\n\n");
+    let _ = write!(
+        s,
+        "\n{LEDGER_NOTE} Combining: {}.\n\n",
+        ledger::COMBINE_RULE
+    );
     for e in exps {
         let _ = write!(
             s,
@@ -341,21 +388,17 @@ fn markdown(
             e.run_seconds,
             e.description
         );
-        for v in &e.verdicts {
+        for c in &e.contrasts {
             let _ = writeln!(
                 s,
-                "- **{} ({})**: {}. {} = {}. {} Rule: {}",
-                v.claim,
-                v.scope,
-                v.verdict.word(),
-                v.effect_label,
-                v.effect
-                    .as_ref()
-                    .map(|x| fmt_summary(x, 100.0))
-                    .unwrap_or_else(|| "—".into()),
-                v.detail,
-                v.rule
+                "- **{}**: {}. Rule: {}",
+                c.contrast.claims.join(", "),
+                contrast_text(&e.id, c),
+                c.contrast.rule()
             );
+            for part in &c.components {
+                let _ = writeln!(s, "  - {}", contrast_text(&e.id, part));
+            }
         }
         for p in &e.plots {
             let _ = writeln!(s, "\n![{}](plots/{}.svg)", p.title, p.id);
@@ -390,29 +433,24 @@ fn markdown(
 
 fn html(
     exps: &[Experiment],
-    rows: &[(&ClaimDef, Vec<&ClaimVerdict>)],
+    claims: &[ClaimDef],
+    rows: &[LedgerRow],
     env: &Environment,
     missing: &[String],
 ) -> String {
     let mut s = String::from(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>transferlab report</title>\n<style>\nbody{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\ntable{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}th{background:#f4f4f4}\n.supported{background:#e3f6e3}.not-supported{background:#fbe0e0}.inconclusive{background:#fff6d6}.not-measured{color:#888}.results-missing{background:#fbe0e0}.mixed{background:#eee}\nimg{max-width:100%;border:1px solid #eee}.rule{color:#555;font-size:13px}\n</style></head><body>\n<h1>transferlab: the chapter's claims, measured</h1>\n<h2 id=\"ledger\">Claims ledger</h2>\n<table id=\"claims-ledger\"><tr><th>claim</th><th>statement</th><th>experiments</th><th>measured effect [95% CI]</th><th>verdict</th></tr>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>transferlab report</title>\n<style>\nbody{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\ntable{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}th{background:#f4f4f4}\n.supported{background:#e3f6e3}.not-supported{background:#fbe0e0}.inconclusive{background:#fff6d6}.no-effect{background:#e6eefb}.missing{background:#fbe0e0}.mixed{background:#eee}\nimg{max-width:100%;border:1px solid #eee}.rule{color:#555;font-size:13px}\n</style></head><body>\n<h1>transferlab: the chapter's claims, measured</h1>\n<h2 id=\"ledger\">Claims ledger</h2>\n<figure><img class=\"plot\" id=\"ledger-forest\" src=\"plots/ledger-forest.svg\" alt=\"every deciding contrast with its 95% interval and margin\"><figcaption>Every deciding contrast: its estimate with the 95% interval, the zero line and its margin ±δ (dashed), one panel per unit.</figcaption></figure>\n<table id=\"claims-ledger\"><tr><th>claim</th><th>statement</th><th>experiments</th><th>deciding contrasts: estimate [95% CI]</th><th>verdict</th></tr>\n",
     );
-    for (c, vs) in rows {
-        let verdict = ledger_verdict(c, vs, missing);
-        let effects: Vec<String> = vs
+    for (c, row) in claims.iter().zip(rows) {
+        let verdict = ledger_word(c, row);
+        let effects: Vec<String> = row
+            .contrasts
             .iter()
-            .map(|v| {
+            .map(|(e, r)| {
                 format!(
-                    "<a href=\"#{}\">{}</a> {}: {} = {} → {}",
-                    esc(&v.experiment.to_lowercase()),
-                    esc(&v.experiment),
-                    esc(&v.scope),
-                    esc(&v.effect_label),
-                    v.effect
-                        .as_ref()
-                        .map(|e| fmt_summary(e, 100.0))
-                        .unwrap_or_else(|| "—".into()),
-                    esc(v.verdict.word())
+                    "<a href=\"#{}\">{}</a>",
+                    esc(&e.to_lowercase()),
+                    esc(&contrast_text(e, r))
                 )
             })
             .collect();
@@ -430,7 +468,7 @@ fn html(
         let _ = writeln!(
             s,
             "<tr class=\"claim-row {}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><b>{}</b></td></tr>",
-            verdict.replace(' ', "-"),
+            row.status.css_class(),
             esc(&c.id),
             match &c.reference {
                 Some(r) => format!(
@@ -453,7 +491,12 @@ fn html(
     if let Some(note) = missing_note(missing) {
         let _ = writeln!(s, "<p class=\"missing-results\"><b>{}</b></p>", esc(&note));
     }
-    s.push_str("<p class=\"rule\">Each verdict is computed by the experiment's rule, fixed in code before the run. \"not measured\": no experiment testing the claim has run (or exists yet). \"mixed\": the verdicts of its settings differ (see each).</p>\n");
+    let _ = writeln!(
+        s,
+        "<p class=\"rule\">{} Combining: {}.</p>",
+        esc(LEDGER_NOTE),
+        esc(ledger::COMBINE_RULE)
+    );
     for e in exps {
         let _ = write!(
             s,
@@ -471,22 +514,30 @@ fn html(
             e.run_seconds,
             esc(&e.description)
         );
-        for v in &e.verdicts {
+        for c in &e.contrasts {
             let _ = writeln!(
                 s,
-                "<li class=\"{}\"><b>{} ({}): {}</b>. {} = {}. {}<br><span class=\"rule\">Rule: {}</span></li>",
-                v.verdict.word().replace(' ', "-"),
-                esc(&v.claim),
-                esc(&v.scope),
-                esc(v.verdict.word()),
-                esc(&v.effect_label),
-                v.effect
-                    .as_ref()
-                    .map(|x| fmt_summary(x, 100.0))
-                    .unwrap_or_else(|| "—".into()),
-                esc(&v.detail),
-                esc(&v.rule)
+                "<li class=\"{}\"><b>{}: {}</b>. {}<br><span class=\"rule\">Rule: {}; δ: {}</span>",
+                c.outcome.css_class(),
+                esc(&c.contrast.claims.join(", ")),
+                esc(c.outcome.word()),
+                esc(&contrast_text(&e.id, c)),
+                esc(&c.contrast.rule()),
+                esc(&c.contrast.margin.why)
             );
+            if !c.components.is_empty() {
+                s.push_str("<ul>");
+                for part in &c.components {
+                    let _ = write!(
+                        s,
+                        "<li class=\"{}\">{}</li>",
+                        part.outcome.css_class(),
+                        esc(&contrast_text(&e.id, part))
+                    );
+                }
+                s.push_str("</ul>");
+            }
+            s.push_str("</li>\n");
         }
         s.push_str("</ul>\n");
         for p in &e.plots {
@@ -553,16 +604,37 @@ mod tests {
     use super::*;
     use transferlab_report::stats::Summary;
     use transferlab_report::svg::svg;
-    use transferlab_report::{Plot, Point, Series, Verdict};
+    use transferlab_report::{Plot, Point, Series};
 
-    fn write_summary(out: &Path, id: &str, claim: &str, plot: &str) {
+    /// A contrast for `claim` that comes out supported (gain 10 points, interval above 0).
+    fn contrast_json(claim: &str) -> serde_json::Value {
+        use transferlab_report::contrast::{Contrast, Kind, Margin, Unit};
+        let mut r = transferlab_report::stats::Results::default();
+        for (a, b) in [(0.6, 0.5), (0.61, 0.5), (0.62, 0.51)] {
+            r.push("a", a);
+            r.push("b", b);
+        }
+        let c = Contrast::paired(
+            "gain",
+            &[claim],
+            "a − b",
+            Unit::accuracy_points(),
+            Kind::Superiority,
+            "a",
+            "b",
+            Margin::new(0.02, "test"),
+        );
+        serde_json::to_value(c.evaluate(&r).unwrap()).unwrap()
+    }
+
+    fn write_summary_for(out: &Path, id: &str, claims_: &[&str], plot: &str) {
         let s = serde_json::json!({ "n": 3, "mean": 0.5, "std": 0.01, "ci95": [0.4, 0.6] });
+        let contrasts: Vec<serde_json::Value> = claims_.iter().map(|c| contrast_json(c)).collect();
         let v = serde_json::json!({
-            "id": id, "title": "t", "claims": [claim], "description": "d", "profile": "tiny",
+            "id": id, "title": "t", "claims": claims_, "description": "d", "profile": "tiny",
             "seeds": 3, "device": "Cpu", "runs": 1, "runs_stored": 0, "seconds": 1.0,
             "run_seconds": 1.0, "config": {},
-            "verdicts": [{ "claim": claim, "experiment": id, "scope": "s", "verdict": "supported",
-                "rule": "r", "effect_label": "gain", "effect": s, "detail": "" }],
+            "contrasts": contrasts,
             "tables": [],
             "plots": [{ "id": plot, "title": "p", "x_label": "N", "y_label": "y", "log_x": false,
                 "y_scale": 1.0, "zero_line": false, "reference": null,
@@ -572,6 +644,22 @@ mod tests {
         let dir = out.join(id.to_lowercase());
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("summary.json"), v.to_string()).unwrap();
+    }
+
+    fn write_summary(out: &Path, id: &str, claim: &str, plot: &str) {
+        write_summary_for(out, id, &[claim], plot);
+    }
+
+    /// Claims for the tests: T-1 from X1, M-1 from M1.
+    fn test_claims() -> Vec<ClaimDef> {
+        let c = |id: &str, x: &str| ClaimDef {
+            id: id.into(),
+            claim: format!("claim {id}"),
+            experiments: vec![x.into()],
+            reference: None,
+            definition: None,
+        };
+        vec![c("T-1", "X1"), c("M-1", "M1")]
     }
 
     fn claims() -> Vec<ClaimDef> {
@@ -585,11 +673,11 @@ mod tests {
         write_summary(out, "X1", "T-1", "x1-curve");
         write_summary(out, "M1", "M-1", "m1-curve");
         let env = Environment::default();
-        let w = write(out, &claims(), &env, &["X1", "M1"]).unwrap();
+        let w = write(out, &test_claims(), &env, &["X1", "M1"]).unwrap();
         assert!(w.missing.is_empty() && w.stale_plots.is_empty());
         assert!(out.join("plots/m1-curve.svg").is_file());
         std::fs::remove_file(out.join("m1/summary.json")).unwrap();
-        let w = write(out, &claims(), &env, &["X1", "M1"]).unwrap();
+        let w = write(out, &test_claims(), &env, &["X1", "M1"]).unwrap();
         assert_eq!(w.missing, ["M1"]);
         assert_eq!(w.stale_plots, [out.join("plots/m1-curve.svg")]);
         assert!(!out.join("plots/m1-curve.svg").exists());
@@ -597,7 +685,7 @@ mod tests {
         let md = std::fs::read_to_string(out.join("report.md")).unwrap();
         assert!(md.contains("Results missing: M1"), "{md}");
         let row = md.lines().find(|l| l.starts_with("| M-1 |")).unwrap();
-        assert!(row.contains("results missing"), "{row}");
+        assert!(row.contains("incomplete"), "{row}");
         let html = std::fs::read_to_string(out.join("report.html")).unwrap();
         assert!(html.contains("missing-results"), "the HTML says it too");
     }
@@ -637,7 +725,7 @@ mod tests {
         let out = dir.path();
         write_summary(out, "X1", "T-1", "x1-curve");
         crate::util::faults::fail_writes_after(Some(1000));
-        let err = write(out, &claims(), &Environment::default(), &["X1"]).unwrap_err();
+        let err = write(out, &test_claims(), &Environment::default(), &["X1"]).unwrap_err();
         crate::util::faults::fail_writes_after(None);
         let msg = format!("{err:#}");
         assert!(msg.contains("No space left on device"), "{msg}");
@@ -706,33 +794,47 @@ mod tests {
     }
 
     #[test]
-    fn the_ledger_marks_unmeasured_and_mixed_claims() {
-        let v = |verdict: Verdict| ClaimVerdict {
-            claim: "T-1".into(),
-            experiment: "X1".into(),
-            scope: "s".into(),
-            verdict,
-            rule: "r".into(),
-            effect_label: "e".into(),
-            effect: None,
-            detail: String::new(),
+    fn the_ledger_reads_contrasts_and_says_incomplete_or_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        write_summary(out, "X1", "T-1", "x1-curve");
+        let env = Environment::default();
+        // M1 expected but absent: M-1 is incomplete, T-1 supported.
+        let w = write(out, &test_claims(), &env, &["X1", "M1"]).unwrap();
+        assert_eq!(w.missing, ["M1"]);
+        let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+        let row = |id: &str| {
+            md.lines()
+                .find(|l| l.starts_with(&format!("| {id} |")))
+                .unwrap()
+                .to_string()
         };
-        let a = v(Verdict::Supported);
-        let b = v(Verdict::Inconclusive);
-        assert_eq!(overall(&[]), "not measured");
-        assert_eq!(overall(&[&a, &a]), "supported");
-        assert_eq!(overall(&[&a, &b]), "mixed");
-        let definition = ClaimDef {
-            id: "E-1".into(),
-            claim: "c".into(),
-            experiments: vec!["P1".into()],
-            reference: None,
-            definition: Some("definition; illustrated by P1–P5".into()),
-        };
-        assert_eq!(
-            ledger_verdict(&definition, &[], &["P1".into()]),
-            "definition; illustrated by P1–P5"
+        assert!(row("T-1").ends_with("**supported** |"), "{}", row("T-1"));
+        assert!(
+            row("T-1").contains("X1 gain: a − b = 10.7"),
+            "{}",
+            row("T-1")
         );
-        assert_eq!(ledger_verdict(&definition, &[&a], &[]), "supported");
+        assert!(row("M-1").ends_with("**incomplete** |"), "{}", row("M-1"));
+        // M1 present but deciding a claim the file does not list it under: an error.
+        write_summary(out, "M1", "T-1", "m1-curve");
+        let msg = format!(
+            "{:#}",
+            write(out, &test_claims(), &env, &["X1", "M1"]).unwrap_err()
+        );
+        assert!(msg.contains("does not list M1 under T-1"), "{msg}");
+        // M1 listed under M-1 but emitting no contrast for it: an error naming both.
+        write_summary_for(out, "M1", &[], "m1-curve");
+        let msg = format!(
+            "{:#}",
+            write(out, &test_claims(), &env, &["X1", "M1"]).unwrap_err()
+        );
+        assert!(msg.contains("M1 emits no contrast for M-1"), "{msg}");
+        // A definition has no verdict.
+        let mut claims = test_claims();
+        claims[1].definition = Some("definition; illustrated by M1".into());
+        write(out, &claims, &env, &["X1", "M1"]).unwrap();
+        let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+        assert!(md.contains("**definition; illustrated by M1**"), "{md}");
     }
 }

@@ -548,7 +548,29 @@ mod tests {
         std::fs::create_dir_all(&bins).unwrap();
         // Stand-ins for the experiment binaries: `transfer x1 … --out DIR` writes a summary,
         // `multitask m1 …` fails as a run does.
-        let summary = r#"{"id":"X1","title":"t","claims":["T-1"],"description":"d","profile":"tiny","seeds":2,"device":"Cpu","runs":1,"runs_stored":0,"seconds":1.0,"run_seconds":1.0,"config":{},"verdicts":[],"tables":[],"plots":[],"notes":[]}"#;
+        let contrast = {
+            use transferlab_report::contrast::{Contrast, Kind, Margin, Unit};
+            let mut r = transferlab_report::stats::Results::default();
+            for (a, b) in [(0.6, 0.5), (0.62, 0.5)] {
+                r.push("ft", a);
+                r.push("sc", b);
+            }
+            let c = Contrast::paired(
+                "gain",
+                &["T-1"],
+                "ft - sc",
+                Unit::accuracy_points(),
+                Kind::Superiority,
+                "ft",
+                "sc",
+                Margin::new(0.02, "test"),
+            );
+            serde_json::to_string(&c.evaluate(&r).unwrap()).unwrap()
+        };
+        let summary = format!(
+            r#"{{"id":"X1","title":"t","claims":["T-1"],"description":"d","profile":"tiny","seeds":2,"device":"Cpu","runs":1,"runs_stored":0,"seconds":1.0,"run_seconds":1.0,"config":{{}},"contrasts":[{contrast}],"tables":[],"plots":[],"notes":[]}}"#
+        );
+        assert!(!summary.contains('\''));
         script(
             &bins,
             "transfer",
@@ -592,7 +614,7 @@ mod tests {
         );
         assert!(md.contains("Results missing: M1"), "{md}");
         assert!(
-            md.contains("results missing"),
+            md.contains("**incomplete**"),
             "M-1's ledger row says why it is empty"
         );
     }

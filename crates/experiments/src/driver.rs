@@ -359,11 +359,37 @@ pub fn report_skeleton(
         seconds: started.elapsed().as_secs_f64(),
         run_seconds: log.run_seconds(),
         config: serde_json::to_value(config).unwrap_or_default(),
-        verdicts: Vec::new(),
+        contrasts: Vec::new(),
         tables: Vec::new(),
         plots: Vec::new(),
         notes,
     }
+}
+
+/// Evaluates an experiment's declared contrasts on its per-seed results and files them in its
+/// report: the only way an experiment comes to a decision (the rules live in
+/// [`transferlab_report::contrast`]; the margins in [`crate::margins`]).
+///
+/// Errors when a contrast reads a result key that is missing or has the wrong number of seeds,
+/// or names none of the experiment's claims (a contrast that decides nothing is a bug).
+pub fn decide(
+    rep: &mut ExperimentReport,
+    results: &transferlab_report::stats::Results,
+    contrasts: impl IntoIterator<Item = transferlab_report::contrast::Contrast>,
+) -> Result<()> {
+    for c in contrasts {
+        if c.claims.is_empty() || c.claims.iter().any(|k| !rep.claims.contains(k)) {
+            return Err(Error::InvalidArgument(format!(
+                "{}: contrast {} decides {:?}, but the experiment's claims are {:?}",
+                rep.id, c.id, c.claims, rep.claims
+            )));
+        }
+        let r = c
+            .evaluate(results)
+            .map_err(|e| Error::InvalidArgument(format!("{}: contrast {}: {e}", rep.id, c.id)))?;
+        rep.contrasts.push(r);
+    }
+    Ok(())
 }
 
 /// An experiment as the binaries run it: `(config, options, on_run) -> report`.

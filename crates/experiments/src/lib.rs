@@ -22,6 +22,7 @@
 pub mod driver;
 pub mod e2e;
 pub mod finetune;
+pub mod margins;
 pub mod mtl;
 pub mod paths;
 pub mod progress;

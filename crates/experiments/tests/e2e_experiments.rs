@@ -70,8 +70,21 @@ fn check_written(report: &ExperimentReport, dir: &Path) -> Result<()> {
         })
         .count();
     assert_eq!(csvs, report.tables.len());
-    for v in &report.verdicts {
-        assert!(!v.rule.is_empty() && v.effect.is_some());
+    // Decided by declared contrasts only: no hand-written verdicts, and every claim the report
+    // lists is decided by at least one contrast, each with its margin's justification.
+    assert!(!report.contrasts.is_empty());
+    for c in &report.contrasts {
+        assert!(!c.contrast.margin.why.is_empty() && c.contrast.margin.delta > 0.0);
+        assert!(c.contrast.claims.iter().all(|k| report.claims.contains(k)));
+    }
+    for claim in &report.claims {
+        assert!(
+            report
+                .contrasts
+                .iter()
+                .any(|c| c.contrast.claims.contains(claim)),
+            "{claim}"
+        );
     }
     Ok(())
 }
@@ -92,8 +105,13 @@ fn p4_runs_end_to_end_and_resumes_from_the_store() -> Result<()> {
     let report = twice(|f| experiments::e2e::p4::run(&path, &opts, f))?;
     assert_eq!((report.id.as_str(), report.seeds), ("P4", 2));
     assert_eq!(report.runs, 2 * 2 * 2);
-    assert_eq!(report.verdicts.len(), 1);
-    assert_eq!(report.verdicts[0].claim, "E-4");
+    assert_eq!(report.claims, ["E-4"]);
+    let ids: Vec<&str> = report
+        .contrasts
+        .iter()
+        .map(|c| c.contrast.id.as_str())
+        .collect();
+    assert_eq!(ids, ["E-4"]);
     assert_eq!(report.tables[0].rows.len(), 2);
     let plot = &report.plots[0];
     assert_eq!(plot.series.len(), 2);
@@ -154,7 +172,7 @@ fn two_shards_hold_exactly_the_runs_of_one_unsharded_run() -> Result<()> {
     })?;
     assert_eq!((rep.runs, rep.runs_stored), (8, 8));
     let strip =
-        |r: &ExperimentReport| serde_json::to_string(&(&r.verdicts, &r.tables, &r.plots)).unwrap();
+        |r: &ExperimentReport| serde_json::to_string(&(&r.contrasts, &r.tables, &r.plots)).unwrap();
     assert_eq!(strip(&rep), strip(&whole_report));
     Ok(())
 }
@@ -187,8 +205,13 @@ fn p3_sweeps_both_worlds_with_crossovers_and_resumes() -> Result<()> {
     let opts = options(dir.path());
     let report = twice(|f| experiments::e2e::p3::run(&path, &opts, f))?;
     assert_eq!(report.runs, 2 * 3 * 2 * 2);
-    let claims: Vec<&str> = report.verdicts.iter().map(|v| v.claim.as_str()).collect();
-    assert_eq!(claims, ["E-4", "E-5", "E-6"]);
+    assert_eq!(report.claims, ["E-4", "E-5", "E-6"]);
+    let ids: Vec<&str> = report
+        .contrasts
+        .iter()
+        .map(|c| c.contrast.id.as_str())
+        .collect();
+    assert_eq!(ids, ["lengths-suffice/E-4", "lengths-partial/E-5", "E-6"]);
     // Per world: learning curves, crossovers, advantages; one plot per world, log N.
     assert_eq!(report.tables.len(), 6);
     assert_eq!(report.tables[1].rows.len(), 3);
@@ -231,12 +254,14 @@ fn p1_runs_both_variants_with_their_own_tables_and_resumes() -> Result<()> {
     assert_eq!(report.id, "P1");
     // Per variant: 2 contenders x 2 sizes x 2 seeds, and 2 component diagnostics.
     assert_eq!(report.runs, 2 * (2 * 2 * 2 + 2));
-    let scopes: Vec<&str> = report.verdicts.iter().map(|v| v.scope.as_str()).collect();
-    assert_eq!(
-        scopes,
-        ["cluttered MNIST digits", "ORL faces in cluttered scenes"]
-    );
-    assert!(report.verdicts.iter().all(|v| v.claim == "E-4"));
+    // Per variant: E-4 at the smallest N and E-2's crossover.
+    assert_eq!(report.claims, ["E-2", "E-4"]);
+    let ids: Vec<&str> = report
+        .contrasts
+        .iter()
+        .map(|c| c.contrast.id.as_str())
+        .collect();
+    assert_eq!(ids, ["digits/E-4", "digits/E-2", "faces/E-4", "faces/E-2"]);
     // Per variant: accuracy, crossover, advantage and components tables; one plot each.
     let names: Vec<&str> = report.tables.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names.len(), 8);

@@ -40,12 +40,14 @@ fn m1_runs_end_to_end_and_resumes_from_the_store() {
     check_structure(&rep, "M1");
     // 2 seeds x (1 shared + 3 single-task networks).
     assert_eq!((rep.runs, rep.runs_stored), (8, 0));
-    let claims: Vec<_> = rep.verdicts.iter().map(|v| v.claim.as_str()).collect();
-    assert_eq!(claims, ["M-1", "M-5"]);
+    // One declared contrast (Δm > 0) decides both claims; no hand-written verdict is left.
+    assert_eq!(rep.claims, ["M-1", "M-5"]);
+    assert_eq!(rep.contrasts.len(), 1);
+    assert_eq!(rep.contrasts[0].contrast.claims, ["M-1", "M-5"]);
     assert!(
-        rep.verdicts
+        rep.contrasts
             .iter()
-            .all(|v| v.effect.is_some_and(|e| e.n == 2))
+            .all(|c| c.estimate.as_ref().is_some_and(|e| e.n == 2))
     );
     rep.write(&dir.path().join("m1")).unwrap();
     for f in [
@@ -63,8 +65,12 @@ fn m1_runs_end_to_end_and_resumes_from_the_store() {
     let printed = |r: &ExperimentReport| r.tables.iter().map(|t| t.markdown()).collect::<Vec<_>>();
     assert_eq!(printed(&again), printed(&rep));
     assert_eq!(
-        again.verdicts.iter().map(|v| v.verdict).collect::<Vec<_>>(),
-        rep.verdicts.iter().map(|v| v.verdict).collect::<Vec<_>>()
+        again
+            .contrasts
+            .iter()
+            .map(|c| c.outcome)
+            .collect::<Vec<_>>(),
+        rep.contrasts.iter().map(|c| c.outcome).collect::<Vec<_>>()
     );
 }
 
@@ -116,6 +122,23 @@ fn every_other_experiment_runs_on_its_tiny_profile() {
     for (file, id, run) in runs {
         let rep = run(&config(file), &opts, &mut |_, _| {}).unwrap();
         check_structure(&rep, id);
+        // Declared contrasts decide every claim the report lists, and nothing else decides.
+        let mut decided: Vec<&str> = rep
+            .contrasts
+            .iter()
+            .flat_map(|c| c.contrast.claims.iter().map(String::as_str))
+            .collect();
+        decided.dedup();
+        assert_eq!(decided, rep.claims, "{id}");
+        let expected: &[&str] = match id {
+            "M2" => &["M-2"],
+            "M3" => &["M-3"],
+            "M4" => &["M-4"],
+            "M5" => &[],
+            "M6" => &["M-1"],
+            _ => unreachable!(),
+        };
+        assert_eq!(rep.claims, expected, "{id}");
     }
 }
 

@@ -1,7 +1,8 @@
 //! `transferlab-report`: what an experiment reports, without libtorch.
 //!
-//! Summaries of a result over seeds with 95% intervals ([`stats`]), the verdict on a claim
-//! ([`Verdict`], [`ClaimVerdict`]), tables ([`Table`], [`Cell`]), the data of plots
+//! Summaries of a result over seeds with 95% intervals ([`stats`]), the verdicts on claims from
+//! contrasts declared before the runs and their decisions ([`contrast`]), the ledger that combines
+//! them per claim ([`ledger`]), tables ([`Table`], [`Cell`]), the data of plots
 //! ([`Plot`], [`Series`], [`Point`]) and one experiment's whole report ([`ExperimentReport`]),
 //! with one number format ([`format_summary`]). The experiment binaries write reports with it
 //! and the suite's report builder (which links no libtorch) reads them with the same types.
@@ -18,7 +19,9 @@
 //! # Ok::<(), transferlab_report::Error>(())
 //! ```
 
+pub mod contrast;
 mod fs;
+pub mod ledger;
 mod model;
 pub mod stats;
 pub mod svg;

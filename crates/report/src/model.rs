@@ -1,4 +1,4 @@
-//! What every experiment reports, in one shape: verdicts on the chapter's claims, tables and the
+//! What every experiment reports, in one shape: the contrasts that decide the chapter's claims, tables and the
 //! data of its plots. Each experiment writes its [`ExperimentReport`] as `summary.json` (read by
 //! the suite's report), `report.md` (for a person) and one CSV per table (for their own tools).
 //!
@@ -20,90 +20,6 @@ use serde::{Deserialize, Serialize};
 use crate::Result;
 use crate::fs::{write_atomic, write_json};
 use crate::stats::Summary;
-
-/// The verdict on a claim, computed by a rule fixed before the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// The measured effect is what the claim says, by the rule.
-    Supported,
-    /// The data contradict the claim, by the rule.
-    NotSupported,
-    /// The intervals do not decide.
-    Inconclusive,
-}
-
-impl Verdict {
-    /// The verdict in words (`not supported`); [`Verdict::css_class`] for a style name.
-    pub fn word(self) -> &'static str {
-        match self {
-            Verdict::Supported => "supported",
-            Verdict::NotSupported => "not supported",
-            Verdict::Inconclusive => "inconclusive",
-        }
-    }
-
-    /// The verdict as a CSS class name (`not-supported`).
-    pub fn css_class(self) -> &'static str {
-        match self {
-            Verdict::Supported => "supported",
-            Verdict::NotSupported => "not-supported",
-            Verdict::Inconclusive => "inconclusive",
-        }
-    }
-}
-
-impl std::fmt::Display for Verdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.word())
-    }
-}
-
-/// One claim judged in one setting (a target dataset, a task family…).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ClaimVerdict {
-    /// Claim ID of CLAIMS.md (`T-1`, `M-3`, …).
-    pub claim: String,
-    /// Experiment ID (`X1`, …).
-    pub experiment: String,
-    /// Where it was judged (e.g. the target dataset).
-    pub scope: String,
-    /// The verdict.
-    pub verdict: Verdict,
-    /// The rule, in words, as fixed before the run.
-    pub rule: String,
-    /// What the headline effect is (e.g. `fine_tune − scratch at N=1/class, accuracy points`).
-    pub effect_label: String,
-    /// The headline effect over seeds (in the unit of `effect_label`).
-    pub effect: Option<Summary>,
-    /// Further numbers the rule read, in words.
-    #[serde(default)]
-    pub detail: String,
-}
-
-/// A verdict record with its headline effect.
-#[allow(clippy::too_many_arguments)]
-pub fn claim(
-    claim: &str,
-    experiment: &str,
-    scope: &str,
-    verdict: Verdict,
-    rule: &str,
-    effect_label: String,
-    effect: Summary,
-    detail: String,
-) -> ClaimVerdict {
-    ClaimVerdict {
-        claim: claim.into(),
-        experiment: experiment.into(),
-        scope: scope.into(),
-        verdict,
-        rule: rule.into(),
-        effect_label,
-        effect: Some(effect),
-        detail,
-    }
-}
 
 /// A table cell.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,6 +73,13 @@ impl Cell {
             Cell::Stat { summary, scale } => format_summary(summary, *scale),
         }
     }
+}
+
+/// A margin or other scaled number with as few decimals as it needs (`2`, `0.5`, `0.05`).
+pub(crate) fn fmt_scaled(v: f64) -> String {
+    let s = format!("{v:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
 }
 
 fn fmt_num(v: f64) -> String {
@@ -351,8 +274,10 @@ pub struct ExperimentReport {
     /// The resolved config.
     #[serde(default)]
     pub config: serde_json::Value,
-    /// Verdicts.
-    pub verdicts: Vec<ClaimVerdict>,
+    /// The contrasts that decide its claims, declared before the runs and evaluated by the
+    /// rules of [`crate::contrast`].
+    #[serde(default)]
+    pub contrasts: Vec<crate::contrast::ContrastResult>,
     /// Tables.
     pub tables: Vec<Table>,
     /// Plots.
@@ -379,19 +304,13 @@ impl ExperimentReport {
             self.run_seconds,
             self.description
         );
-        if !self.verdicts.is_empty() {
-            out.push_str("## Verdicts\n\n");
-            for v in &self.verdicts {
-                let effect = v
-                    .effect
-                    .as_ref()
-                    .map(|e| format_summary(e, 100.0))
-                    .unwrap_or_else(|| "—".into());
-                let _ = writeln!(
-                    out,
-                    "- **{} ({})**: {}. {} = {}. {} Rule: {}",
-                    v.claim, v.scope, v.verdict, v.effect_label, effect, v.detail, v.rule
-                );
+        if !self.contrasts.is_empty() {
+            out.push_str("## Contrasts\n\n");
+            for c in &self.contrasts {
+                let _ = writeln!(out, "- {}", c.line());
+                for part in &c.components {
+                    let _ = writeln!(out, "  - {}", part.line());
+                }
             }
             out.push('\n');
         }
@@ -441,14 +360,5 @@ mod tests {
         assert_eq!(lines[0], "name,acc,acc lo,acc hi,acc n");
         assert_eq!(lines[1], "\"a,b\",0.5,,,1");
         assert_eq!(lines[2], "c,2,,,");
-    }
-
-    #[test]
-    fn verdicts_read_as_words() {
-        assert_eq!(Verdict::NotSupported.to_string(), "not supported");
-        assert_eq!(
-            serde_json::to_string(&Verdict::NotSupported).unwrap(),
-            "\"not_supported\""
-        );
     }
 }

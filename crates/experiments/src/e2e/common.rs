@@ -1,7 +1,8 @@
 //! What the experiments P1–P4 share: config loading and profiles, the training recipe with a
 //! step budget, the run context (store, device, progress) that makes every (contender, N,
 //! seed) point of a sweep a stored run, and the report pieces of a sweep (learning-curve
-//! plots, crossover tables and sentences).
+//! plots, crossover tables and sentences), and the keys under which a sweep's per-seed values
+//! feed the experiments' declared contrasts ([`key`], [`file_sweep`]).
 //!
 //! **Resumable.** [`Ctx::run`] goes through [`RunStore::run_or_load`] with the key
 //! `(experiment, resolved config of the point, seed)`; [`stored`] wraps a sweep contender so
@@ -25,7 +26,8 @@ use core_tensor::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tch::Device;
-use transferlab_report::stats::Summary;
+use transferlab_report::contrast::{Contrast, Margin, Test, Unit};
+use transferlab_report::stats::{Results, Summary};
 use transferlab_report::{Cell as TableCell, ExperimentReport, Plot, Table};
 
 use e2e_vs_pipeline::sweep::{
@@ -466,17 +468,131 @@ pub fn advantage_table(
     t
 }
 
-pub use transferlab_report::claim;
+/// The result key of `contender` at size `n` in `scope` (a variant, split or world tag):
+/// `"{scope}/{contender}/{n}"`. The contrasts of P1, P2, P3 and P5 read these keys.
+pub fn key(scope: &str, contender: &str, n: usize) -> String {
+    format!("{scope}/{contender}/{n}")
+}
+
+/// Files every per-seed value of `sweep` into `results` under [`key`]`(scope, contender, N)`,
+/// in seed order (the contenders of one seed saw the same training draw: paired by seed).
+pub fn file_sweep(results: &mut Results, scope: &str, sweep: &SweepResult) {
+    for curve in &sweep.curves {
+        for (&n, scores) in sweep.plan.sizes.iter().zip(&curve.scores) {
+            for &v in scores {
+                results.push(key(scope, &curve.name, n), v);
+            }
+        }
+    }
+}
+
+/// Every key [`file_sweep`] fills for a sweep of `contenders` over `sizes` in `scope`.
+pub fn sweep_keys(
+    scope: &str,
+    contenders: &[&str],
+    sizes: &[usize],
+) -> std::collections::BTreeSet<String> {
+    contenders
+        .iter()
+        .flat_map(|c| sizes.iter().map(move |&n| key(scope, c, n)))
+        .collect()
+}
+
+/// A composite contrast (`Test::AllOf` or `Test::AnyOf` of `parts`) shown in `unit` with the
+/// margin `margin` (its components carry their own).
+pub fn composite(
+    id: &str,
+    claims: &[&str],
+    label: impl Into<String>,
+    unit: Unit,
+    margin: Margin,
+    test: Test,
+) -> Contrast {
+    Contrast {
+        id: id.into(),
+        claims: claims.iter().map(|c| c.to_string()).collect(),
+        label: label.into(),
+        unit,
+        test,
+        margin,
+        replication: None,
+    }
+}
+
+/// The claims `contrasts` decide, sorted and without repeats: what an experiment's report
+/// claims (so that the two cannot disagree).
+pub fn claims_of(contrasts: &[Contrast]) -> Vec<String> {
+    let set: std::collections::BTreeSet<&str> = contrasts
+        .iter()
+        .flat_map(|c| c.claims.iter().map(String::as_str))
+        .collect();
+    set.into_iter().map(str::to_string).collect()
+}
+
+/// [`claims_of`] as the `&str`s a report skeleton takes.
+pub fn as_strs(claims: &[String]) -> Vec<&str> {
+    claims.iter().map(String::as_str).collect()
+}
 
 /// `mean [lo, hi]` scaled by `scale`.
 pub fn fmt(s: &Summary, scale: f64) -> String {
     transferlab_report::format_summary(s, scale)
 }
 
+/// A sweep result for tests: `curves[i] = (name, value(N, seed index))` at `sizes` and seeds
+/// `0..seeds`.
+#[cfg(test)]
+#[allow(clippy::type_complexity)]
+pub(crate) fn test_sweep(
+    sizes: &[usize],
+    seeds: usize,
+    goal: core_tensor::train::Goal,
+    curves: &[(&str, &dyn Fn(usize, usize) -> f64)],
+) -> SweepResult {
+    SweepResult {
+        plan: SweepPlan {
+            sizes: sizes.to_vec(),
+            seeds: (0..seeds as u64).collect(),
+            goal,
+        },
+        curves: curves
+            .iter()
+            .map(|(name, f)| e2e_vs_pipeline::sweep::Curve {
+                name: name.to_string(),
+                scores: sizes
+                    .iter()
+                    .map(|&n| (0..seeds).map(|s| f(n, s)).collect())
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use core_tensor::optim::OptimizerKind;
+
+    #[test]
+    fn a_sweep_files_its_values_under_the_keys_it_declares() {
+        let sweep = test_sweep(
+            &[4, 16],
+            3,
+            core_tensor::train::Goal::Maximize,
+            &[
+                ("a", &|n, s| n as f64 + s as f64),
+                ("b", &|_, s| -(s as f64)),
+            ],
+        );
+        let mut r = Results::default();
+        file_sweep(&mut r, "x", &sweep);
+        assert_eq!(r.get("x/a/16").unwrap(), [16.0, 17.0, 18.0]);
+        assert_eq!(r.get("x/b/4").unwrap(), [0.0, -1.0, -2.0]);
+        let keys = sweep_keys("x", &["a", "b"], &[4, 16]);
+        assert_eq!(keys.len(), 4);
+        assert!(keys.iter().all(|k| r.get(k).is_ok()));
+        assert!(r.get("x/a/8").is_err());
+    }
 
     #[test]
     fn the_step_budget_sets_the_epochs_and_the_patience() {

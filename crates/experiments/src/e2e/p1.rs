@@ -1,4 +1,4 @@
-//! Experiment P1, detect then identify (claim E-4; the face-recognition gate), in two
+//! Experiment P1, detect then identify (claims E-4 and E-2; the face-recognition gate), in two
 //! variants that share every piece of code but the objects:
 //!
 //! - **digits**: one MNIST digit at a random position in a cluttered canvas (e.g. 84x84, with
@@ -27,6 +27,11 @@
 //!   by design;
 //! - **end-to-end**: one CNN from scene to label trained on `N` labelled scenes (+
 //!   [`experiment::validation_size`]`(N)` for validation, from the training side).
+//!
+//! The claims are decided by the contrasts of [`contrasts`], declared from the profile before
+//! any run: per variant, E-4 (the pipeline of separately supervised stages beats end to end
+//! at the smallest N) and E-2 (a crossover: the pipeline as good or better at the smallest N,
+//! end to end better at the largest).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -41,10 +46,12 @@ use pretrained_zoo::arch::ArchConfig;
 use serde::{Deserialize, Serialize};
 use tch::nn;
 use tch::{Device, Kind, Tensor};
-use transferlab_report::stats::{Summary, summarize};
-use transferlab_report::{Cell, ExperimentReport, Table, Verdict};
+use transferlab_report::contrast::{self, Contrast};
+use transferlab_report::stats::{Results, summarize};
+use transferlab_report::{Cell, ExperimentReport, Table};
 
-use crate::e2e::common::{self as experiment, Ctx, Recipe, RunOptions, claim, fmt, stored};
+use crate::e2e::common::{self as experiment, Ctx, Recipe, RunOptions, stored};
+use crate::margins;
 use e2e_vs_pipeline::localise::{Localiser, LocaliserConfig, crop_and_resize, mean_iou};
 use e2e_vs_pipeline::pipeline::{EndToEnd, LearnedStage, Metric, Objective, evaluate};
 use e2e_vs_pipeline::scenes::{self, SceneConfig};
@@ -548,20 +555,69 @@ fn score_components(
     })
 }
 
-/// The rule for E-4 on detect-then-identify, fixed before any run (the same in both variants).
-pub const RULE: &str = "at the smallest N: supported if the 95% CI of the pipeline's accuracy advantage over \
-     end-to-end (paired by seed) is above 0; not supported if it is below 0; otherwise \
-     inconclusive (the crossover, if any, is reported beside)";
-
-/// The verdict from the pipeline's paired advantage at the smallest N.
-pub fn verdict(pipeline_advantage_at_smallest: &Summary) -> Verdict {
-    if pipeline_advantage_at_smallest.above(0.0) {
-        Verdict::Supported
-    } else if pipeline_advantage_at_smallest.below(0.0) {
-        Verdict::NotSupported
-    } else {
-        Verdict::Inconclusive
+/// The contrasts that decide P1's claims, declared from the profile alone (nothing run), per
+/// variant the profile runs, on the keys [`experiment::key`]`(variant tag, contender, N)`:
+///
+/// - `{tag}/E-4` (E-4): superiority of the pipeline (localiser and classifier, each
+///   supervised on its own plentiful sub-task data) over end to end at the smallest N, paired
+///   by seed, margin [`margins::design_accuracy`];
+/// - `{tag}/E-2` (E-2, with at least two sizes): a crossover — at the smallest N the pipeline
+///   is as good or better (non-inferiority of pipeline − end-to-end), at the largest N end to
+///   end is better (superiority of end-to-end − pipeline), both with the same margin.
+pub fn contrasts(p: &P1Profile) -> Vec<Contrast> {
+    let mut out = Vec::new();
+    for (variant, sizes) in [(Variant::Digits, &p.digits), (Variant::Faces, &p.faces)] {
+        let (Some(&small), Some(&large)) = (sizes.first(), sizes.last()) else {
+            continue;
+        };
+        let tag = variant.tag();
+        let key = |c: &str, n: usize| experiment::key(tag, c, n);
+        let diff = |id: &str, claims: &[&str], kind, (a, b): (&str, &str), n: usize| {
+            Contrast::paired(
+                id,
+                claims,
+                format!("{}: {a} − {b} at N = {n}", variant.title()),
+                margins::accuracy_points(),
+                kind,
+                &key(a, n),
+                &key(b, n),
+                margins::design_accuracy(),
+            )
+        };
+        out.push(diff(
+            &format!("{tag}/E-4"),
+            &["E-4"],
+            contrast::Kind::Superiority,
+            (PIPELINE, END_TO_END),
+            small,
+        ));
+        if sizes.len() >= 2 {
+            out.push(Contrast::crossover(
+                &format!("{tag}/E-2"),
+                &["E-2"],
+                format!(
+                    "{}: the pipeline as good or better at N = {small}, end to end better at \
+                     N = {large}",
+                    variant.title()
+                ),
+                diff(
+                    &format!("{tag}/E-2/smallest"),
+                    &[],
+                    contrast::Kind::NonInferiority,
+                    (PIPELINE, END_TO_END),
+                    small,
+                ),
+                diff(
+                    &format!("{tag}/E-2/largest"),
+                    &[],
+                    contrast::Kind::Superiority,
+                    (END_TO_END, PIPELINE),
+                    large,
+                ),
+            ));
+        }
     }
+    out
 }
 
 impl VariantConfig {
@@ -815,11 +871,13 @@ pub fn run(
             results.push(r);
         }
     }
+    let declared = contrasts(p);
+    let claims = experiment::claims_of(&declared);
     if ctx.sharded() {
         return Ok(ctx.shard_report(
             "P1",
             "detect then identify",
-            &["E-3", "E-4"],
+            &experiment::as_strs(&claims),
             opts,
             seeds,
             started,
@@ -840,7 +898,7 @@ pub fn run(
                 .collect::<Vec<_>>()
                 .join("; ")
         ),
-        &["E-4"],
+        &experiment::as_strs(&claims),
         results
             .iter()
             .map(|r| describe(r.variant, variant_cfg(r.variant), &r.sizes, &cfg.face_data))
@@ -851,9 +909,12 @@ pub fn run(
         started,
         &cfg,
     );
+    let mut values = Results::default();
     for r in &results {
-        report_variant(&mut rep, r, variant_cfg(r.variant), &cfg.crossover)?;
+        report_variant(&mut rep, r, &cfg.crossover)?;
+        experiment::file_sweep(&mut values, r.variant.tag(), &r.sweep);
     }
+    crate::driver::decide(&mut rep, &values, declared)?;
     rep.notes.push(
         "The pipeline's points do not depend on N (its parts learn from their own data); they \
          are stored per N and seed like every point of the sweep."
@@ -865,7 +926,6 @@ pub fn run(
 fn report_variant(
     rep: &mut ExperimentReport,
     r: &VariantResult,
-    cfg: &VariantConfig,
     crossover: &CrossoverConfig,
 ) -> Result<()> {
     let tag = r.variant.tag();
@@ -916,32 +976,6 @@ fn report_variant(
         }),
     )?);
     let c = &crossovers[0];
-    let pipeline_adv = {
-        let a = c.advantage[0];
-        Summary {
-            mean: -a.mean,
-            ci95: a.ci95.map(|(lo, hi)| (-hi, -lo)),
-            ..a
-        }
-    };
-    let small = r.sizes[0];
-    rep.verdicts.push(claim(
-        "E-4",
-        "P1",
-        r.variant.title(),
-        verdict(&pipeline_adv),
-        RULE,
-        format!("pipeline − end-to-end at N = {small}, accuracy points"),
-        pipeline_adv,
-        format!(
-            "Sub-task data: {} scenes with boxes and {} labelled crops. Crossover: {}. At the \
-             largest N the end-to-end advantage is {} points.",
-            cfg.localiser_examples,
-            cfg.classifier_examples,
-            experiment::describe_crossover(END_TO_END, PIPELINE, c),
-            fmt(c.advantage.last().expect("not empty"), 100.0)
-        ),
-    ));
     rep.notes.push(format!(
         "{}: {}.",
         r.variant.title(),
@@ -954,12 +988,74 @@ fn report_variant(
 mod tests {
     use super::*;
 
+    fn profile() -> P1Profile {
+        P1Profile {
+            digits: vec![8, 16, 32],
+            faces: vec![40, 80],
+            seeds: 3,
+        }
+    }
+
     #[test]
-    fn the_rule_reads_the_interval_at_the_smallest_n() {
-        let s = |v: &[f64]| summarize(v).unwrap();
-        assert_eq!(verdict(&s(&[0.5, 0.6, 0.55])), Verdict::Supported);
-        assert_eq!(verdict(&s(&[-0.1, -0.12, -0.11])), Verdict::NotSupported);
-        assert_eq!(verdict(&s(&[0.1, -0.1, 0.0])), Verdict::Inconclusive);
+    fn the_contrasts_read_only_keys_the_sweeps_file() {
+        let p = profile();
+        let declared = contrasts(&p);
+        let ids: Vec<&str> = declared.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["digits/E-4", "digits/E-2", "faces/E-4", "faces/E-2"]);
+        assert_eq!(experiment::claims_of(&declared), ["E-2", "E-4"]);
+        let mut keys = experiment::sweep_keys("digits", &[PIPELINE, END_TO_END], &p.digits);
+        keys.extend(experiment::sweep_keys(
+            "faces",
+            &[PIPELINE, END_TO_END],
+            &p.faces,
+        ));
+        for c in &declared {
+            for k in c.keys() {
+                assert!(keys.contains(k), "{}: {k}", c.id);
+            }
+        }
+        // One size: no crossover to test; a variant not run: nothing.
+        let one = contrasts(&P1Profile {
+            digits: vec![50],
+            faces: vec![],
+            seeds: 3,
+        });
+        assert_eq!(experiment::claims_of(&one), ["E-4"]);
+        assert_eq!(one.len(), 1);
+    }
+
+    #[test]
+    fn the_contrasts_decide_on_the_swept_values() {
+        use transferlab_report::contrast::Outcome;
+        let p = profile();
+        let decide = |e2e: &dyn Fn(usize, usize) -> f64| {
+            let mut r = Results::default();
+            for (tag, sizes) in [("digits", &p.digits), ("faces", &p.faces)] {
+                let sweep = experiment::test_sweep(
+                    sizes,
+                    3,
+                    Goal::Maximize,
+                    &[
+                        (PIPELINE, &|_, s| 0.80 + 0.01 * s as f64),
+                        (END_TO_END, e2e),
+                    ],
+                );
+                experiment::file_sweep(&mut r, tag, &sweep);
+            }
+            contrasts(&p)
+                .iter()
+                .map(|c| c.evaluate(&r).unwrap().outcome)
+                .collect::<Vec<_>>()
+        };
+        // End to end far behind at the smallest N, far ahead at the largest: both claims hold.
+        let crossing = |n: usize, s: usize| {
+            let largest = n == 32 || n == 80;
+            (if largest { 0.95 } else { 0.40 }) + 0.011 * s as f64
+        };
+        assert_eq!(decide(&crossing), [Outcome::Supported; 4]);
+        // End to end ahead everywhere: the pipeline neither wins nor holds its own.
+        let ahead = |_: usize, s: usize| 0.95 + 0.012 * s as f64;
+        assert_eq!(decide(&ahead), [Outcome::Contradicted; 4]);
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //! - **intermediate**: log-mel spectrogram (standardised) → 2-D CNN (`spectrogram_cnn`):
 //!   no hand-made cepstrum, still a hand-made time–frequency representation;
 //! - **end-to-end**: raw waveform → M5-style 1-D CNN (`audio_cnn1d`, as the zoo's fsdd-m5).
+//!
+//! The claims are decided per split by the contrasts of [`contrasts`], declared from the
+//! profile before any run.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,10 +25,12 @@ use core_tensor::{Error, Result};
 use pretrained_zoo::arch::{ArchConfig, MlpConfig};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
-use transferlab_report::stats::Summary;
-use transferlab_report::{ExperimentReport, Verdict};
+use transferlab_report::ExperimentReport;
+use transferlab_report::contrast::{self, Contrast, Test};
+use transferlab_report::stats::Results;
 
-use crate::e2e::common::{self as experiment, Ctx, Recipe, RunOptions, claim, fmt, stored};
+use crate::e2e::common::{self as experiment, Ctx, Recipe, RunOptions, stored};
+use crate::margins;
 use e2e_vs_pipeline::features::{FeatureConfig, FeatureExtractor, waveform_batch};
 use e2e_vs_pipeline::pipeline::{EndToEnd, LearnedStage, Metric, Objective, evaluate};
 use e2e_vs_pipeline::sweep::{CrossoverConfig, SweepPlan, SweepResult};
@@ -429,57 +434,139 @@ impl Tuning {
     }
 }
 
-/// The rule for E-2, fixed before any run.
-pub const RULE_E2: &str = "supported if the pipeline's (MFCC) accuracy advantage over end-to-end (waveform) has a \
-     95% CI above 0 at the smallest k and end-to-end's advantage has a CI above 0 at the \
-     largest k (a crossover in the swept range); not supported if end-to-end's advantage is \
-     above 0 at the smallest k or the pipeline's is above 0 at the largest k; otherwise \
-     inconclusive";
-
-/// The verdict of E-2 from the pipeline's advantage over end-to-end (positive: pipeline
-/// better) at the smallest and the largest size.
-pub fn verdict_e2(smallest: &Summary, largest: &Summary) -> Verdict {
-    if smallest.above(0.0) && largest.below(0.0) {
-        Verdict::Supported
-    } else if smallest.below(0.0) || largest.above(0.0) {
-        Verdict::NotSupported
-    } else {
-        Verdict::Inconclusive
+/// The contrasts that decide P2's claims, declared from the profile alone (nothing run), per
+/// split, on the keys [`experiment::key`]`(split tag, contender, k)`; accuracy differences
+/// paired by seed, margin [`margins::design_accuracy`] unless said:
+///
+/// - `{tag}/E-2` (E-2, with at least two sizes): a crossover — at the smallest k the MFCC
+///   pipeline is as good or better than the waveform network (non-inferiority of MFCC −
+///   waveform), at the largest k the waveform network is better (superiority of waveform −
+///   MFCC);
+/// - `{tag}/E-3` (E-3): at the middle k of the sweep (`per_class[len / 2]`) the log-mel
+///   network lies strictly between the two, whichever of them is ahead: any of two (Holm)
+///   all-of-two contrasts, log-mel − MFCC > 0 and waveform − log-mel > 0, or log-mel −
+///   waveform > 0 and MFCC − log-mel > 0, each a superiority (no comparator chosen by its
+///   observed mean);
+/// - `{tag}/E-6` (E-6, with at least two sizes): all of two — the MFCC pipeline ahead of the
+///   waveform network at the smallest k (superiority, [`margins::design_accuracy`]), and a
+///   trend: that advantage at the smallest k minus that at the largest k, paired by seed, is
+///   positive ([`margins::gain_shrinks`]).
+pub fn contrasts(p: &P2Profile) -> Vec<Contrast> {
+    let sizes = &p.per_class;
+    let (Some(&small), Some(&large)) = (sizes.first(), sizes.last()) else {
+        return Vec::new();
+    };
+    let mid = sizes[sizes.len() / 2];
+    let unit = margins::accuracy_points;
+    let mut out = Vec::new();
+    for split in &p.splits {
+        let tag = split.tag();
+        let name = split.name();
+        let key = |c: &str, k: usize| experiment::key(&tag, c, k);
+        let diff = |id: String, kind, (a, b): (&str, &str), k: usize| {
+            Contrast::paired(
+                &id,
+                &[],
+                format!("{a} − {b} at k = {k}"),
+                unit(),
+                kind,
+                &key(a, k),
+                &key(b, k),
+                margins::design_accuracy(),
+            )
+        };
+        if sizes.len() >= 2 {
+            out.push(Contrast::crossover(
+                &format!("{tag}/E-2"),
+                &["E-2"],
+                format!(
+                    "FSDD, {name}: {PIPELINE} as good or better at k = {small}, {END_TO_END} \
+                     better at k = {large}"
+                ),
+                diff(
+                    format!("{tag}/E-2/smallest"),
+                    contrast::Kind::NonInferiority,
+                    (PIPELINE, END_TO_END),
+                    small,
+                ),
+                diff(
+                    format!("{tag}/E-2/largest"),
+                    contrast::Kind::Superiority,
+                    (END_TO_END, PIPELINE),
+                    large,
+                ),
+            ));
+        }
+        let between = |low: &str, high: &str| {
+            let id = format!("{tag}/E-3/{low} < {INTERMEDIATE} < {high}");
+            experiment::composite(
+                &id,
+                &[],
+                format!("{low} < {INTERMEDIATE} < {high} at k = {mid}"),
+                unit(),
+                margins::design_accuracy(),
+                Test::AllOf(vec![
+                    diff(
+                        format!("{id}/above"),
+                        contrast::Kind::Superiority,
+                        (INTERMEDIATE, low),
+                        mid,
+                    ),
+                    diff(
+                        format!("{id}/below"),
+                        contrast::Kind::Superiority,
+                        (high, INTERMEDIATE),
+                        mid,
+                    ),
+                ]),
+            )
+        };
+        out.push(experiment::composite(
+            &format!("{tag}/E-3"),
+            &["E-3"],
+            format!("FSDD, {name}: {INTERMEDIATE} between the other two at k = {mid}"),
+            unit(),
+            margins::design_accuracy(),
+            Test::AnyOf(vec![
+                between(PIPELINE, END_TO_END),
+                between(END_TO_END, PIPELINE),
+            ]),
+        ));
+        if sizes.len() >= 2 {
+            // "They help most with a small training set": they help at the smallest k, and
+            // their advantage there exceeds that at the largest k (both needed).
+            let mut trend = Contrast::trend(
+                "shrinks",
+                &[],
+                format!("({PIPELINE} − {END_TO_END}) at k = {small} minus at k = {large}"),
+                unit(),
+                (&key(PIPELINE, small), &key(END_TO_END, small)),
+                (&key(PIPELINE, large), &key(END_TO_END, large)),
+                margins::gain_shrinks(),
+            );
+            trend.claims.clear();
+            out.push(experiment::composite(
+                &format!("{tag}/E-6"),
+                &["E-6"],
+                format!(
+                    "FSDD, {name}: the hand-designed features help at k = {small}, and more \
+                     than at k = {large}"
+                ),
+                unit(),
+                margins::design_accuracy(),
+                Test::AllOf(vec![
+                    diff(
+                        "helps".into(),
+                        contrast::Kind::Superiority,
+                        (PIPELINE, END_TO_END),
+                        small,
+                    ),
+                    trend,
+                ]),
+            ));
+        }
     }
-}
-
-/// The rule for E-3, fixed before any run.
-pub const RULE_E3: &str = "at the middle k of the sweep: supported if the intermediate design's (log-mel) accuracy \
-     advantage over the worse of pipeline and end-to-end (by mean there) has a 95% CI above 0; \
-     not supported if it is below 0; otherwise inconclusive";
-
-/// The verdict of E-3 from the intermediate's advantage over the worse of the other two.
-pub fn verdict_e3(over_the_worse: &Summary) -> Verdict {
-    if over_the_worse.above(0.0) {
-        Verdict::Supported
-    } else if over_the_worse.below(0.0) {
-        Verdict::NotSupported
-    } else {
-        Verdict::Inconclusive
-    }
-}
-
-/// The rule for E-6, fixed before any run.
-pub const RULE_E6: &str = "supported if the pipeline's (hand-designed MFCC) accuracy advantage over end-to-end has a \
-     95% CI above 0 at the smallest k and a smaller mean at the largest k (the knowledge helps \
-     most when data are few); not supported if that CI is below 0, or above 0 while the \
-     advantage does not shrink; otherwise inconclusive";
-
-/// The verdict of E-6 from the pipeline's advantage at the smallest and the largest size.
-pub fn verdict_e6(smallest: &Summary, largest: &Summary) -> Verdict {
-    let shrinks = largest.mean < smallest.mean;
-    if smallest.above(0.0) && shrinks {
-        Verdict::Supported
-    } else if smallest.below(0.0) || (smallest.above(0.0) && !shrinks) {
-        Verdict::NotSupported
-    } else {
-        Verdict::Inconclusive
-    }
+    out
 }
 
 fn sweep_split(
@@ -556,14 +643,23 @@ pub fn run(
             results.push((split.clone(), r));
         }
     }
+    let declared = contrasts(p);
+    let claims = experiment::claims_of(&declared);
     if ctx.sharded() {
-        return Ok(ctx.shard_report("P2", "speech", &["E-2", "E-3", "E-6"], opts, seeds, started));
+        return Ok(ctx.shard_report(
+            "P2",
+            "speech",
+            &experiment::as_strs(&claims),
+            opts,
+            seeds,
+            started,
+        ));
     }
 
     let mut rep = ctx.report(
         "P2",
         "speech: MFCC pipeline vs log-mel CNN vs raw-waveform CNN",
-        &["E-2", "E-3", "E-6"],
+        &experiment::as_strs(&claims),
         format!(
             "FSDD, {} samples per recording; splits: {}. k ∈ {:?} training recordings per digit \
              (+ a fifth per digit for validation, from the training side). {PIPELINE}: 13 MFCC \
@@ -590,12 +686,10 @@ pub fn run(
         (INTERMEDIATE, PIPELINE),
         (END_TO_END, INTERMEDIATE),
     ];
-    let no_boot = CrossoverConfig {
-        bootstrap: 0,
-        seed: 0,
-    };
+    let mut values = Results::default();
     for (split, result) in &results {
         let tag = split.tag();
+        experiment::file_sweep(&mut values, &tag, result);
         rep.tables
             .push(result.table(&format!("p2-{tag}-accuracy (%)"), true)?);
         let (t, crossovers) = experiment::crossover_table(
@@ -628,93 +722,124 @@ pub fn run(
                 experiment::describe_crossover(a, b, c)
             ));
         }
-        // Pipeline's advantage over end-to-end at every size.
-        let pipe = result.crossover(PIPELINE, END_TO_END, &no_boot)?.advantage;
-        let (small, large) = (p.per_class[0], *p.per_class.last().expect("not empty"));
-        let (ps, pl) = (pipe[0], *pipe.last().expect("not empty"));
-        let scope = format!("FSDD, {}", split.name());
-        rep.verdicts.push(claim(
-            "E-2",
-            "P2",
-            &scope,
-            verdict_e2(&ps, &pl),
-            RULE_E2,
-            format!("{PIPELINE} − {END_TO_END} at k = {small}, accuracy points"),
-            ps,
-            format!(
-                "At k = {large}: {} points. Crossover: {}.",
-                fmt(&pl, 100.0),
-                experiment::describe_crossover(END_TO_END, PIPELINE, &crossovers[0])
-            ),
-        ));
-        rep.verdicts.push(claim(
-            "E-6",
-            "P2",
-            &scope,
-            verdict_e6(&ps, &pl),
-            RULE_E6,
-            format!("{PIPELINE} − {END_TO_END} at k = {small}, accuracy points"),
-            ps,
-            format!("At k = {large}: {} points.", fmt(&pl, 100.0)),
-        ));
-        let mid_i = p.per_class.len() / 2;
-        let mid = p.per_class[mid_i];
-        let mean_at = |name: &str| -> Result<f64> { Ok(result.learning_curve(name)?[mid_i].mean) };
-        let worse = if mean_at(PIPELINE)? <= mean_at(END_TO_END)? {
-            PIPELINE
-        } else {
-            END_TO_END
-        };
-        let better = if worse == PIPELINE {
-            END_TO_END
-        } else {
-            PIPELINE
-        };
-        let over_worse = result.crossover(INTERMEDIATE, worse, &no_boot)?.advantage[mid_i];
-        let vs_better = result.crossover(INTERMEDIATE, better, &no_boot)?.advantage[mid_i];
-        rep.verdicts.push(claim(
-            "E-3",
-            "P2",
-            &scope,
-            verdict_e3(&over_worse),
-            RULE_E3,
-            format!("{INTERMEDIATE} − {worse} at k = {mid}, accuracy points"),
-            over_worse,
-            format!(
-                "Against the better ({better}) at k = {mid}: {} points.",
-                fmt(&vs_better, 100.0)
-            ),
-        ));
     }
+    crate::driver::decide(&mut rep, &values, declared)?;
     Ok(rep)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use transferlab_report::stats::summarize;
+    use transferlab_report::contrast::Outcome;
 
-    fn s(v: &[f64]) -> Summary {
-        summarize(v).unwrap()
+    fn profile() -> P2Profile {
+        P2Profile {
+            splits: vec![
+                SplitSpec::Take,
+                SplitSpec::Speaker {
+                    speaker: "theo".into(),
+                },
+            ],
+            per_class: vec![4, 16, 64],
+            seeds: 3,
+        }
     }
 
     #[test]
-    fn the_rules_read_the_intervals() {
-        let pos = s(&[0.2, 0.25, 0.22]);
-        let small_pos = s(&[0.05, 0.06, 0.055]);
-        let neg = s(&[-0.1, -0.12, -0.11]);
-        let tie = s(&[0.1, -0.1, 0.0]);
-        assert_eq!(verdict_e2(&pos, &neg), Verdict::Supported);
-        assert_eq!(verdict_e2(&pos, &pos), Verdict::NotSupported);
-        assert_eq!(verdict_e2(&neg, &neg), Verdict::NotSupported);
-        assert_eq!(verdict_e2(&pos, &tie), Verdict::Inconclusive);
-        assert_eq!(verdict_e3(&pos), Verdict::Supported);
-        assert_eq!(verdict_e3(&neg), Verdict::NotSupported);
-        assert_eq!(verdict_e3(&tie), Verdict::Inconclusive);
-        assert_eq!(verdict_e6(&pos, &small_pos), Verdict::Supported);
-        assert_eq!(verdict_e6(&small_pos, &pos), Verdict::NotSupported);
-        assert_eq!(verdict_e6(&neg, &neg), Verdict::NotSupported);
-        assert_eq!(verdict_e6(&tie, &neg), Verdict::Inconclusive);
+    fn the_contrasts_read_only_keys_the_sweeps_file() {
+        let p = profile();
+        let declared = contrasts(&p);
+        let ids: Vec<&str> = declared.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "by-take/E-2",
+                "by-take/E-3",
+                "by-take/E-6",
+                "speaker-theo/E-2",
+                "speaker-theo/E-3",
+                "speaker-theo/E-6"
+            ]
+        );
+        assert_eq!(experiment::claims_of(&declared), ["E-2", "E-3", "E-6"]);
+        let mut keys = std::collections::BTreeSet::new();
+        for split in &p.splits {
+            keys.extend(experiment::sweep_keys(
+                &split.tag(),
+                &[PIPELINE, INTERMEDIATE, END_TO_END],
+                &p.per_class,
+            ));
+        }
+        for c in &declared {
+            for k in c.keys() {
+                assert!(keys.contains(k), "{}: {k}", c.id);
+            }
+        }
+        // E-3 reads the middle k only.
+        assert!(declared[1].keys().iter().all(|k| k.ends_with("/16")));
+    }
+
+    /// The outcomes of the contrasts of one split (`[E-2, E-3, E-6]`) on curves `f(contender,
+    /// k, seed)`.
+    fn outcomes(f: &dyn Fn(&str, usize, usize) -> f64) -> Vec<Outcome> {
+        let p = P2Profile {
+            splits: vec![SplitSpec::Take],
+            ..profile()
+        };
+        let curve = |c: &'static str| move |k: usize, s: usize| f(c, k, s);
+        let (a, b, c) = (curve(PIPELINE), curve(INTERMEDIATE), curve(END_TO_END));
+        let sweep = experiment::test_sweep(
+            &p.per_class,
+            3,
+            Goal::Maximize,
+            &[(PIPELINE, &a), (INTERMEDIATE, &b), (END_TO_END, &c)],
+        );
+        let mut r = Results::default();
+        experiment::file_sweep(&mut r, "by-take", &sweep);
+        contrasts(&p)
+            .iter()
+            .map(|c| c.evaluate(&r).unwrap().outcome)
+            .collect()
+    }
+
+    #[test]
+    fn the_contrasts_decide_on_the_swept_values() {
+        // MFCC flat at 80%; waveform from 40% to 95%; log-mel halfway at every k.
+        let crossing = |c: &str, k: usize, s: usize| {
+            let wave = match k {
+                4 => 0.40,
+                16 => 0.60,
+                _ => 0.95,
+            };
+            let jitter = 0.004 * s as f64;
+            match c {
+                PIPELINE => 0.80 + jitter,
+                END_TO_END => wave + 1.5 * jitter,
+                _ => (0.80 + wave) / 2.0 + 1.2 * jitter,
+            }
+        };
+        assert_eq!(outcomes(&crossing), [Outcome::Supported; 3]);
+        // The other order at the middle k (waveform ahead, MFCC behind) also lies between.
+        let swapped = |c: &str, k: usize, s: usize| match (c, k) {
+            (PIPELINE, 16) => 0.60 + 0.003 * s as f64,
+            (END_TO_END, 16) => 0.80 + 0.005 * s as f64,
+            _ => crossing(c, k, s),
+        };
+        assert_eq!(outcomes(&swapped)[1], Outcome::Supported);
+        // Waveform ahead everywhere by a constant margin, log-mel below both: no crossover,
+        // nothing between, no shrinking advantage.
+        let flat = |c: &str, k: usize, s: usize| {
+            let base = 0.5 + 0.1 * (k as f64).log2() / 6.0;
+            let jitter = 0.004 * s as f64;
+            match c {
+                PIPELINE => base + jitter,
+                END_TO_END => base + 0.2 + 1.5 * jitter,
+                _ => base - 0.2 + 1.2 * jitter,
+            }
+        };
+        let o = outcomes(&flat);
+        assert_eq!(o[..2], [Outcome::Contradicted, Outcome::Contradicted]);
+        assert_ne!(o[2], Outcome::Supported);
     }
 
     #[test]

@@ -16,6 +16,9 @@
 //! In the world where lengths carry all the information about age the hand design is right;
 //! in the other half of the age is in widths and texture, which a length measurement throws
 //! away (the best prediction from exact lengths then has MAE 1/8).
+//!
+//! The claims are decided by the contrasts of [`contrasts`], declared from the profile before
+//! any run.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -28,13 +31,21 @@ use core_tensor::{Error, Result};
 use pretrained_zoo::arch::{ArchConfig, FaceCnnConfig, MlpConfig};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
-use transferlab_report::stats::Summary;
-use transferlab_report::{ExperimentReport, Verdict};
+use transferlab_report::ExperimentReport;
+use transferlab_report::contrast::{self, Contrast, Test, Unit};
+use transferlab_report::stats::Results;
 
-use crate::e2e::common::{self as experiment, Ctx, Recipe, RunOptions, claim, fmt, stored};
+use crate::e2e::common::{self as experiment, Ctx, Recipe, RunOptions, stored};
+use crate::margins;
 use e2e_vs_pipeline::bone_age::{self, BoneAgeConfig, World};
 use e2e_vs_pipeline::pipeline::{EndToEnd, LearnedStage, Metric, Objective, evaluate};
 use e2e_vs_pipeline::sweep::{CrossoverConfig, SweepPlan, SweepResult};
+
+/// How P3's MAE differences are shown: the values are MAEs of age on its `[0, 1]` scale, i.e.
+/// fractions of the age range, the unit of [`margins::design_error_range`].
+fn error_unit() -> Unit {
+    Unit::new("% of the age range", 100.0)
+}
 
 /// `experiments/p3.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,6 +147,14 @@ fn world_name(w: World) -> &'static str {
     }
 }
 
+/// The world's tag in table names and result keys.
+fn world_tag(w: World) -> &'static str {
+    match w {
+        World::LengthsSuffice => "lengths-suffice",
+        World::LengthsPartial => "lengths-partial",
+    }
+}
+
 /// The `n` training and validation images of a point, from `seed` (the same for every
 /// contender).
 fn training_set(
@@ -228,49 +247,110 @@ fn forward_batched(stage: &LearnedStage, xs: &Tensor) -> Tensor {
     Tensor::cat(&parts, 0)
 }
 
-/// The rule for E-4 in the world where lengths suffice, fixed before any run.
-pub const RULE_E4: &str = "in the world where lengths suffice, at the smallest N: supported if the 95% CI of the \
-     MAE advantage of the learned-measurement pipeline (sub-task with plentiful length labels) \
-     over end-to-end is above 0; not supported if end-to-end's advantage CI is above 0; \
-     otherwise inconclusive";
-
-/// The verdict of E-4 from the pipeline's paired advantage (positive: pipeline better).
-pub fn verdict_e4(pipeline_advantage_at_smallest: &Summary) -> Verdict {
-    if pipeline_advantage_at_smallest.above(0.0) {
-        Verdict::Supported
-    } else if pipeline_advantage_at_smallest.below(0.0) {
-        Verdict::NotSupported
-    } else {
-        Verdict::Inconclusive
+/// The contrasts that decide P3's claims, declared from the profile alone (nothing run), on
+/// the keys [`experiment::key`]`(world tag, contender, N)`. Each is a difference of test MAEs
+/// (fractions of the age range) paired by seed and written so that a positive value is the
+/// claim's direction (`MAE(worse) − MAE(better)`), margin [`margins::design_error_range`]:
+///
+/// - `lengths-suffice/E-4` (E-4; that world run): where lengths suffice, at the smallest N,
+///   the learned-measurement pipeline (a sub-task with plentiful length labels) beats end to
+///   end: superiority of MAE(end-to-end) − MAE(learned measurement);
+/// - `lengths-partial/E-5` (E-5; that world run): where lengths carry only part of the age, at
+///   the largest N, end to end beats both pipelines through the lossy length representation:
+///   all of MAE(hand) − MAE(end-to-end) and MAE(learned) − MAE(end-to-end), superiority each
+///   (no pipeline chosen by its observed mean);
+/// - `E-6` (E-6; both worlds and at least two sizes): all of (i) the hand design helps most
+///   with a small training set where it is right — a trend: (MAE(end-to-end) − MAE(hand)) at
+///   the smallest N minus at the largest N, where lengths suffice, is positive; and (ii) it
+///   caps accuracy where it is wrong — superiority of MAE(hand) − MAE(end-to-end) at the
+///   largest N where lengths are partial.
+pub fn contrasts(p: &P3Profile) -> Vec<Contrast> {
+    let (Some(&small), Some(&large)) = (p.sizes.first(), p.sizes.last()) else {
+        return Vec::new();
+    };
+    let has = |w: World| p.worlds.contains(&w);
+    let (right, wrong) = (World::LengthsSuffice, World::LengthsPartial);
+    let key = |w: World, c: &str, n: usize| experiment::key(world_tag(w), c, n);
+    // MAE(worse) − MAE(better) in world `w` at `n`: positive when `better` is.
+    let better = |id: String, claims: &[&str], w: World, (b, worse): (&str, &str), n: usize| {
+        Contrast::paired(
+            &id,
+            claims,
+            format!(
+                "bone age, {}: MAE({worse}) − MAE({b}) at N = {n}",
+                world_name(w)
+            ),
+            error_unit(),
+            contrast::Kind::Superiority,
+            &key(w, worse, n),
+            &key(w, b, n),
+            margins::design_error_range(),
+        )
+    };
+    let mut out = Vec::new();
+    if has(right) {
+        out.push(better(
+            format!("{}/E-4", world_tag(right)),
+            &["E-4"],
+            right,
+            (LEARNED, END_TO_END),
+            small,
+        ));
     }
-}
-
-/// The rule for E-5, fixed before any run.
-pub const RULE_E5: &str = "in the world where lengths carry only part of the age, at the largest N: supported if the \
-     95% CI of end-to-end's MAE advantage over the better pipeline (by mean MAE there) is above \
-     0; not supported if it is below 0; otherwise inconclusive";
-
-/// The verdict of E-5 from end-to-end's advantage over the better pipeline at the largest N.
-pub fn verdict_e5(e2e_advantage_at_largest: &Summary) -> Verdict {
-    verdict_e4(e2e_advantage_at_largest)
-}
-
-/// The rule for E-6, fixed before any run.
-pub const RULE_E6: &str = "supported if the hand-measurement pipeline's MAE advantage over end-to-end has a 95% CI \
-     above 0 at the smallest N where lengths suffice (the knowledge helps) and below 0 at the \
-     largest N where lengths are partial (it caps accuracy); not supported if either interval \
-     lies on the other side of 0; otherwise inconclusive";
-
-/// The verdict of E-6 from the hand pipeline's advantage over end-to-end (positive: hand
-/// better) at the smallest N of the right world and the largest N of the wrong one.
-pub fn verdict_e6(right_world_smallest: &Summary, wrong_world_largest: &Summary) -> Verdict {
-    if right_world_smallest.above(0.0) && wrong_world_largest.below(0.0) {
-        Verdict::Supported
-    } else if right_world_smallest.below(0.0) || wrong_world_largest.above(0.0) {
-        Verdict::NotSupported
-    } else {
-        Verdict::Inconclusive
+    if has(wrong) {
+        let id = format!("{}/E-5", world_tag(wrong));
+        out.push(experiment::composite(
+            &id,
+            &["E-5"],
+            format!("bone age, lengths partial: {END_TO_END} beats both pipelines at N = {large}"),
+            error_unit(),
+            margins::design_error_range(),
+            Test::AllOf(vec![
+                better(format!("{id}/hand"), &[], wrong, (END_TO_END, HAND), large),
+                better(
+                    format!("{id}/learned"),
+                    &[],
+                    wrong,
+                    (END_TO_END, LEARNED),
+                    large,
+                ),
+            ]),
+        ));
     }
+    if has(right) && has(wrong) && p.sizes.len() >= 2 {
+        out.push(experiment::composite(
+            "E-6",
+            &["E-6"],
+            format!(
+                "bone age: the hand measurement helps most at small N where it is right, and \
+                 caps accuracy at N = {large} where it is wrong"
+            ),
+            error_unit(),
+            margins::design_error_range(),
+            Test::AllOf(vec![
+                Contrast::trend(
+                    &format!("{}/E-6/helps-most-when-small", world_tag(right)),
+                    &[],
+                    format!(
+                        "bone age, lengths suffice: (MAE({END_TO_END}) − MAE({HAND})) at N = \
+                         {small} minus at N = {large}"
+                    ),
+                    error_unit(),
+                    (&key(right, END_TO_END, small), &key(right, HAND, small)),
+                    (&key(right, END_TO_END, large), &key(right, HAND, large)),
+                    margins::design_error_range(),
+                ),
+                better(
+                    format!("{}/E-6/caps-when-wrong", world_tag(wrong)),
+                    &[],
+                    wrong,
+                    (END_TO_END, HAND),
+                    large,
+                ),
+            ]),
+        ));
+    }
+    out
 }
 
 /// Runs the sweep of one world.
@@ -369,11 +449,13 @@ pub fn run(
             results.push((world, r));
         }
     }
+    let declared = contrasts(p);
+    let claims = experiment::claims_of(&declared);
     if ctx.sharded() {
         return Ok(ctx.shard_report(
             "P3",
             "bone age",
-            &["E-4", "E-5", "E-6"],
+            &experiment::as_strs(&claims),
             opts,
             seeds,
             started,
@@ -382,7 +464,7 @@ pub fn run(
     let mut rep = ctx.report(
         "P3",
         "bone age in two worlds: hand design, learned sub-task, end-to-end",
-        &["E-4", "E-5", "E-6"],
+        &experiment::as_strs(&claims),
         format!(
             "Generated hand-like {s}x{s} images with {b} bones (length noise {ln}, background \
              noise {bn}); worlds: {worlds}. N ∈ {sizes:?} age-labelled images (+ a fifth for \
@@ -412,11 +494,10 @@ pub fn run(
         &cfg,
     );
     let pairs = [(END_TO_END, HAND), (END_TO_END, LEARNED), (LEARNED, HAND)];
+    let mut values = Results::default();
     for (world, result) in &results {
-        let tag = match world {
-            World::LengthsSuffice => "lengths-suffice",
-            World::LengthsPartial => "lengths-partial",
-        };
+        let tag = world_tag(*world);
+        experiment::file_sweep(&mut values, tag, result);
         let mut t = result.table(&format!("p3-{tag}-mae"), true)?;
         t.name = format!("p3-{tag}-mae (test MAE, % of the age range)");
         rep.tables.push(t);
@@ -456,102 +537,7 @@ pub fn run(
             ));
         }
     }
-    let in_world = |w: World| results.iter().find(|(x, _)| *x == w).map(|(_, r)| r);
-    let first = |r: &SweepResult, a: &str, b: &str| -> Result<Summary> {
-        Ok(r.crossover(
-            a,
-            b,
-            &CrossoverConfig {
-                bootstrap: 0,
-                seed: 0,
-            },
-        )?
-        .advantage[0])
-    };
-    let last = |r: &SweepResult, a: &str, b: &str| -> Result<Summary> {
-        Ok(*r
-            .crossover(
-                a,
-                b,
-                &CrossoverConfig {
-                    bootstrap: 0,
-                    seed: 0,
-                },
-            )?
-            .advantage
-            .last()
-            .expect("sizes are not empty"))
-    };
-    let (small, large) = (p.sizes[0], *p.sizes.last().expect("validated"));
-    if let Some(r) = in_world(World::LengthsSuffice) {
-        let adv = first(r, LEARNED, END_TO_END)?;
-        let hand = first(r, HAND, END_TO_END)?;
-        rep.verdicts.push(claim(
-            "E-4",
-            "P3",
-            "bone age, lengths suffice",
-            verdict_e4(&adv),
-            RULE_E4,
-            format!(
-                "MAE(end-to-end) − MAE(learned measurement) at N = {small}, % of the age range"
-            ),
-            adv,
-            format!(
-                "The hand-measurement pipeline's advantage there: {} (% of the age range).",
-                fmt(&hand, 100.0)
-            ),
-        ));
-    }
-    if let Some(r) = in_world(World::LengthsPartial) {
-        let mean_at_largest = |name: &str| -> Result<f64> {
-            Ok(r.learning_curve(name)?.last().expect("not empty").mean)
-        };
-        let better = if mean_at_largest(HAND)? <= mean_at_largest(LEARNED)? {
-            HAND
-        } else {
-            LEARNED
-        };
-        let adv = last(r, END_TO_END, better)?;
-        rep.verdicts.push(claim(
-            "E-5",
-            "P3",
-            "bone age, lengths partial",
-            verdict_e5(&adv),
-            RULE_E5,
-            format!("MAE({better}) − MAE(end-to-end) at N = {large}, % of the age range"),
-            adv,
-            format!(
-                "End-to-end MAE at N = {large}: {}%; the better pipeline's: {}% (floor from exact \
-                 lengths alone: 12.5%).",
-                fmt(
-                    r.learning_curve(END_TO_END)?.last().expect("not empty"),
-                    100.0
-                ),
-                fmt(r.learning_curve(better)?.last().expect("not empty"), 100.0),
-            ),
-        ));
-    }
-    if let (Some(right), Some(wrong)) = (
-        in_world(World::LengthsSuffice),
-        in_world(World::LengthsPartial),
-    ) {
-        let helps = first(right, HAND, END_TO_END)?;
-        let caps = last(wrong, HAND, END_TO_END)?;
-        rep.verdicts.push(claim(
-            "E-6",
-            "P3",
-            "bone age, both worlds",
-            verdict_e6(&helps, &caps),
-            RULE_E6,
-            format!("MAE(end-to-end) − MAE(hand measurement), lengths suffice, N = {small}, % of the age range"),
-            helps,
-            format!(
-                "Where lengths are partial, at N = {large}: {} (% of the age range; negative = the hand \
-                 design loses).",
-                fmt(&caps, 100.0)
-            ),
-        ));
-    }
+    crate::driver::decide(&mut rep, &values, declared)?;
     rep.notes.push(
         "The learned measurement is trained once per seed on its own length-labelled images \
          (the same in both worlds) and reused at every N and world of that seed; its training time is counted in the first \
@@ -564,27 +550,88 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use transferlab_report::stats::summarize;
+    use transferlab_report::contrast::Outcome;
 
-    fn s(v: &[f64]) -> Summary {
-        summarize(v).unwrap()
+    fn profile() -> P3Profile {
+        P3Profile {
+            worlds: vec![World::LengthsSuffice, World::LengthsPartial],
+            sizes: vec![10, 40, 160],
+            seeds: 3,
+        }
     }
 
     #[test]
-    fn the_rules_read_the_intervals() {
-        let pos = s(&[0.02, 0.03, 0.025]);
-        let neg = s(&[-0.02, -0.03, -0.025]);
-        let tie = s(&[0.02, -0.03, 0.0]);
-        assert_eq!(verdict_e4(&pos), Verdict::Supported);
-        assert_eq!(verdict_e4(&neg), Verdict::NotSupported);
-        assert_eq!(verdict_e4(&tie), Verdict::Inconclusive);
-        assert_eq!(verdict_e5(&pos), Verdict::Supported);
-        assert_eq!(verdict_e5(&neg), Verdict::NotSupported);
-        // E-6: helps where right, hurts where wrong.
-        assert_eq!(verdict_e6(&pos, &neg), Verdict::Supported);
-        assert_eq!(verdict_e6(&pos, &tie), Verdict::Inconclusive);
-        assert_eq!(verdict_e6(&neg, &neg), Verdict::NotSupported);
-        assert_eq!(verdict_e6(&pos, &pos), Verdict::NotSupported);
+    fn the_contrasts_read_only_keys_the_sweeps_file() {
+        let p = profile();
+        let declared = contrasts(&p);
+        let ids: Vec<&str> = declared.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["lengths-suffice/E-4", "lengths-partial/E-5", "E-6"]);
+        assert_eq!(experiment::claims_of(&declared), ["E-4", "E-5", "E-6"]);
+        let mut keys = std::collections::BTreeSet::new();
+        for &w in &p.worlds {
+            keys.extend(experiment::sweep_keys(
+                world_tag(w),
+                &[HAND, LEARNED, END_TO_END],
+                &p.sizes,
+            ));
+        }
+        for c in &declared {
+            for k in c.keys() {
+                assert!(keys.contains(k), "{}: {k}", c.id);
+            }
+        }
+        // One world: only its own claim; E-6 needs both.
+        let one = contrasts(&P3Profile {
+            worlds: vec![World::LengthsPartial],
+            ..profile()
+        });
+        assert_eq!(experiment::claims_of(&one), ["E-5"]);
+    }
+
+    /// The outcomes `[E-4, E-5, E-6]` on MAE curves `f(world, contender, N, seed)`.
+    fn outcomes(f: &dyn Fn(World, &str, usize, usize) -> f64) -> Vec<Outcome> {
+        let p = profile();
+        let mut r = Results::default();
+        for &w in &p.worlds {
+            let curve = |c: &'static str| move |n: usize, s: usize| f(w, c, n, s);
+            let (h, l, e) = (curve(HAND), curve(LEARNED), curve(END_TO_END));
+            let sweep = experiment::test_sweep(
+                &p.sizes,
+                3,
+                Goal::Minimize,
+                &[(HAND, &h), (LEARNED, &l), (END_TO_END, &e)],
+            );
+            experiment::file_sweep(&mut r, world_tag(w), &sweep);
+        }
+        contrasts(&p)
+            .iter()
+            .map(|c| c.evaluate(&r).unwrap().outcome)
+            .collect()
+    }
+
+    #[test]
+    fn the_contrasts_decide_on_the_swept_values() {
+        // The pipelines sit at 5% (right world) or 14% (wrong world: the 12.5% floor) of the
+        // range; end to end falls from 20% to 3%.
+        let expected = |w: World, c: &str, n: usize, s: usize| {
+            let jitter = 0.001 * s as f64;
+            match c {
+                END_TO_END => (if n == 10 { 0.20 } else { 0.03 }) + 1.7 * jitter,
+                _ if w == World::LengthsSuffice => 0.05 + jitter,
+                _ => 0.14 + 1.3 * jitter,
+            }
+        };
+        assert_eq!(outcomes(&expected), [Outcome::Supported; 3]);
+        // End to end best everywhere, and more so at small N: the pipeline does not win at
+        // small N, and the hand design's disadvantage shrinks instead of its advantage.
+        let e2e_best = |w: World, c: &str, n: usize, s: usize| match c {
+            END_TO_END => (if n == 10 { 0.02 } else { 0.045 }) + 0.0017 * s as f64,
+            _ => expected(w, c, n, s),
+        };
+        let o = outcomes(&e2e_best);
+        assert_eq!(o[0], Outcome::Contradicted);
+        assert_eq!(o[1], Outcome::Supported);
+        assert_eq!(o[2], Outcome::Contradicted);
     }
 
     #[test]

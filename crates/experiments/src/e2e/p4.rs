@@ -13,6 +13,9 @@
 //!
 //! Accuracy on a fresh test set, against `k`. The validation set (early stopping on parity
 //! accuracy) is generated from the training seed, next to the training examples.
+//!
+//! The claim is decided by the contrast of [`contrasts`], declared from the profile before any
+//! run.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,10 +26,12 @@ use core_tensor::{Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
-use transferlab_report::stats::{Summary, paired_difference, summarize};
-use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
+use transferlab_report::contrast::{self, Contrast};
+use transferlab_report::stats::{Results, paired_difference, summarize};
+use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table};
 
-use crate::e2e::common::{self as experiment, Ctx, Recipe, RunOptions, claim, fmt};
+use crate::e2e::common::{self as experiment, Ctx, Recipe, RunOptions, fmt};
+use crate::margins;
 use e2e_vs_pipeline::lines::{self, LinesConfig};
 
 /// `experiments/p4.toml`.
@@ -135,6 +140,11 @@ impl Supervision {
             Supervision::PerImage => "per-image supervision",
         }
     }
+
+    /// The result key of its test accuracies at `k` images per example: `"{name}/{k}"`.
+    pub fn key(self, k: usize) -> String {
+        format!("{}/{k}", self.name())
+    }
 }
 
 const TEST_SEED: u64 = 0x7E57_0004;
@@ -219,23 +229,30 @@ pub fn run_one(
     accuracy(&net, &test, device)
 }
 
-/// The rule for E-4 on the composite task, fixed before any run.
-pub const RULE: &str = "supported if the 95% CI of (per-image supervision − end-to-end) test accuracy at the \
-     largest k is above 0; not supported if it is below 0, or lies entirely within ±2 points \
-     (no difference worth the sub-task labels); otherwise inconclusive";
-
-/// The verdict from the gain of per-image supervision at the largest k.
-pub fn verdict(gain_at_largest_k: &Summary) -> Verdict {
-    let within = gain_at_largest_k
-        .ci95
-        .is_some_and(|(lo, hi)| lo > -0.02 && hi < 0.02);
-    if gain_at_largest_k.above(0.0) {
-        Verdict::Supported
-    } else if gain_at_largest_k.below(0.0) || within {
-        Verdict::NotSupported
-    } else {
-        Verdict::Inconclusive
-    }
+/// The contrast that decides P4's claim, declared from the profile alone (nothing run), on the
+/// keys [`Supervision::key`]: `E-4`, at the largest k (where the whole task is hardest and
+/// each image's sub-task has k times the whole task's labels), superiority of per-image
+/// supervision over end to end in test accuracy, paired by seed, margin
+/// [`margins::design_accuracy`]. An interval inside ±δ is "no effect worth having" (the old
+/// rule's ±2-point band: no difference worth the sub-task labels).
+pub fn contrasts(p: &P4Profile) -> Vec<Contrast> {
+    let Some(&k) = p.ks.last() else {
+        return Vec::new();
+    };
+    vec![Contrast::paired(
+        "E-4",
+        &["E-4"],
+        format!(
+            "lines and parity: {} − {} at k = {k}",
+            Supervision::PerImage.name(),
+            Supervision::EndToEnd.name()
+        ),
+        margins::accuracy_points(),
+        contrast::Kind::Superiority,
+        &Supervision::PerImage.key(k),
+        &Supervision::EndToEnd.key(k),
+        margins::design_accuracy(),
+    )]
 }
 
 /// Runs P4 (resumable) and builds its report.
@@ -260,6 +277,8 @@ pub fn run(
         ));
     }
     let seeds = opts.seeds_or(p.seeds)?;
+    let declared = contrasts(p);
+    let claims = experiment::claims_of(&declared);
     let ctx = Ctx::new(opts, on_run)?;
     let contenders = [Supervision::EndToEnd, Supervision::PerImage];
     // acc[k index][contender] = one value per seed.
@@ -285,12 +304,19 @@ pub fn run(
         }
     }
     if ctx.sharded() {
-        return Ok(ctx.shard_report("P4", "lines and parity", &["E-4"], opts, seeds, started));
+        return Ok(ctx.shard_report(
+            "P4",
+            "lines and parity",
+            &experiment::as_strs(&claims),
+            opts,
+            seeds,
+            started,
+        ));
     }
     let mut rep = ctx.report(
         "P4",
         "lines and parity: decomposition vs end-to-end",
-        &["E-4"],
+        &experiment::as_strs(&claims),
         format!(
             "k ∈ {:?} images of {s}x{s} pixels, each with one random line (no angle within \
              {}° of 45°); label = parity of the steep lines. One network (a shared per-image MLP \
@@ -344,7 +370,13 @@ pub fn run(
         ),
     };
     let mut gains = Vec::new();
+    let mut values = Results::default();
     for (i, &k) in p.ks.iter().enumerate() {
+        for (j, sup) in contenders.iter().enumerate() {
+            for &a in &acc[i][j] {
+                values.push(sup.key(k), a);
+            }
+        }
         let e2e = summarize(&acc[i][0])?;
         let dec = summarize(&acc[i][1])?;
         let gain = paired_difference(&acc[i][1], &acc[i][0])?;
@@ -360,24 +392,14 @@ pub fn run(
         gains.push(gain);
     }
     let (k_small, k_large) = (p.ks[0], *p.ks.last().expect("not empty"));
-    let (g_small, g_large) = (gains[0], *gains.last().expect("not empty"));
     let e2e_large = summarize(acc.last().expect("not empty")[0].as_slice())?;
-    let detail = format!(
-        "At k = {k_small} the gain is {} points; end-to-end accuracy at k = {k_large}: {}% \
-         (chance 50%).",
-        fmt(&g_small, 100.0),
+    rep.notes.push(format!(
+        "At k = {k_small} the gain of per-image supervision is {} points; end-to-end accuracy \
+         at k = {k_large}: {}% (chance 50%).",
+        fmt(&gains[0], 100.0),
         fmt(&e2e_large, 100.0)
-    );
-    rep.verdicts.push(claim(
-        "E-4",
-        "P4",
-        "lines and parity",
-        verdict(&g_large),
-        RULE,
-        format!("per-image supervision − end-to-end at k = {k_large}, accuracy points"),
-        g_large,
-        detail,
     ));
+    crate::driver::decide(&mut rep, &values, declared)?;
     rep.tables.push(table);
     rep.plots.push(plot);
     rep.notes.push(format!(
@@ -393,15 +415,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_rule_reads_the_interval_at_the_largest_k() {
-        let s = |v: &[f64]| summarize(v).unwrap();
-        assert_eq!(verdict(&s(&[0.30, 0.35, 0.32])), Verdict::Supported);
-        assert_eq!(verdict(&s(&[-0.10, -0.12, -0.11])), Verdict::NotSupported);
-        // A tight tie: the sub-task labels buy nothing.
-        assert_eq!(verdict(&s(&[0.001, -0.002, 0.0])), Verdict::NotSupported);
-        assert_eq!(verdict(&s(&[0.2, -0.1, 0.05])), Verdict::Inconclusive);
-        // One seed has no interval.
-        assert_eq!(verdict(&s(&[0.3])), Verdict::Inconclusive);
+    fn the_contrast_reads_the_largest_k_and_decides() {
+        use transferlab_report::contrast::Outcome;
+        let p = P4Profile {
+            ks: vec![1, 2, 4],
+            train_examples: 64,
+            seeds: 3,
+        };
+        let declared = contrasts(&p);
+        assert_eq!(experiment::claims_of(&declared), ["E-4"]);
+        // Every key it reads is one the report files: a supervision at a k of the profile.
+        let keys: Vec<String> =
+            p.ks.iter()
+                .flat_map(|&k| [Supervision::EndToEnd.key(k), Supervision::PerImage.key(k)])
+                .collect();
+        let read = declared[0].keys();
+        assert_eq!(read, ["per-image supervision/4", "end-to-end/4"]);
+        assert!(read.iter().all(|k| keys.iter().any(|x| x == k)));
+        let outcome = |per_image: [f64; 3], e2e: [f64; 3]| {
+            let mut r = Results::default();
+            for (a, b) in per_image.into_iter().zip(e2e) {
+                r.push(Supervision::PerImage.key(4), a);
+                r.push(Supervision::EndToEnd.key(4), b);
+            }
+            declared[0].evaluate(&r).unwrap().outcome
+        };
+        // End to end near chance, per-image supervision far above it.
+        assert_eq!(
+            outcome([0.85, 0.90, 0.88], [0.50, 0.52, 0.51]),
+            Outcome::Supported
+        );
+        assert_eq!(
+            outcome([0.40, 0.41, 0.42], [0.50, 0.52, 0.51]),
+            Outcome::Contradicted
+        );
+        // A tight tie: the sub-task labels buy nothing worth having.
+        assert_eq!(
+            outcome([0.901, 0.898, 0.900], [0.900, 0.900, 0.900]),
+            Outcome::NoEffectWorthHaving
+        );
+        assert_eq!(
+            outcome([0.70, 0.40, 0.55], [0.50, 0.50, 0.50]),
+            Outcome::Inconclusive
+        );
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //! ([`e2e_vs_pipeline::seq2seq`]) trained on N pairs, decoded greedily. Metric: exact match on
 //! a held-out test set whose inputs never appear in training; the character error rate is
 //! reported beside it.
+//!
+//! The claim is decided by the contrast of [`contrasts`], declared from the profile before any
+//! run.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -18,10 +21,12 @@ use std::path::Path;
 
 use core_tensor::{Error, Result};
 use serde::{Deserialize, Serialize};
-use transferlab_report::stats::{Summary, summarize};
-use transferlab_report::{Cell, ExperimentReport, Table, Verdict};
+use transferlab_report::contrast::{self, Contrast, Unit};
+use transferlab_report::stats::{Results, summarize};
+use transferlab_report::{Cell, ExperimentReport, Table};
 
-use crate::e2e::common::{self as experiment, Ctx, RunOptions, claim, fmt, stored_with};
+use crate::e2e::common::{self as experiment, Ctx, RunOptions, stored_with};
+use crate::margins;
 use core_tensor::train::Goal;
 use e2e_vs_pipeline::dates::{Corpus, Rules, World};
 use e2e_vs_pipeline::seq2seq::{Seq2Seq, Seq2SeqConfig, char_error_rate};
@@ -100,25 +105,46 @@ fn score(outputs: &[String], corpus: &Corpus) -> P5Result {
     }
 }
 
-/// The rule for E-7, fixed before any run, in the messy world: **supported** when the paired
-/// advantage of end-to-end over the pipeline in exact match has its 95% interval above zero at
-/// the largest N and below zero at the smallest N (a crossover in N); **not supported** when
-/// the interval at the largest N lies below zero (plentiful pairs do not make the network
-/// better than the rules); otherwise **inconclusive** (including a network ahead already at
-/// the smallest N: no crossover in range).
-pub fn verdict(smallest: &Summary, largest: &Summary) -> Verdict {
-    if largest.above(0.0) && smallest.below(0.0) {
-        Verdict::Supported
-    } else if largest.below(0.0) {
-        Verdict::NotSupported
-    } else {
-        Verdict::Inconclusive
-    }
-}
+/// The world whose contrast decides E-7 (the clean one is reported beside it).
+const DECIDING_WORLD: &str = "messy";
 
-const RULE: &str = "in the messy world, supported if the 95% CI of (end-to-end - pipeline) exact \
-                    match is above 0 at the largest N and below 0 at the smallest N; not \
-                    supported if it is below 0 at the largest N";
+/// The contrast that decides P5's claim, declared from the profile alone (nothing run), on the
+/// keys [`experiment::key`]`(world, contender, N)`: `messy/E-7` (E-7, with at least two
+/// sizes), in the messy world, a crossover in N of exact match (a fraction), paired by seed,
+/// margin [`margins::design_accuracy`] — at the smallest N the rule-based pipeline is better
+/// (superiority of pipeline − end-to-end: the network needs its paired data), at the largest
+/// N end to end is better (superiority of end-to-end − pipeline: with plentiful pairs it
+/// works end to end).
+pub fn contrasts(p: &P5Profile) -> Vec<Contrast> {
+    let (Some(&small), Some(&large)) = (p.sizes.first(), p.sizes.last()) else {
+        return Vec::new();
+    };
+    if p.sizes.len() < 2 {
+        return Vec::new();
+    }
+    let w = DECIDING_WORLD;
+    let better = |id: &str, (a, b): (&str, &str), n: usize| {
+        Contrast::paired(
+            id,
+            &[],
+            format!("dates, {w} world: {a} − {b} exact match at N = {n}"),
+            Unit::new("exact-match points", 100.0),
+            contrast::Kind::Superiority,
+            &experiment::key(w, a, n),
+            &experiment::key(w, b, n),
+            margins::design_accuracy(),
+        )
+    };
+    vec![Contrast::crossover(
+        &format!("{w}/E-7"),
+        &["E-7"],
+        format!(
+            "dates, {w} world: the rules better at N = {small}, end to end better at N = {large}"
+        ),
+        better(&format!("{w}/E-7/smallest"), (PIPELINE, END_TO_END), small),
+        better(&format!("{w}/E-7/largest"), (END_TO_END, PIPELINE), large),
+    )]
+}
 
 fn sweep(
     cfg: &P5Config,
@@ -215,9 +241,11 @@ pub fn run(
         ));
     }
     let seeds = opts.seeds_or(p.seeds)?;
+    let declared = contrasts(p);
+    let claims = experiment::claims_of(&declared);
     let ctx = Ctx::new(opts, on_run)?;
     let cer = RefCell::new(BTreeMap::new());
-    let worlds = [("messy", cfg.messy), ("clean", World::clean())];
+    let worlds = [(DECIDING_WORLD, cfg.messy), ("clean", World::clean())];
     let mut results = Vec::new();
     for (name, world) in worlds {
         if let Some(r) = sweep(&cfg, p, name, world, seeds, &ctx, &cer)? {
@@ -225,12 +253,19 @@ pub fn run(
         }
     }
     if ctx.sharded() {
-        return Ok(ctx.shard_report("P5", "translation", &["E-7"], opts, seeds, started));
+        return Ok(ctx.shard_report(
+            "P5",
+            "translation",
+            &experiment::as_strs(&claims),
+            opts,
+            seeds,
+            started,
+        ));
     }
     let mut rep = ctx.report(
         "P5",
         "translation end to end: dates to ISO",
-        &["E-7"],
+        &experiment::as_strs(&claims),
         format!(
             "Dates (1950-2049) in six formats and four languages translated to ISO. Clean \
              world: every input a clean format, which the rules (tokenise, grammar, generate) \
@@ -256,7 +291,9 @@ pub fn run(
         &cfg,
     );
     let pairs = [(END_TO_END, PIPELINE)];
+    let mut values = Results::default();
     for (name, r) in &results {
+        experiment::file_sweep(&mut values, name, r);
         rep.plots.push(experiment::curve_plot(
             &format!("p5-{name}"),
             &format!("P5: exact match vs training pairs, {name} world"),
@@ -286,29 +323,8 @@ pub fn run(
             "{name} world: {}.",
             experiment::describe_crossover(END_TO_END, PIPELINE, &crossovers[0])
         ));
-        if *name == "messy" {
-            let adv = &crossovers[0].advantage;
-            let (small, large) = (adv[0], *adv.last().expect("sizes"));
-            rep.verdicts.push(claim(
-                "E-7",
-                "P5",
-                "dates, messy world",
-                verdict(&small, &large),
-                RULE,
-                format!(
-                    "end-to-end − pipeline exact match at N = {}, points",
-                    p.sizes.last().expect("sizes")
-                ),
-                large,
-                format!(
-                    "At N = {}: {} points; {}.",
-                    p.sizes[0],
-                    fmt(&small, 100.0),
-                    experiment::describe_crossover(END_TO_END, PIPELINE, &crossovers[0])
-                ),
-            ));
-        }
     }
+    crate::driver::decide(&mut rep, &values, declared)?;
     let mut t = Table::new("p5-char-error-rate", &["world / contender", "N", "CER (%)"]);
     for ((who, n), v) in cer.borrow().iter() {
         t.push(vec![
@@ -326,19 +342,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_rule_needs_a_crossover_in_the_messy_world() {
-        let s = |v: &[f64]| summarize(v).unwrap();
-        let behind = s(&[-0.5, -0.52, -0.48]);
-        let ahead = s(&[0.1, 0.12, 0.11]);
-        let unclear = s(&[-0.1, 0.1, 0.0]);
-        assert_eq!(verdict(&behind, &ahead), Verdict::Supported);
-        assert_eq!(verdict(&behind, &behind), Verdict::NotSupported);
-        assert_eq!(
-            verdict(&ahead, &ahead),
-            Verdict::Inconclusive,
-            "no crossover in range"
+    fn the_contrast_needs_a_crossover_in_the_messy_world() {
+        use transferlab_report::contrast::Outcome;
+        let p = P5Profile {
+            sizes: vec![100, 1000, 10000],
+            seeds: 3,
+        };
+        let declared = contrasts(&p);
+        assert_eq!(experiment::claims_of(&declared), ["E-7"]);
+        let keys = experiment::sweep_keys(DECIDING_WORLD, &[PIPELINE, END_TO_END], &p.sizes);
+        for k in declared[0].keys() {
+            assert!(keys.contains(k), "{k}");
+        }
+        let outcome = |e2e: &dyn Fn(usize, usize) -> f64| {
+            // The rules: the same exact match at every N and seed (deterministic).
+            let sweep = experiment::test_sweep(
+                &p.sizes,
+                3,
+                Goal::Maximize,
+                &[(PIPELINE, &|_, _| 0.80), (END_TO_END, e2e)],
+            );
+            let mut r = Results::default();
+            experiment::file_sweep(&mut r, DECIDING_WORLD, &sweep);
+            declared[0].evaluate(&r).unwrap().outcome
+        };
+        let jitter = |s: usize| 0.01 * s as f64;
+        let crossing = |n: usize, s: usize| (if n == 100 { 0.30 } else { 0.95 }) + jitter(s);
+        assert_eq!(outcome(&crossing), Outcome::Supported);
+        // Behind at every N: plentiful pairs do not make the network better than the rules.
+        assert_eq!(outcome(&|_, s| 0.30 + jitter(s)), Outcome::Contradicted);
+        // Ahead already at the smallest N: no crossover in range.
+        assert_eq!(outcome(&|_, s| 0.95 + jitter(s)), Outcome::Contradicted);
+        // One size: no crossover to test.
+        assert!(
+            contrasts(&P5Profile {
+                sizes: vec![100],
+                seeds: 3
+            })
+            .is_empty()
         );
-        assert_eq!(verdict(&behind, &unclear), Verdict::Inconclusive);
     }
 
     #[test]

@@ -27,8 +27,9 @@ use pretrained_zoo::arch::{ArchConfig, HEAD, in_stage};
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
+use transferlab_report::ExperimentReport;
+use transferlab_report::contrast::Contrast;
 use transferlab_report::stats::Summary;
-use transferlab_report::{ExperimentReport, Verdict};
 
 use multitask::balance::BalancerConfig;
 use multitask::gain::{Comparison, delta_m};
@@ -815,6 +816,17 @@ impl Outcomes {
     pub fn iter(&self) -> impl Iterator<Item = (&str, u64, &RunOutcome)> {
         self.0.iter().map(|((c, s), r)| (c.as_str(), *s, r))
     }
+
+    /// Files `outcome` under `cell` with `seed` (what [`Context::execute`] does for each run;
+    /// tests build outcomes this way without training), returning the one it replaces.
+    pub fn insert(
+        &mut self,
+        cell: impl Into<String>,
+        seed: u64,
+        outcome: RunOutcome,
+    ) -> Option<RunOutcome> {
+        self.0.insert((cell.into(), seed), outcome)
+    }
 }
 
 /// A context on the options' store and device that reports each run to `on_run`.
@@ -831,26 +843,31 @@ pub fn with_context<'a, T>(
 
 pub use transferlab_report::stats::Results;
 
-pub use transferlab_report::{claim, pts};
+pub use transferlab_report::pts;
 
 /// `mean [lo, hi]` as is (Δm is already in percent).
 pub fn raw(s: &Summary) -> String {
     transferlab_report::format_summary(s, 1.0)
 }
 
-/// Supported when the interval lies above 0, not supported when below, else inconclusive: the
-/// rule of a single effect whose sign is the claim.
-pub fn sign_verdict(effect: &Summary) -> Verdict {
-    if effect.above(0.0) {
-        Verdict::Supported
-    } else if effect.below(0.0) {
-        Verdict::NotSupported
-    } else {
-        Verdict::Inconclusive
+/// The result key of the separate networks' Δm against themselves: 0 in every seed, by
+/// definition. A contrast of Δm reads it as its baseline arm, so that the one-sample Δm of a
+/// shared network (already paired by seed inside Δm) is the paired difference Δm − 0.
+pub const SEPARATE_DELTA_M: &str = "separate/delta_m";
+
+/// The claims `contrasts` decide, each once, in order of first appearance: what an experiment
+/// passes to [`report`] as its claims.
+pub fn claims_of(contrasts: &[Contrast]) -> Vec<&str> {
+    let mut claims: Vec<&str> = Vec::new();
+    for k in contrasts.iter().flat_map(|c| &c.claims) {
+        if !claims.contains(&k.as_str()) {
+            claims.push(k);
+        }
     }
+    claims
 }
 
-/// The skeleton of a report; the experiment fills in verdicts, tables and plots.
+/// The skeleton of a report; the experiment fills in contrasts, tables and plots.
 #[allow(clippy::too_many_arguments)]
 pub fn report(
     id: &str,
@@ -915,19 +932,75 @@ pub fn check_classes(classes: &[i64], at: &str) -> Result<()> {
     Ok(())
 }
 
+/// A run outcome with one task per value, every metric of the task equal to it (tests build
+/// [`Outcomes`] from these without training).
+#[cfg(test)]
+pub(crate) fn test_outcome(values: &[f64]) -> RunOutcome {
+    RunOutcome {
+        test: values
+            .iter()
+            .enumerate()
+            .map(|(t, &v)| TaskEval {
+                name: format!("t{t}"),
+                labelled: 100,
+                metrics: [
+                    MetricKind::Accuracy,
+                    MetricKind::BalancedAccuracy,
+                    MetricKind::Auc,
+                    MetricKind::Mae,
+                    MetricKind::Rmse,
+                    MetricKind::Loss,
+                ]
+                .into_iter()
+                .map(|m| (m, v))
+                .collect(),
+                primary: MetricKind::Auc,
+            })
+            .collect(),
+        train_examples: 100,
+        parameters: 1000,
+        epochs: 1,
+        final_epoch: 1,
+        steps: 10,
+        seconds_per_step: 0.01,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use transferlab_report::stats::summarize;
-
     use super::*;
 
     #[test]
-    fn the_sign_rule_reads_the_interval() {
-        let s = |v: &[f64]| summarize(v).unwrap();
-        assert_eq!(sign_verdict(&s(&[1.0, 1.2, 1.1])), Verdict::Supported);
-        assert_eq!(sign_verdict(&s(&[-1.0, -1.2, -1.1])), Verdict::NotSupported);
-        assert_eq!(sign_verdict(&s(&[-1.0, 1.2, 0.1])), Verdict::Inconclusive);
-        assert_eq!(sign_verdict(&s(&[1.0])), Verdict::Inconclusive);
+    fn claims_are_listed_once_in_order() {
+        use transferlab_report::contrast::{Kind, Margin, Unit};
+        let c = |id: &str, claims: &[&str]| {
+            Contrast::paired(
+                id,
+                claims,
+                id,
+                Unit::accuracy_points(),
+                Kind::Superiority,
+                "a",
+                "b",
+                Margin::new(0.01, "test"),
+            )
+        };
+        let cs = [c("x", &["M-1", "M-5"]), c("y", &["M-5"]), c("z", &["M-2"])];
+        assert_eq!(claims_of(&cs), ["M-1", "M-5", "M-2"]);
+        assert!(claims_of(&[]).is_empty());
+    }
+
+    #[test]
+    fn outcomes_are_filed_by_cell_and_seed() {
+        let mut out = Outcomes::default();
+        assert!(out.insert("b", 1, test_outcome(&[0.6])).is_none());
+        out.insert("a", 0, test_outcome(&[0.7, 0.8]));
+        assert!(out.insert("b", 1, test_outcome(&[0.9])).is_some());
+        let cells: Vec<_> = out.iter().map(|(c, s, _)| (c.to_string(), s)).collect();
+        assert_eq!(cells, [("a".to_string(), 0), ("b".to_string(), 1)]);
+        let r = out.get("a", 0).unwrap();
+        assert_eq!(r.metric(1, MetricKind::Auc).unwrap(), 0.8);
+        assert!(out.get("a", 1).is_err());
     }
 
     #[test]

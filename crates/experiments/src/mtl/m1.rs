@@ -7,23 +7,25 @@
 //! (the AUC of every task, see [`crate::mtl::common::delta_metrics`]) against the trained
 //! single-task networks, paired by seed. Plain accuracy is reported but not judged: a class is
 //! absent from most scenes (86% of them with 0–3 digits), so a network that always answers
-//! "absent" is that accurate.
+//! "absent" is that accurate. One declared contrast ([`contrasts`]) decides both claims.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use core_tensor::Result;
 use serde::{Deserialize, Serialize};
+use transferlab_report::contrast::{Contrast, Kind};
 use transferlab_report::stats::Summary;
-use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
+use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table};
 
-use crate::driver::Plan;
+use crate::driver::{Plan, decide};
+use crate::margins;
 use crate::mtl::common::{
-    self as experiments, Recipe, Results, RunOptions, Setup, claim, delta_m_of, presence, pts, raw,
-    scene_data, sign_verdict,
+    self as experiments, Outcomes, Recipe, Results, RunOptions, SEPARATE_DELTA_M, Setup,
+    delta_m_of, presence, scene_data,
 };
 use multitask::balance::BalancerConfig;
-use multitask::task::MetricKind;
+use multitask::task::{MetricKind, TaskSpec};
 
 /// `experiments/m1.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,34 +52,57 @@ struct Resolved<'a> {
     setup: &'a Setup,
 }
 
-/// The rule for M-1, fixed before any run.
-pub const RULE: &str = "supported if the 95% CI over seeds of Δm (the shared network against \
-     one network per task, over the AUC of every presence task) lies above 0; not supported if \
-     it lies below 0; otherwise inconclusive";
-
-/// The verdict on M-1 from Δm over seeds.
-pub fn verdict(delta_m: &Summary) -> Verdict {
-    sign_verdict(delta_m)
+/// The contrast deciding M-1 and M-5, declared before any run: Δm (percent, result key
+/// `delta_m`) of the shared network against one network per task, over the AUC of every
+/// presence task, is positive. Δm pairs the two by seed itself, so it is read against the
+/// separate networks' own Δm, 0 ([`SEPARATE_DELTA_M`]).
+///
+/// It decides both claims: M-1 ("MTL helps when the tasks can share low-level features") and
+/// M-5's detection-like exception (one network for several object-presence tasks beats
+/// separate detectors). The per-class AUC differences are shown, not judged.
+pub fn contrasts() -> Vec<Contrast> {
+    vec![Contrast::paired(
+        "delta-m",
+        &["M-1", "M-5"],
+        "Δm of the shared network against one network per task (AUC of every presence task)",
+        margins::delta_m_percent(),
+        Kind::Superiority,
+        "delta_m",
+        SEPARATE_DELTA_M,
+        margins::mtl_delta_m(),
+    )]
 }
 
-/// The rule for M-5 (the detection-like exception where MTL beats separate detectors), fixed
-/// before any run.
-pub const RULE_M5: &str = "supported if the 95% CI of Δm lies above 0 and no class's paired \
-     AUC difference (shared − separate) has its CI below 0; not supported if the CI of Δm lies \
-     below 0, or if more classes have their AUC-difference CI below 0 than above 0; otherwise \
-     inconclusive";
-
-/// The verdict on M-5 from Δm and the per-class AUC differences.
-pub fn verdict_m5(delta_m: &Summary, auc_gains: &[Summary]) -> Verdict {
-    let worse = auc_gains.iter().filter(|g| g.below(0.0)).count();
-    let better = auc_gains.iter().filter(|g| g.above(0.0)).count();
-    if delta_m.below(0.0) || worse > better {
-        Verdict::NotSupported
-    } else if delta_m.above(0.0) && worse == 0 {
-        Verdict::Supported
-    } else {
-        Verdict::Inconclusive
+/// The per-seed results of M1's runs (cells `shared` and `single/{i}`, seeds `0..seeds`):
+/// `shared/{i}/{acc|bacc|auc}`, `single/{i}/{acc|bacc|auc}`, `delta_m` (percent),
+/// [`SEPARATE_DELTA_M`], `params/shared` and `params/single`.
+pub fn results(out: &Outcomes, specs: &[TaskSpec], seeds: u64) -> Result<Results> {
+    let all: Vec<usize> = (0..specs.len()).collect();
+    let mut res = Results::default();
+    for seed in 0..seeds {
+        let mtl = out.get("shared", seed)?;
+        let singles = (0..specs.len())
+            .map(|i| out.get(&format!("single/{i}"), seed))
+            .collect::<Result<Vec<_>>>()?;
+        for (i, s) in singles.iter().enumerate() {
+            for (m, name) in [
+                (MetricKind::Accuracy, "acc"),
+                (MetricKind::BalancedAccuracy, "bacc"),
+                (MetricKind::Auc, "auc"),
+            ] {
+                res.push(format!("shared/{i}/{name}"), mtl.metric(i, m)?);
+                res.push(format!("single/{i}/{name}"), s.metric(0, m)?);
+            }
+        }
+        res.push("delta_m", delta_m_of(specs, mtl, &singles, &all)?);
+        res.push(SEPARATE_DELTA_M, 0.0);
+        res.push("params/shared", mtl.parameters as f64);
+        res.push(
+            "params/single",
+            singles.iter().map(|s| s.parameters as f64).sum::<f64>(),
+        );
     }
+    Ok(res)
 }
 
 /// Runs M1 (resumable) and builds its report.
@@ -95,8 +120,7 @@ pub fn run(
     let classes = &setup.classes;
     let targets = presence(classes);
     let specs: Vec<_> = targets.iter().map(|t| t.task()).collect();
-    let all: Vec<usize> = (0..classes.len()).collect();
-    let mut res = Results::default();
+    let declared = contrasts();
     let shared_params = experiments::parameter_count(&setup.model, &specs)?;
     let (mut rep, outcomes) = experiments::with_context(&store, opts, on_run, |ctx| {
         let mut plan = Plan::new();
@@ -130,7 +154,7 @@ pub fn run(
         let rep = experiments::report(
             "M1",
             "multi-label scenes: one shared network vs one network per task",
-            &["M-1", "M-5"],
+            &experiments::claims_of(&declared),
             format!(
                 "{} training scenes ({}), {} validation scenes for early stopping, {} test \
                  scenes; one presence task per class {:?}. A {} trunk ({} parameters with its \
@@ -159,28 +183,7 @@ pub fn run(
     let Some(out) = outcomes else {
         return Ok(rep);
     };
-    for seed in 0..seeds {
-        let mtl = out.get("shared", seed)?;
-        let singles = (0..targets.len())
-            .map(|i| out.get(&format!("single/{i}"), seed))
-            .collect::<Result<Vec<_>>>()?;
-        for (i, s) in singles.iter().enumerate() {
-            for (m, name) in [
-                (MetricKind::Accuracy, "acc"),
-                (MetricKind::BalancedAccuracy, "bacc"),
-                (MetricKind::Auc, "auc"),
-            ] {
-                res.push(format!("shared/{i}/{name}"), mtl.metric(i, m)?);
-                res.push(format!("single/{i}/{name}"), s.metric(0, m)?);
-            }
-        }
-        res.push("delta_m", delta_m_of(&specs, mtl, &singles, &all)?);
-        res.push("params/shared", mtl.parameters as f64);
-        res.push(
-            "params/single",
-            singles.iter().map(|s| s.parameters as f64).sum::<f64>(),
-        );
-    }
+    let res = results(&out, &specs, seeds)?;
 
     let mut table = Table::new(
         "m1-per-task",
@@ -204,7 +207,6 @@ pub fn run(
         name: "AUC".into(),
         points: Vec::new(),
     };
-    let mut auc_gains = Vec::new();
     for (i, s) in specs.iter().enumerate() {
         let bacc = res.gain(&format!("shared/{i}/bacc"), &format!("single/{i}/bacc"))?;
         let auc = res.gain(&format!("shared/{i}/auc"), &format!("single/{i}/auc"))?;
@@ -222,7 +224,6 @@ pub fn run(
         let x = classes[i] as f64;
         acc_series.points.push(Point { x, y: bacc });
         auc_series.points.push(Point { x, y: auc });
-        auc_gains.push(auc);
     }
     let dm = res.summary("delta_m")?;
     let mut summary = Table::new(
@@ -234,33 +235,7 @@ pub fn run(
         Cell::Num(res.summary("params/shared")?.mean),
         Cell::Num(res.summary("params/single")?.mean),
     ]);
-    rep.verdicts.push(claim(
-        "M-1",
-        "M1",
-        "multi-label scenes",
-        verdict(&dm),
-        RULE,
-        "Δm (%; stored as a fraction)".into(),
-        scale(dm, 0.01),
-        format!("Δm = {} %.", raw(&dm)),
-    ));
-    let better = auc_gains.iter().filter(|g| g.above(0.0)).count();
-    let worse = auc_gains.iter().filter(|g| g.below(0.0)).count();
-    rep.verdicts.push(claim(
-        "M-5",
-        "M1",
-        "object presence (detection-like)",
-        verdict_m5(&dm, &auc_gains),
-        RULE_M5,
-        "Δm (%; stored as a fraction)".into(),
-        scale(dm, 0.01),
-        format!(
-            "AUC of the shared network significantly higher for {better} and lower for {worse} \
-             of {} classes; per-class AUC gains: {}.",
-            auc_gains.len(),
-            auc_gains.iter().map(pts).collect::<Vec<_>>().join(", ")
-        ),
-    ));
+    decide(&mut rep, &res, declared)?;
     rep.tables.push(summary);
     rep.tables.push(table);
     rep.plots.push(Plot {
@@ -288,7 +263,9 @@ pub fn run(
     );
     rep.notes.push(
         "M-5's first half (transfer is used more often than MTL) is about practice and is not \
-         measured; only the detection-like exception is."
+         measured; only the detection-like exception is, by the same Δm as M-1. The per-class \
+         AUC differences in the table are shown, not judged (one interval per class, not \
+         corrected for multiplicity)."
             .into(),
     );
     Ok(rep)
@@ -309,31 +286,60 @@ pub fn scale(s: Summary, f: f64) -> Summary {
 
 #[cfg(test)]
 mod tests {
+    use transferlab_report::contrast::Outcome;
     use transferlab_report::stats::summarize;
 
     use super::*;
+    use crate::mtl::common::test_outcome;
+
+    /// Outcomes of three tasks over three seeds: the separate networks at AUC 0.90, the shared
+    /// network at `0.90 + lift[seed]` on every task.
+    fn outcomes(lift: [f64; 3]) -> Outcomes {
+        let mut out = Outcomes::default();
+        for (seed, l) in lift.iter().enumerate() {
+            let seed = seed as u64;
+            out.insert("shared", seed, test_outcome(&[0.9 + l; 3]));
+            for i in 0..3 {
+                out.insert(format!("single/{i}"), seed, test_outcome(&[0.9]));
+            }
+        }
+        out
+    }
+
+    fn specs() -> Vec<TaskSpec> {
+        presence(&[0, 1, 2]).iter().map(|t| t.task()).collect()
+    }
 
     #[test]
-    fn the_rules_read_the_intervals() {
-        let s = |v: &[f64]| summarize(v).unwrap();
-        assert_eq!(verdict(&s(&[2.0, 3.0, 2.5])), Verdict::Supported);
-        assert_eq!(verdict(&s(&[-2.0, -3.0, -2.5])), Verdict::NotSupported);
-        assert_eq!(verdict(&s(&[-2.0, 3.0, 0.5])), Verdict::Inconclusive);
-        let up = s(&[0.02, 0.03, 0.025]);
-        let flat = s(&[-0.01, 0.01, 0.0]);
-        let down = s(&[-0.02, -0.03, -0.025]);
-        let dm = s(&[2.0, 3.0, 2.5]);
-        assert_eq!(verdict_m5(&dm, &[up, flat]), Verdict::Supported);
-        assert_eq!(verdict_m5(&dm, &[up, down]), Verdict::Inconclusive);
-        assert_eq!(verdict_m5(&dm, &[down, down, up]), Verdict::NotSupported);
+    fn the_contrast_reads_delta_m_in_percent() {
+        let c = contrasts();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].claims, ["M-1", "M-5"]);
+        // +0.018, +0.027, +0.0225 AUC on 0.90: Δm = +2, +3, +2.5 %.
+        let up = results(&outcomes([0.018, 0.027, 0.0225]), &specs(), 3).unwrap();
+        let dm = up.summary("delta_m").unwrap();
+        assert!((dm.mean - 2.5).abs() < 1e-9, "{dm:?}");
+        assert_eq!(c[0].evaluate(&up).unwrap().outcome, Outcome::Supported);
+        // Δm = −2, −3, −2.5 %: the shared network is worse.
+        let down = results(&outcomes([-0.018, -0.027, -0.0225]), &specs(), 3).unwrap();
+        assert_eq!(c[0].evaluate(&down).unwrap().outcome, Outcome::Contradicted);
+        // Δm = −0.1, +0.1, 0 %: inside ±0.5 %, no gain worth having.
+        let flat = results(&outcomes([-0.0009, 0.0009, 0.0]), &specs(), 3).unwrap();
         assert_eq!(
-            verdict_m5(&s(&[-2.0, -3.0, -2.5]), &[up]),
-            Verdict::NotSupported
+            c[0].evaluate(&flat).unwrap().outcome,
+            Outcome::NoEffectWorthHaving
         );
-        assert_eq!(
-            verdict_m5(&s(&[-2.0, 3.0, 0.5]), &[up]),
-            Verdict::Inconclusive
-        );
+    }
+
+    #[test]
+    fn the_contrast_reads_keys_the_results_hold() {
+        let res = results(&outcomes([0.01, 0.02, 0.03]), &specs(), 3).unwrap();
+        for c in contrasts() {
+            for k in c.keys() {
+                assert_eq!(res.get(k).unwrap().len(), 3, "{k}");
+            }
+        }
+        assert!(res.get("shared/2/auc").is_ok() && res.get("single/2/bacc").is_ok());
     }
 
     #[test]

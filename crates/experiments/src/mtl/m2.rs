@@ -6,7 +6,7 @@
 //! `n` examples against the same task trained jointly with the `T − 1` others; the gain as a
 //! function of (others' examples) / (own examples). One more pair gives the focal task as much
 //! data as all the others together: `(T_eq − 1)·n` examples alone, and jointly with `T_eq − 1`
-//! tasks of `n` examples each.
+//! tasks of `n` examples each. A trend contrast ([`contrasts`]) decides M-2.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,12 +14,14 @@ use std::path::Path;
 use core_tensor::{Error, Result};
 use pretrained_zoo::arch::ArchConfig;
 use serde::{Deserialize, Serialize};
+use transferlab_report::contrast::Contrast;
 use transferlab_report::stats::Summary;
-use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
+use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table};
 
-use crate::driver::Plan;
+use crate::driver::{Plan, decide};
+use crate::margins;
 use crate::mtl::common::{
-    self as experiments, DataSpec, PartitionData, Recipe, Results, RunOptions, claim, pts,
+    self as experiments, DataSpec, Outcomes, PartitionData, Recipe, Results, RunOptions,
 };
 use multitask::balance::BalancerConfig;
 use multitask::task::MetricKind;
@@ -84,23 +86,62 @@ struct Resolved<'a> {
     profile: &'a M2Profile,
 }
 
-/// The rule for M-2, fixed before any run.
-pub const RULE: &str = "with g(T) the focal task's accuracy jointly with T−1 others minus alone \
-     (paired by seed) and g_eq the same gain when the focal task has as much data as all the \
-     others together: supported if the CI of g at the largest T lies above 0 and the CI of \
-     g(largest T) − g_eq lies above 0; not supported if either CI lies below 0; otherwise \
-     inconclusive";
-
-/// The verdict from the gain at the largest `T` and the paired difference of that gain and the
-/// equal-data gain.
-pub fn verdict(largest: &Summary, largest_minus_equal: &Summary) -> Verdict {
-    if largest.below(0.0) || largest_minus_equal.below(0.0) {
-        Verdict::NotSupported
-    } else if largest.above(0.0) && largest_minus_equal.above(0.0) {
-        Verdict::Supported
-    } else {
-        Verdict::Inconclusive
+impl M2Profile {
+    /// The numbers of tasks `T`, increasing, each once.
+    fn task_counts(&self) -> Vec<usize> {
+        let mut tasks = self.tasks.clone();
+        tasks.sort_unstable();
+        tasks.dedup();
+        tasks
     }
+}
+
+/// The contrast deciding M-2, declared before any run: the focal task's accuracy gain from
+/// joint training when its own data is scarce (`n` examples, jointly with the `T − 1` others at
+/// the largest `T`: cells `T{T}` against `alone`) minus the gain when it already has as much data
+/// as all the others together (`eq` against `alone-eq`), paired by seed, is positive — the many
+/// small tasks help the one that has little data, more than they help one that has as much as
+/// they do. None when the profile has no `T > 1`.
+///
+/// The class partitions are fixed (`partition_seed`), so every seed trains the same focal task:
+/// the seeds replicate the digits and the initialisation, not the task.
+pub fn contrasts(p: &M2Profile) -> Vec<Contrast> {
+    let Some(t) = p.task_counts().into_iter().rfind(|&t| t > 1) else {
+        return Vec::new();
+    };
+    let scarce = format!("T{t}/acc");
+    vec![
+        Contrast::trend(
+            "gain-scarce-vs-rich",
+            &["M-2"],
+            format!(
+                "focal accuracy gain of joint training with {} others when it has {} examples, \
+                 minus the gain when it has as many as the others together ({})",
+                t - 1,
+                p.per_task,
+                (p.equal_data_tasks - 1) * p.per_task
+            ),
+            margins::accuracy_points(),
+            (&scarce, "alone/acc"),
+            ("eq/acc", "alone-eq/acc"),
+            margins::mtl_accuracy(),
+        )
+        .shared(
+            "one fixed focal task (the class partitions are drawn once, from partition_seed): \
+             seeds replicate the digits and the initialisation, not the task",
+        ),
+    ]
+}
+
+/// The per-seed results of M2's runs (cells `alone`, `T{t}`, `alone-eq`, `eq`): the focal
+/// task's `{cell}/acc` and `{cell}/auc`.
+pub fn results(out: &Outcomes) -> Result<Results> {
+    let mut res = Results::default();
+    for (key, _, r) in out.iter() {
+        res.push(format!("{key}/acc"), r.metric(0, MetricKind::Accuracy)?);
+        res.push(format!("{key}/auc"), r.metric(0, MetricKind::Auc)?);
+    }
+    Ok(res)
 }
 
 fn data(p: &M2Profile, cfg: &M2Config, tasks: usize, focal: usize) -> DataSpec {
@@ -134,10 +175,8 @@ pub fn run(
     let store = opts.run_store();
     let n = p.per_task;
     let n_eq = (p.equal_data_tasks - 1) * n;
-    let mut tasks = p.tasks.clone();
-    tasks.sort_unstable();
-    tasks.dedup();
-    let mut res = Results::default();
+    let tasks = p.task_counts();
+    let declared = contrasts(p);
     let (mut rep, outcomes) = experiments::with_context(&store, opts, on_run, |ctx| {
         let mut plan = Plan::new();
         let mut one = |ctx: &mut experiments::Context<'_>,
@@ -169,7 +208,7 @@ pub fn run(
         let rep = experiments::report(
             "M2",
             "many small tasks: the focal task alone vs jointly with others",
-            &["M-2"],
+            &experiments::claims_of(&declared),
             format!(
                 "Binary tasks on MNIST digits, each a fixed random split of the ten classes into \
                  five positive and five negative ones (partition seed {}); each task has n = {n} \
@@ -198,10 +237,7 @@ pub fn run(
     let Some(out) = outcomes else {
         return Ok(rep);
     };
-    for (key, _, r) in out.iter() {
-        res.push(format!("{key}/acc"), r.metric(0, MetricKind::Accuracy)?);
-        res.push(format!("{key}/auc"), r.metric(0, MetricKind::Auc)?);
-    }
+    let res = results(&out)?;
 
     let mut table = Table::new(
         "m2-focal-task",
@@ -237,58 +273,25 @@ pub fn run(
         points: Vec::new(),
     };
     row(1, n, "alone", "alone")?;
-    let mut largest = None;
     for &t in tasks.iter().filter(|&&t| t > 1) {
         let g = row(t, n, &format!("T{t}"), "alone")?;
         curve.points.push(Point {
             x: (t - 1) as f64,
             y: g,
         });
-        largest = Some((t, g));
     }
     let g_eq = row(p.equal_data_tasks, n_eq, "eq", "alone-eq")?;
     let eq_series = Series {
         name: format!("focal task with {n_eq} (as much as the others)"),
         points: vec![Point { x: 1.0, y: g_eq }],
     };
-    if let Some((t, g)) = largest {
-        let mut big = Vec::new();
-        let mut small = Vec::new();
-        for (x, y) in res
-            .get(&format!("T{t}/acc"))?
-            .iter()
-            .zip(res.get("alone/acc")?)
-        {
-            big.push(x - y);
-        }
-        for (x, y) in res.get("eq/acc")?.iter().zip(res.get("alone-eq/acc")?) {
-            small.push(x - y);
-        }
-        let diff = transferlab_report::stats::paired_difference(&big, &small)?;
-        rep.verdicts.push(claim(
-            "M-2",
-            "M2",
-            "binary splits of MNIST classes",
-            verdict(&g, &diff),
-            RULE,
-            format!(
-                "focal accuracy gain at T = {t} (others/own = {}), points",
-                t - 1
-            ),
-            g,
-            format!(
-                "Gain when the focal task has as much data as the others: {}; difference of the \
-                 two gains: {}.",
-                pts(&g_eq),
-                pts(&diff)
-            ),
-        ));
-    } else {
+    if declared.is_empty() {
         rep.notes.push(
-            "No T > 1 in the profile: only the equal-data pair was run, so there is no verdict."
+            "No T > 1 in the profile: only the equal-data pair was run, so nothing is decided."
                 .into(),
         );
     }
+    decide(&mut rep, &res, declared)?;
     rep.tables.push(table);
     rep.plots.push(Plot {
         id: "m2-gain-vs-ratio".into(),
@@ -316,20 +319,69 @@ pub fn run(
 
 #[cfg(test)]
 mod tests {
-    use transferlab_report::stats::summarize;
+    use transferlab_report::contrast::Outcome;
 
     use super::*;
+    use crate::mtl::common::test_outcome;
+
+    fn profile(tasks: Vec<usize>) -> M2Profile {
+        M2Profile {
+            tasks,
+            per_task: 20,
+            validation_per_task: 5,
+            equal_data_tasks: 3,
+            test: 200,
+            model: ArchConfig::LeNet(Default::default()),
+            seeds: 3,
+        }
+    }
+
+    /// Outcomes of the cells of `p` over three seeds: the focal task's accuracy alone 0.80 with
+    /// `n` and 0.90 with `n_eq` examples, plus `scarce[seed]` jointly at every T > 1 and
+    /// `rich[seed]` jointly at equal data.
+    fn outcomes(p: &M2Profile, scarce: [f64; 3], rich: [f64; 3]) -> Outcomes {
+        let mut out = Outcomes::default();
+        for seed in 0..3 {
+            let s = seed as usize;
+            out.insert("alone", seed, test_outcome(&[0.8]));
+            for t in p.task_counts().into_iter().filter(|&t| t > 1) {
+                out.insert(format!("T{t}"), seed, test_outcome(&[0.8 + scarce[s]; 2]));
+            }
+            out.insert("alone-eq", seed, test_outcome(&[0.9]));
+            out.insert("eq", seed, test_outcome(&[0.9 + rich[s]; 2]));
+        }
+        out
+    }
 
     #[test]
-    fn the_rule_reads_the_intervals() {
-        let s = |v: &[f64]| summarize(v).unwrap();
-        let up = s(&[0.05, 0.06, 0.07]);
-        let flat = s(&[-0.01, 0.01, 0.0]);
-        let down = s(&[-0.05, -0.06, -0.07]);
-        assert_eq!(verdict(&up, &up), Verdict::Supported);
-        assert_eq!(verdict(&up, &flat), Verdict::Inconclusive);
-        assert_eq!(verdict(&flat, &flat), Verdict::Inconclusive);
-        assert_eq!(verdict(&down, &up), Verdict::NotSupported);
-        assert_eq!(verdict(&up, &down), Verdict::NotSupported);
+    fn the_trend_pairs_the_two_gains_by_seed() {
+        let p = profile(vec![3, 1, 10, 3]);
+        let c = contrasts(&p);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].claims, ["M-2"]);
+        assert!(c[0].replication.is_some(), "one fixed focal task");
+        assert!(c[0].keys().contains(&"T10/acc"), "{:?}", c[0].keys());
+        // Scarce: +5, +6, +7 points; rich: 0, +1, +2 → the difference is +5 in every seed.
+        let yes = results(&outcomes(&p, [0.05, 0.06, 0.07], [0.0, 0.01, 0.02])).unwrap();
+        let r = c[0].evaluate(&yes).unwrap();
+        assert_eq!(r.outcome, Outcome::Supported);
+        assert!((r.estimate.unwrap().mean - 0.05).abs() < 1e-9);
+        // The same gain in both settings: no trend.
+        let no = results(&outcomes(&p, [0.05, 0.06, 0.07], [0.05, 0.07, 0.06])).unwrap();
+        assert_ne!(c[0].evaluate(&no).unwrap().outcome, Outcome::Supported);
+    }
+
+    #[test]
+    fn the_contrast_reads_keys_the_results_hold() {
+        for tasks in [vec![1, 3], vec![1, 10, 30], vec![30, 10]] {
+            let p = profile(tasks);
+            let res = results(&outcomes(&p, [0.0; 3], [0.0; 3])).unwrap();
+            for c in contrasts(&p) {
+                for k in c.keys() {
+                    assert_eq!(res.get(k).unwrap().len(), 3, "{k}");
+                }
+            }
+        }
+        assert!(contrasts(&profile(vec![1])).is_empty());
     }
 }

@@ -5,8 +5,9 @@
 //! profile ([`at_width`]: a convolutional trunk with `w` channels in its last block and the
 //! earlier blocks in proportion, or a one-hidden-layer MLP of `w` units). At each width: the shared network against (a) one network per task of the
 //! same width, and (b) one network per task of the width whose total over the tasks has about
-//! the shared network's parameter count. Δm of the shared network against each, per seed; the
-//! width below which MTL loses.
+//! the shared network's parameter count. Δm of the shared network against each, per seed.
+//! M-3 ("MTL hurts only when the network is too small") is decided by non-inferiority of the
+//! shared network at every width but the smallest ([`contrasts`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,13 +15,14 @@ use std::path::{Path, PathBuf};
 use core_tensor::{Error, Result};
 use pretrained_zoo::arch::{ArchConfig, FaceCnnConfig, MlpConfig, SpectrogramCnnConfig};
 use serde::{Deserialize, Serialize};
-use transferlab_report::stats::Summary;
-use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
+use transferlab_report::contrast::{Contrast, Kind, Test};
+use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table};
 
-use crate::driver::Plan;
+use crate::driver::{Plan, decide};
+use crate::margins;
 use crate::mtl::common::{
-    self as experiments, Recipe, Results, RunOptions, RunOutcome, Setup, claim, delta_m_of,
-    parameter_count, presence, raw, scene_data,
+    self as experiments, Outcomes, Recipe, Results, RunOptions, RunOutcome, SEPARATE_DELTA_M,
+    Setup, delta_m_of, parameter_count, presence, scene_data,
 };
 use crate::mtl::m1::scale;
 use multitask::balance::BalancerConfig;
@@ -56,38 +58,89 @@ struct Resolved<'a> {
     setup: &'a Setup,
 }
 
-/// The rule for M-3, fixed before any run.
-pub const RULE: &str = "with Δm(w) the shared network of width w against one network per task \
-     of width w, \"MTL loses at w\" when the CI of Δm(w) lies below 0: not supported if MTL loses \
-     at the largest width, or loses at some width while its CI lies above 0 at a smaller one; \
-     supported if MTL loses at one or more widths, all of them smaller than every width where it \
-     does not lose; otherwise (including no width where it loses) inconclusive";
+/// The widths of a profile, increasing, each once.
+fn sorted_widths(widths: &[i64]) -> Vec<i64> {
+    let mut w = widths.to_vec();
+    w.sort_unstable();
+    w.dedup();
+    w
+}
 
-/// The verdict from Δm per width (widths in increasing order), and the width from which on MTL
-/// no longer loses (`None`: it loses at the largest width, or the widths are empty).
-pub fn verdict(dms: &[Summary], widths: &[i64]) -> (Verdict, Option<i64>) {
-    let Some(last) = dms.last() else {
-        return (Verdict::Inconclusive, None);
-    };
-    let loses: Vec<bool> = dms.iter().map(|d| d.below(0.0)).collect();
-    let stops = loses
-        .iter()
-        .rposition(|&l| l)
-        .map_or(widths.first().copied(), |i| widths.get(i + 1).copied());
-    let wins_below_a_loss = loses
-        .iter()
-        .enumerate()
-        .any(|(i, &l)| l && dms[..i].iter().any(|d| d.above(0.0)));
-    if last.below(0.0) || wins_below_a_loss {
-        return (Verdict::NotSupported, stops);
+/// The contrast deciding M-3, declared before any run: "MTL does not hurt unless the network
+/// is small" — at every width but the smallest, Δm (percent, result key `same/{w}`) of the
+/// shared network against one network per task of the same width is above −δ
+/// (non-inferiority, all of them). Δm pairs the two by seed itself, so it is read against the
+/// separate networks' own Δm, 0 ([`SEPARATE_DELTA_M`]).
+///
+/// The smallest width is where the claim allows MTL to lose, so it is not tested; whether it
+/// does lose there is shown in the table, not decided. None with a single width.
+pub fn contrasts(widths: &[i64]) -> Vec<Contrast> {
+    let widths = sorted_widths(widths);
+    if widths.len() < 2 {
+        return Vec::new();
     }
-    let first_not = loses.iter().position(|&l| !l).unwrap_or(loses.len());
-    let clean = loses[first_not..].iter().all(|&l| !l);
-    if first_not > 0 && clean {
-        (Verdict::Supported, stops)
-    } else {
-        (Verdict::Inconclusive, stops)
+    let parts = widths[1..]
+        .iter()
+        .map(|w| {
+            Contrast::paired(
+                &format!("width-{w}"),
+                &[],
+                format!("Δm at width {w} (shared against separate networks of width {w})"),
+                margins::delta_m_percent(),
+                Kind::NonInferiority,
+                &format!("same/{w}"),
+                SEPARATE_DELTA_M,
+                margins::mtl_delta_m(),
+            )
+        })
+        .collect();
+    let c = Contrast::composite(
+        "no-loss-above-smallest",
+        &["M-3"],
+        format!(
+            "the shared network is not worse than separate networks of its width at every \
+             width above the smallest ({} to {})",
+            widths[1],
+            widths[widths.len() - 1]
+        ),
+        Test::AllOf(parts),
+    )
+    .expect("AllOf with at least one component");
+    vec![c]
+}
+
+/// The per-seed results of M3's runs (cells `shared/{w}` and `single/{width}/{i}/for {w}`, with
+/// `matched[k] = (w, v)`: width `w` and its parameter-matched width `v`): Δm in percent of the
+/// shared network of width `w` against separate networks of width `w` (`same/{w}`) and of
+/// width `v` (`matched/{w}`), and [`SEPARATE_DELTA_M`].
+pub fn results(
+    out: &Outcomes,
+    specs: &[TaskSpec],
+    matched: &[(i64, i64)],
+    seeds: u64,
+) -> Result<Results> {
+    let all: Vec<usize> = (0..specs.len()).collect();
+    let mut res = Results::default();
+    for seed in 0..seeds {
+        for &(w, v) in matched {
+            let mtl = out.get(&format!("shared/{w}"), seed)?;
+            let singles = |width: i64| -> Result<Vec<&RunOutcome>> {
+                (0..specs.len())
+                    .map(|i| out.get(&format!("single/{width}/{i}/for {w}"), seed))
+                    .collect()
+            };
+            res.push(
+                format!("same/{w}"),
+                delta_m_of(specs, mtl, &singles(w)?, &all)?,
+            );
+            res.push(
+                format!("matched/{w}"),
+                delta_m_of(specs, mtl, &singles(v)?, &all)?,
+            );
+        }
+        res.push(SEPARATE_DELTA_M, 0.0);
     }
+    Ok(res)
 }
 
 /// The setup's trunk at width `w`: an MLP becomes one hidden layer of `w` units; a plain CNN
@@ -174,15 +227,13 @@ pub fn run(
             "widths: list widths, each at least 1".into(),
         )));
     }
-    widths.sort_unstable();
-    widths.dedup();
+    widths = sorted_widths(&widths);
+    let declared = contrasts(&widths);
     let seeds = experiments::seeds(opts, p.seeds)?;
     let store = opts.run_store();
     let targets = presence(&classes);
     let specs: Vec<_> = targets.iter().map(|t| t.task()).collect();
-    let all: Vec<usize> = (0..classes.len()).collect();
     let trunk = |w: i64| at_width(&setup.model, w);
-    let mut res = Results::default();
     let mut matched = Vec::new();
     for &w in &widths {
         let shared = parameter_count(&trunk(w)?, &specs)?;
@@ -233,7 +284,7 @@ pub fn run(
         let rep = experiments::report(
             "M3",
             "capacity sweep: shared trunk width",
-            &["M-3"],
+            &experiments::claims_of(&declared),
             format!(
                 "M1's scenes ({} training, {} test) with presence tasks for classes {:?}; the \
                  setup's {} trunk at width w in {:?} ({}). At each w the shared network \
@@ -262,24 +313,8 @@ pub fn run(
     let Some(out) = outcomes else {
         return Ok(rep);
     };
-    for seed in 0..seeds {
-        for &(w, v, ..) in &matched {
-            let mtl = out.get(&format!("shared/{w}"), seed)?;
-            let singles = |width: i64| -> Result<Vec<&RunOutcome>> {
-                (0..targets.len())
-                    .map(|i| out.get(&format!("single/{width}/{i}/for {w}"), seed))
-                    .collect()
-            };
-            res.push(
-                format!("same/{w}"),
-                delta_m_of(&specs, mtl, &singles(w)?, &all)?,
-            );
-            res.push(
-                format!("matched/{w}"),
-                delta_m_of(&specs, mtl, &singles(v)?, &all)?,
-            );
-        }
-    }
+    let widths_matched: Vec<(i64, i64)> = matched.iter().map(|&(w, v, ..)| (w, v)).collect();
+    let res = results(&out, &specs, &widths_matched, seeds)?;
 
     let mut table = Table::new(
         "m3-width",
@@ -301,7 +336,6 @@ pub fn run(
         name: "vs separate networks with the shared network's parameter count".into(),
         points: Vec::new(),
     };
-    let mut dms = Vec::new();
     for &(w, v, shared, small, same) in &matched {
         let d_same = res.summary(&format!("same/{w}"))?;
         let d_matched = res.summary(&format!("matched/{w}"))?;
@@ -322,42 +356,12 @@ pub fn run(
             x: w as f64,
             y: scale(d_matched, 0.01),
         });
-        dms.push(d_same);
     }
-    let (v, stops) = verdict(&dms, &widths);
-    let losing: Vec<i64> = widths
-        .iter()
-        .zip(&dms)
-        .filter(|(_, d)| d.below(0.0))
-        .map(|(w, _)| *w)
-        .collect();
-    let threshold = match (losing.is_empty(), stops) {
-        (true, _) => "none in range: MTL loses at no width".to_string(),
-        (false, Some(w)) => format!("MTL loses at widths {losing:?}, not from width {w} on"),
-        (false, None) => format!("MTL loses at widths {losing:?}, up to the largest"),
-    };
-    let last = *dms.last().expect("widths are not empty");
-    rep.verdicts.push(claim(
-        "M-3",
-        "M3",
-        &format!("presence tasks, {} trunk", setup.model.name()),
-        v,
-        RULE,
-        format!(
-            "Δm (%; stored as a fraction) at the largest width ({})",
-            widths.last().expect("widths are not empty")
-        ),
-        scale(last, 0.01),
-        format!(
-            "{threshold}. Δm per width: {}.",
-            widths
-                .iter()
-                .zip(&dms)
-                .map(|(w, d)| format!("w={w}: {}", raw(d)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    ));
+    if declared.is_empty() {
+        rep.notes
+            .push("A single width in the profile: nothing is decided.".into());
+    }
+    decide(&mut rep, &res, declared)?;
     rep.tables.push(table);
     rep.plots.push(Plot {
         id: "m3-delta-m-vs-width".into(),
@@ -373,46 +377,89 @@ pub fn run(
                 .into(),
         ),
     });
-    rep.notes.push(format!(
-        "Where MTL stops losing: {threshold}. Plot values are Δm/100 (drawn ×100, in percent)."
-    ));
+    rep.notes.push(
+        "M-3 is decided at every width but the smallest (the claim lets a network that is too \
+         small lose); the Δm against parameter-matched separate networks is shown, not judged. \
+         Plot values are Δm/100 (drawn ×100, in percent)."
+            .into(),
+    );
     Ok(rep)
 }
 
 #[cfg(test)]
 mod tests {
-    use transferlab_report::stats::summarize;
+    use transferlab_report::contrast::Outcome;
 
     use super::*;
+    use crate::mtl::common::test_outcome;
+
+    /// Outcomes over three seeds of two tasks at widths `matched` (with their matched widths):
+    /// separate networks at AUC 0.90, the shared network of width `w` at `0.90 + lift(w, seed)`.
+    fn outcomes(matched: &[(i64, i64)], lift: impl Fn(i64, u64) -> f64) -> Outcomes {
+        let mut out = Outcomes::default();
+        for seed in 0..3 {
+            for &(w, v) in matched {
+                out.insert(
+                    format!("shared/{w}"),
+                    seed,
+                    test_outcome(&[0.9 + lift(w, seed); 2]),
+                );
+                for width in [w, v] {
+                    for i in 0..2 {
+                        let cell = format!("single/{width}/{i}/for {w}");
+                        out.insert(cell, seed, test_outcome(&[0.9]));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn specs() -> Vec<TaskSpec> {
+        presence(&[0, 1]).iter().map(|t| t.task()).collect()
+    }
+
+    const MATCHED: [(i64, i64); 3] = [(2, 1), (8, 4), (32, 16)];
 
     #[test]
-    fn the_rule_finds_the_threshold() {
-        let s = |v: &[f64]| summarize(v).unwrap();
-        let down = s(&[-3.0, -4.0, -3.5]);
-        let flat = s(&[-1.0, 1.0, 0.0]);
-        let up = s(&[3.0, 4.0, 3.5]);
-        let w = [2, 8, 32, 128];
-        assert_eq!(
-            verdict(&[down, down, flat, up], &w),
-            (Verdict::Supported, Some(32))
-        );
-        assert_eq!(
-            verdict(&[flat, flat, flat, up], &w),
-            (Verdict::Inconclusive, Some(2))
-        );
-        assert_eq!(
-            verdict(&[down, flat, down, flat], &w),
-            (Verdict::Inconclusive, Some(128))
-        );
-        assert_eq!(
-            verdict(&[flat, flat, flat, down], &w).0,
-            Verdict::NotSupported
-        );
-        assert_eq!(
-            verdict(&[up, down, flat, flat], &w).0,
-            Verdict::NotSupported
-        );
-        assert_eq!(verdict(&[], &[]), (Verdict::Inconclusive, None));
+    fn mtl_may_lose_only_at_the_smallest_width() {
+        let c = contrasts(&[32, 2, 8, 8]);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].claims, ["M-3"]);
+        let mut keys = c[0].keys();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys, ["same/32", "same/8", SEPARATE_DELTA_M]);
+        // Δm −9 % at width 2; about 0 (−0.1, +0.1, 0 %) at 8 and 32: supported.
+        let small_loses = |w: i64, seed: u64| {
+            if w == 2 {
+                -0.081
+            } else {
+                [-0.0009, 0.0009, 0.0][seed as usize]
+            }
+        };
+        let yes = results(&outcomes(&MATCHED, small_loses), &specs(), &MATCHED, 3).unwrap();
+        assert_eq!(c[0].evaluate(&yes).unwrap().outcome, Outcome::Supported);
+        // The shared network loses 2–3 % at width 32 too: contradicted.
+        let large_loses = |w: i64, seed: u64| match w {
+            2 => -0.081,
+            32 => [-0.018, -0.027, -0.0225][seed as usize],
+            _ => 0.0,
+        };
+        let no = results(&outcomes(&MATCHED, large_loses), &specs(), &MATCHED, 3).unwrap();
+        assert_eq!(c[0].evaluate(&no).unwrap().outcome, Outcome::Contradicted);
+    }
+
+    #[test]
+    fn the_contrast_reads_keys_the_results_hold() {
+        let res = results(&outcomes(&MATCHED, |_, _| 0.01), &specs(), &MATCHED, 3).unwrap();
+        for c in contrasts(&[2, 8, 32]) {
+            for k in c.keys() {
+                assert_eq!(res.get(k).unwrap().len(), 3, "{k}");
+            }
+        }
+        assert!(res.get("matched/32").is_ok());
+        assert!(contrasts(&[8]).is_empty());
     }
 
     #[test]

@@ -5,20 +5,22 @@
 //! shared network trained with the masked loss over the labels that are present, against the
 //! same network trained only on the scenes that still carry every label. Both arms stop early
 //! on the same partly labelled validation scenes and are scored on the fully labelled test
-//! scenes. A fraction of 0 is M1's shared network (the two arms are the same run).
+//! scenes. A fraction of 0 is M1's shared network (the two arms are the same run). M-4 is
+//! decided by superiority of the masked loss at every fraction above 0 ([`contrasts`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use core_tensor::{Error, Result};
 use serde::{Deserialize, Serialize};
-use transferlab_report::stats::Summary;
-use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
+use transferlab_report::contrast::{Contrast, Kind, Test, Unit};
+use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table};
 
-use crate::driver::Plan;
+use crate::driver::{Plan, decide};
+use crate::margins;
 use crate::mtl::common::{
-    self as experiments, DataSpec, Recipe, Results, Rows, RunOptions, RunOutcome, Setup, claim,
-    presence, pts,
+    self as experiments, DataSpec, Outcomes, Recipe, Results, Rows, RunOptions, RunOutcome, Setup,
+    presence,
 };
 use multitask::balance::BalancerConfig;
 use multitask::task::MetricKind;
@@ -50,23 +52,74 @@ struct Resolved<'a> {
     setup: &'a Setup,
 }
 
-/// The rule for M-4, fixed before any run.
-pub const RULE: &str = "with d(f) the mean test AUC over tasks of the masked-loss network minus \
-     that of the network trained on the fully labelled scenes only, at hidden fraction f (paired \
-     by seed): supported if the CI of d(f) lies above 0 at every f > 0; not supported if it lies \
-     below 0 at some f > 0; otherwise inconclusive";
+/// The fractions of a profile, increasing, each once.
+fn sorted_fractions(hidden: &[f64]) -> Vec<f64> {
+    let mut h = hidden.to_vec();
+    h.sort_by(f64::total_cmp);
+    h.dedup();
+    h
+}
 
-/// The verdict from `d(f)` at the fractions `f > 0`.
-pub fn verdict(diffs: &[Summary]) -> Verdict {
-    if diffs.is_empty() {
-        Verdict::Inconclusive
-    } else if diffs.iter().any(|d| d.below(0.0)) {
-        Verdict::NotSupported
-    } else if diffs.iter().all(|d| d.above(0.0)) {
-        Verdict::Supported
-    } else {
-        Verdict::Inconclusive
+/// The contrast deciding M-4, declared before any run: at every hidden fraction `f > 0`, the
+/// mean test AUC over tasks of the network trained with the loss summed over the labels present
+/// (`masked/{f}/auc`) is above that of the same network trained only on the scenes that keep
+/// every label (`full-only/{f}/auc`), paired by seed (superiority, all of them). None when no
+/// fraction is above 0.
+pub fn contrasts(hidden: &[f64]) -> Vec<Contrast> {
+    let parts: Vec<Contrast> = sorted_fractions(hidden)
+        .into_iter()
+        .filter(|&f| f > 0.0)
+        .map(|f| {
+            Contrast::paired(
+                &format!("hidden-{f}"),
+                &["M-4"],
+                format!(
+                    "mean AUC, masked loss − fully labelled scenes only, {:.0}% of labels hidden",
+                    100.0 * f
+                ),
+                Unit::new("AUC points", 100.0),
+                Kind::Superiority,
+                &format!("masked/{f}/auc"),
+                &format!("full-only/{f}/auc"),
+                margins::mtl_accuracy(),
+            )
+        })
+        .collect();
+    match parts.len() {
+        0 => Vec::new(),
+        1 => parts,
+        k => vec![
+            Contrast::composite(
+                "masked-beats-full-only",
+                &["M-4"],
+                format!(
+                    "mean AUC, masked loss − fully labelled scenes only, at each of the {k} \
+                     hidden fractions above 0"
+                ),
+                Test::AllOf(parts),
+            )
+            .expect("AllOf with components"),
+        ],
     }
+}
+
+/// The per-seed results of M4's runs (cells `masked/{f}` and `full-only/{f}`), over the `tasks`
+/// presence tasks: `{cell}/auc` and `{cell}/bacc` (means over tasks) and `{cell}/n` (training
+/// scenes used).
+pub fn results(out: &Outcomes, tasks: usize) -> Result<Results> {
+    let mut res = Results::default();
+    for (cell, _, r) in out.iter() {
+        res.push(
+            format!("{cell}/auc"),
+            mean_metric(r, tasks, MetricKind::Auc)?,
+        );
+        res.push(
+            format!("{cell}/bacc"),
+            mean_metric(r, tasks, MetricKind::BalancedAccuracy)?,
+        );
+        res.push(format!("{cell}/n"), r.train_examples as f64);
+    }
+    Ok(res)
 }
 
 fn mean_metric(r: &RunOutcome, tasks: usize, m: MetricKind) -> Result<f64> {
@@ -97,13 +150,12 @@ pub fn run(
             ),
         ));
     }
-    hidden.sort_by(f64::total_cmp);
-    hidden.dedup();
+    hidden = sorted_fractions(&hidden);
+    let declared = contrasts(&hidden);
     let seeds = experiments::seeds(opts, p.seeds)?;
     let store = opts.run_store();
     let targets = presence(&setup.classes);
     let t = targets.len();
-    let mut res = Results::default();
     let (mut rep, outcomes) = experiments::with_context(&store, opts, on_run, |ctx| {
         let mut plan = Plan::new();
         for seed in 0..seeds {
@@ -132,7 +184,7 @@ pub fn run(
         let rep = experiments::report(
             "M4",
             "missing labels: masked loss vs fully labelled examples only",
-            &["M-4"],
+            &experiments::claims_of(&declared),
             format!(
                 "M1's scenes ({} training, {} validation, {} test) and presence tasks for \
                  classes {:?}, with a fraction f in {:?} of the training and validation labels \
@@ -156,14 +208,7 @@ pub fn run(
     let Some(out) = outcomes else {
         return Ok(rep);
     };
-    for (cell, _, r) in out.iter() {
-        res.push(format!("{cell}/auc"), mean_metric(r, t, MetricKind::Auc)?);
-        res.push(
-            format!("{cell}/bacc"),
-            mean_metric(r, t, MetricKind::BalancedAccuracy)?,
-        );
-        res.push(format!("{cell}/n"), r.train_examples as f64);
-    }
+    let res = results(&out, t)?;
 
     let mut table = Table::new(
         "m4-missing-labels",
@@ -186,7 +231,6 @@ pub fn run(
         name: "fully labelled scenes only".into(),
         points: Vec::new(),
     };
-    let mut diffs = Vec::new();
     for &f in &hidden {
         let k = |name: &str, m: &str| format!("{name}/{f}/{m}");
         let d = res.gain(&k("masked", "auc"), &k("full-only", "auc"))?;
@@ -208,36 +252,12 @@ pub fn run(
             x: f,
             y: res.summary(&k("full-only", "auc"))?,
         });
-        if f > 0.0 {
-            diffs.push((f, d));
-        }
     }
-    let v = verdict(&diffs.iter().map(|(_, d)| *d).collect::<Vec<_>>());
-    if let Some(&(f, d)) = diffs.last() {
-        rep.verdicts.push(claim(
-            "M-4",
-            "M4",
-            "presence tasks with hidden labels",
-            v,
-            RULE,
-            format!(
-                "mean AUC, masked − fully labelled only, at {:.0}% hidden (points)",
-                100.0 * f
-            ),
-            d,
-            format!(
-                "Per fraction: {}.",
-                diffs
-                    .iter()
-                    .map(|(f, d)| format!("{:.0}%: {}", 100.0 * f, pts(d)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
-    } else {
+    if declared.is_empty() {
         rep.notes
-            .push("No fraction above 0 in the profile: no verdict.".into());
+            .push("No fraction above 0 in the profile: nothing is decided.".into());
     }
+    decide(&mut rep, &res, declared)?;
     rep.tables.push(table);
     rep.plots.push(Plot {
         id: "m4-auc-vs-hidden".into(),
@@ -262,19 +282,68 @@ pub fn run(
 
 #[cfg(test)]
 mod tests {
-    use transferlab_report::stats::summarize;
+    use transferlab_report::contrast::Outcome;
 
     use super::*;
+    use crate::mtl::common::test_outcome;
+
+    /// Outcomes over three seeds of two tasks at the fractions `hidden`: the fully labelled
+    /// arm at AUC 0.80, the masked arm at `0.80 + lift(f, seed)` (the same run at f = 0).
+    fn outcomes(hidden: &[f64], lift: impl Fn(f64, u64) -> f64) -> Outcomes {
+        let mut out = Outcomes::default();
+        for seed in 0..3 {
+            for &f in hidden {
+                let masked = if f == 0.0 { 0.8 } else { 0.8 + lift(f, seed) };
+                out.insert(format!("masked/{f}"), seed, test_outcome(&[masked; 2]));
+                out.insert(format!("full-only/{f}"), seed, test_outcome(&[0.8; 2]));
+            }
+        }
+        out
+    }
+
+    const HIDDEN: [f64; 3] = [0.0, 0.5, 0.9];
 
     #[test]
-    fn the_rule_reads_the_intervals() {
-        let s = |v: &[f64]| summarize(v).unwrap();
-        let up = s(&[0.05, 0.06, 0.07]);
-        let flat = s(&[-0.01, 0.01, 0.0]);
-        let down = s(&[-0.05, -0.06, -0.07]);
-        assert_eq!(verdict(&[up, up]), Verdict::Supported);
-        assert_eq!(verdict(&[up, flat]), Verdict::Inconclusive);
-        assert_eq!(verdict(&[up, down]), Verdict::NotSupported);
-        assert_eq!(verdict(&[]), Verdict::Inconclusive);
+    fn the_masked_loss_must_win_at_every_hidden_fraction() {
+        let c = contrasts(&[0.9, 0.0, 0.5]);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].claims, ["M-4"]);
+        let mut keys = c[0].keys();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "full-only/0.5/auc",
+                "full-only/0.9/auc",
+                "masked/0.5/auc",
+                "masked/0.9/auc"
+            ]
+        );
+        // +5, +6, +7 points at both fractions: supported.
+        let gain = |_: f64, seed: u64| [0.05, 0.06, 0.07][seed as usize];
+        let yes = results(&outcomes(&HIDDEN, gain), 2).unwrap();
+        assert_eq!(c[0].evaluate(&yes).unwrap().outcome, Outcome::Supported);
+        // A gain at 90% hidden but a loss at 50%: contradicted.
+        let mixed = |f: f64, seed: u64| {
+            let g = [0.05, 0.06, 0.07][seed as usize];
+            if f == 0.5 { -g } else { g }
+        };
+        let no = results(&outcomes(&HIDDEN, mixed), 2).unwrap();
+        assert_eq!(c[0].evaluate(&no).unwrap().outcome, Outcome::Contradicted);
+    }
+
+    #[test]
+    fn the_contrast_reads_keys_the_results_hold() {
+        let res = results(&outcomes(&HIDDEN, |_, _| 0.01), 2).unwrap();
+        for c in contrasts(&HIDDEN) {
+            for k in c.keys() {
+                assert_eq!(res.get(k).unwrap().len(), 3, "{k}");
+            }
+        }
+        assert!(res.get("full-only/0.9/n").is_ok() && res.get("masked/0/bacc").is_ok());
+        // One fraction above 0: a single contrast; none: nothing to decide.
+        let one = contrasts(&[0.0, 0.5]);
+        assert_eq!(one[0].keys(), ["masked/0.5/auc", "full-only/0.5/auc"]);
+        assert!(contrasts(&[0.0]).is_empty());
     }
 }

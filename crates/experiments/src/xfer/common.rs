@@ -118,9 +118,10 @@ pub fn with_context<'a, T>(
 
 pub use transferlab_report::stats::Results;
 
-pub use transferlab_report::{claim, pts};
+pub use transferlab_report::pts;
 
-/// The skeleton of a report; the experiment fills in verdicts, tables and plots.
+/// The skeleton of a report; the experiment fills in tables and plots, and files its declared
+/// contrasts with [`crate::driver::decide`].
 #[allow(clippy::too_many_arguments)]
 pub fn report(
     id: &str,

@@ -1,6 +1,7 @@
-//! The transfer experiments X0–X6 (claims T-1…T-4), each a TOML config in
-//! `configs/transfer/` with a verdict rule fixed in code; the `transfer` binary runs them
-//! (`transfer all --profile quick`).
+//! The transfer experiments X0–X6 (claims T-1…T-3, and X6's own), each a TOML config in
+//! `configs/transfer/` with the contrasts that decide its claims declared in code before any
+//! run (each experiment's `contrasts`, margins from [`crate::margins`]); the `transfer` binary
+//! runs them (`transfer all --profile quick`).
 //!
 //! - [`runner`]: sources (zoo, pre-trained here on described data, untrained) and adaptations
 //!   as stored, resumable runs; [`common`] what X2–X6 share.

@@ -1,5 +1,7 @@
 //! Experiment X0, the chapter's own example of transfer learning (section 10.1): a network
-//! trained on ordinary photographs, then fine-tuned on a few chest X-rays (claims T-1, T-2).
+//! trained on ordinary photographs, then fine-tuned on a few chest X-rays (claim T-1; not T-2:
+//! CIFAR-10's 50,000 photographs always outnumber the X-ray target, so the source never has as
+//! little data as the target).
 //!
 //! Target: PneumoniaMNIST (normal vs pneumonia, 28x28 grey, balanced splits), loaded through
 //! the public NPZ loader as a user would. With N training images per class (and "all"), drawn
@@ -14,7 +16,8 @@
 //! ResNet grey replicated to RGB, resized bilinearly to 32x32 and normalised with CIFAR-10's
 //! per-channel mean and std; for the LeNet normalised with MNIST's mean and std at 28x28.
 //!
-//! The verdict rule ([`verdict`]) is fixed in code before any run.
+//! The contrasts that decide T-1 ([`contrasts`]) are declared from the config alone, before any
+//! run; [`crate::driver::decide`] evaluates them.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -29,11 +32,11 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 use transfer::strategy::{AdaptConfig, SourceModel, Strategy, adapt};
 use transfer::target::validation_per_class;
-use transferlab_report::stats::{Summary, paired_difference, summarize};
-use transferlab_report::{
-    Cell as ReportCell, ClaimVerdict, ExperimentReport, Plot, Point, Series, Table,
-    Verdict as ReportVerdict,
-};
+use transferlab_report::contrast::{Contrast, Kind as ContrastKind};
+use transferlab_report::stats::{Results, paired_difference, summarize};
+use transferlab_report::{Cell as ReportCell, ExperimentReport, Plot, Point, Series, Table};
+
+use crate::margins;
 
 /// The dataset (as `cargo xtask fetch` knows it) and its file in the fixture cache.
 const DATASET: &str = "pneumoniamnist";
@@ -101,45 +104,72 @@ pub struct X0Result {
     pub epochs: usize,
 }
 
-/// The verdict on T-1 for the chapter's example.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Verdict {
-    /// supported / not supported / inconclusive.
-    pub verdict: String,
-    /// The rule, in words.
-    pub rule: String,
-    /// fine_tune − scratch from the photograph source at the smallest N.
-    pub gain_smallest: Summary,
-    /// … at the largest N.
-    pub gain_largest: Summary,
-    /// (gain at the smallest N) − (gain at the largest N), paired by seed.
-    pub shrink: Summary,
+/// Where the per-seed values of a cell are filed for the contrasts: test accuracy of `strategy`
+/// adapted from `source` with N = `n` (a label, `5` … `all`) X-rays per class.
+pub fn result_key(source: &str, n: &str, strategy: &str) -> String {
+    format!("{source}/{n}/{strategy}")
 }
 
-/// The rule for T-1 on X-rays, fixed before any run: **supported** when the 95% interval of
-/// (fine-tune − scratch) from the photograph source at the smallest N lies above zero and the
-/// paired difference (gain at the smallest N − gain at the largest N) has its interval above
-/// zero too; **not supported** when the gain at the smallest N has its interval below zero, or
-/// when the gain shrinking has its interval below zero (the gain grows with N); otherwise
-/// **inconclusive**.
-pub fn verdict(gain_smallest: Summary, gain_largest: Summary, shrink: Summary) -> Verdict {
-    let v = if gain_smallest.above(0.0) && shrink.above(0.0) {
-        "supported"
-    } else if gain_smallest.below(0.0) || shrink.below(0.0) {
-        "not supported"
+/// The smallest and the largest N of a profile, as labels (`all` when the profile runs it).
+fn size_range(profile: &Profile) -> (String, String) {
+    let small = profile.per_class.iter().min().copied();
+    let large = if profile.all {
+        None
     } else {
-        "inconclusive"
+        profile.per_class.iter().max().copied()
     };
-    Verdict {
-        verdict: v.into(),
-        rule: "supported if the 95% CI of (fine_tune - scratch) from the photograph source at the \
-               smallest N is above 0 and the paired (gain at the smallest N - gain at the largest \
-               N) has its CI above 0; not supported if either CI is below 0"
-            .into(),
-        gain_smallest,
-        gain_largest,
-        shrink,
+    (n_label(small), n_label(large))
+}
+
+/// The contrasts that decide T-1 on X-rays, declared from the config before any run: with the
+/// photograph source (the first), (fine_tune − scratch) at the smallest N is positive
+/// (superiority, δ = [`margins::transfer_gain`]) and the gain is larger there than at the largest
+/// N (trend on the per-seed gains, δ = [`margins::gain_shrinks`]). One zoo checkpoint is the
+/// source of every seed, so both are marked shared.
+pub fn contrasts(cfg: &X0Config, profile: &Profile) -> Vec<Contrast> {
+    let Some(photo) = cfg.sources.first() else {
+        return Vec::new();
+    };
+    if profile.per_class.is_empty() {
+        return Vec::new();
     }
+    let (small, large) = size_range(profile);
+    let key = |n: &str, s: &str| result_key(photo, n, s);
+    let shared = format!(
+        "one zoo checkpoint ({photo}) is the source of every seed: the seeds replicate the \
+         N-image draw, the validation draw and the initialisation, not pre-training"
+    );
+    let mut out = vec![
+        Contrast::paired(
+            "gain-smallest-n",
+            &["T-1"],
+            format!("fine_tune − scratch from {photo} at N = {small}/class"),
+            margins::accuracy_points(),
+            ContrastKind::Superiority,
+            &key(&small, "fine_tune"),
+            &key(&small, "scratch"),
+            margins::transfer_gain(),
+        )
+        .shared(shared.clone()),
+    ];
+    if small != large {
+        out.push(
+            Contrast::trend(
+                "gain-shrinks",
+                &["T-1"],
+                format!(
+                    "(fine_tune − scratch) at N = {small} minus at N = {large}, from {photo}, \
+                     paired by seed"
+                ),
+                margins::accuracy_points(),
+                (&key(&small, "fine_tune"), &key(&small, "scratch")),
+                (&key(&large, "fine_tune"), &key(&large, "scratch")),
+                margins::gain_shrinks(),
+            )
+            .shared(shared),
+        );
+    }
+    out
 }
 
 impl X0Config {
@@ -315,7 +345,7 @@ pub fn run(
         seconds: started.elapsed().as_secs_f64(),
         run_seconds: log.run_seconds(),
         config: serde_json::to_value(&cfg).unwrap_or_default(),
-        verdicts: Vec::new(),
+        contrasts: Vec::new(),
         tables: Vec::new(),
         plots: Vec::new(),
         notes: Vec::new(),
@@ -328,14 +358,18 @@ pub fn run(
         return Ok(report);
     };
     // results[(source, N, strategy)] = (accuracy, auc) per seed
-    let mut results: BTreeMap<(String, String, String), Vec<(f64, f64)>> = BTreeMap::new();
-    for (cell, r) in done {
+    let mut results: Cells = BTreeMap::new();
+    // The same accuracies by result key, for the contrasts.
+    let mut per_seed = Results::default();
+    for ((source, n, strategy), r) in done {
+        per_seed.push(result_key(&source, &n, &strategy), r.test_accuracy);
         results
-            .entry(cell)
+            .entry((source, n, strategy))
             .or_default()
             .push((r.test_accuracy, r.test_auc.unwrap_or(f64::NAN)));
     }
     summarise(&cfg, &sizes, all_per_class, &results, &mut report)?;
+    crate::driver::decide(&mut report, &per_seed, contrasts(&cfg, profile))?;
     Ok(report)
 }
 
@@ -431,9 +465,10 @@ fn description(cfg: &X0Config, all: usize) -> String {
     )
 }
 
-type Results = BTreeMap<(String, String, String), Vec<(f64, f64)>>;
+/// (source, N label, strategy) → (accuracy, AUC) per seed.
+type Cells = BTreeMap<(String, String, String), Vec<(f64, f64)>>;
 
-fn column(results: &Results, source: &str, n: &str, strategy: &str, auc: bool) -> Result<Vec<f64>> {
+fn column(results: &Cells, source: &str, n: &str, strategy: &str, auc: bool) -> Result<Vec<f64>> {
     results
         .get(&(source.to_owned(), n.to_owned(), strategy.to_owned()))
         .map(|v| v.iter().map(|p| if auc { p.1 } else { p.0 }).collect())
@@ -444,7 +479,7 @@ fn summarise(
     cfg: &X0Config,
     sizes: &[Option<usize>],
     all_per_class: usize,
-    results: &Results,
+    results: &Cells,
     report: &mut ExperimentReport,
 ) -> Result<()> {
     let x_of = |n: &Option<usize>| n.unwrap_or(all_per_class) as f64;
@@ -528,24 +563,8 @@ fn summarise(
             points: gains,
         });
     }
-    // The rule, on the photograph source.
-    let photo = &cfg.sources[0];
-    let (small, large) = (
-        n_label(*sizes.first().expect("sizes")),
-        n_label(*sizes.last().expect("sizes")),
-    );
-    let per_seed_gain = |n: &str| -> Result<Vec<f64>> {
-        let ft = column(results, photo, n, "fine_tune", false)?;
-        let sc = column(results, photo, n, "scratch", false)?;
-        Ok(ft.iter().zip(&sc).map(|(a, b)| a - b).collect())
-    };
-    let (g_small, g_large) = (per_seed_gain(&small)?, per_seed_gain(&large)?);
-    let v = verdict(
-        summarize(&g_small)?,
-        summarize(&g_large)?,
-        paired_difference(&g_small, &g_large)?,
-    );
     // The photograph source against the other sources: fine_tune, paired by seed.
+    let photo = &cfg.sources[0];
     let mut contrast = Table::new(
         "x0-source-contrast",
         &[
@@ -554,7 +573,6 @@ fn summarise(
             "fine_tune accuracy difference (points)",
         ],
     );
-    let mut contrast_small = None;
     for other in &cfg.sources[1..] {
         for n in sizes {
             let label = n_label(*n);
@@ -562,9 +580,6 @@ fn summarise(
                 &column(results, photo, &label, "fine_tune", false)?,
                 &column(results, other, &label, "fine_tune", false)?,
             )?;
-            if label == small && contrast_small.is_none() {
-                contrast_small = Some((other.clone(), d));
-            }
             contrast.push(vec![
                 ReportCell::text(&label),
                 ReportCell::text(format!("{photo} − {other}")),
@@ -572,30 +587,6 @@ fn summarise(
             ]);
         }
     }
-    report.verdicts.push(ClaimVerdict {
-        claim: "T-1".into(),
-        experiment: "X0".into(),
-        scope: "chest X-rays (PneumoniaMNIST) from photographs (CIFAR-10)".into(),
-        verdict: match v.verdict.as_str() {
-            "supported" => ReportVerdict::Supported,
-            "not supported" => ReportVerdict::NotSupported,
-            _ => ReportVerdict::Inconclusive,
-        },
-        rule: v.rule.clone(),
-        effect_label: format!("fine_tune − scratch at N = {small}, points"),
-        effect: Some(v.gain_smallest),
-        detail: format!(
-            "At N = {large}: {}; gain(N = {small}) − gain(N = {large}): {}.{}",
-            transferlab_report::format_summary(&v.gain_largest, 100.0),
-            transferlab_report::format_summary(&v.shrink, 100.0),
-            contrast_small
-                .map(|(o, d)| format!(
-                    " Photographs vs {o} as the source (fine_tune, N = {small}): {}.",
-                    transferlab_report::format_summary(&d, 100.0)
-                ))
-                .unwrap_or_default()
-        ),
-    });
     report.tables = vec![table, contrast];
     report.plots = vec![acc_plot, gain_plot];
     Ok(())
@@ -604,32 +595,106 @@ fn summarise(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use transferlab_report::contrast::Outcome;
 
-    fn s(values: &[f64]) -> Summary {
-        summarize(values).unwrap()
-    }
-
-    #[test]
-    fn the_rule_reads_both_intervals() {
-        let big = s(&[0.20, 0.22, 0.21]);
-        let small = s(&[0.01, 0.02, 0.00]);
-        let shrinks = s(&[0.19, 0.20, 0.21]);
-        let grows = s(&[-0.10, -0.12, -0.11]);
-        let unclear = s(&[-0.1, 0.2, 0.05]);
-        assert_eq!(verdict(big, small, shrinks).verdict, "supported");
-        assert_eq!(verdict(big, small, grows).verdict, "not supported");
-        assert_eq!(verdict(grows, small, shrinks).verdict, "not supported");
-        assert_eq!(verdict(big, small, unclear).verdict, "inconclusive");
-        assert_eq!(verdict(unclear, small, shrinks).verdict, "inconclusive");
-    }
-
-    #[test]
-    fn the_config_must_compare_fine_tune_with_scratch() {
+    fn config() -> X0Config {
         let text = std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/transfer/x0.toml"),
         )
         .unwrap();
-        let mut cfg: X0Config = toml::from_str(&text).unwrap();
+        toml::from_str(&text).unwrap()
+    }
+
+    /// Every result key the run files, as its plan does: (source, N, strategy).
+    fn planned_keys(cfg: &X0Config, profile: &Profile) -> Vec<String> {
+        let mut sizes: Vec<Option<usize>> = profile.per_class.iter().map(|&n| Some(n)).collect();
+        if profile.all {
+            sizes.push(None);
+        }
+        let mut keys = Vec::new();
+        for source in &cfg.sources {
+            for n in &sizes {
+                let strategies = if n.is_some() {
+                    &cfg.strategies
+                } else {
+                    &cfg.strategies_at_all
+                };
+                for s in strategies {
+                    keys.push(result_key(source, &n_label(*n), s.name()));
+                }
+            }
+        }
+        keys
+    }
+
+    /// Results for every planned key: accuracy `base` plus `gain(N label)` for fine_tune, with
+    /// a little seed noise.
+    fn results(cfg: &X0Config, profile: &Profile, gain: impl Fn(&str) -> f64) -> Results {
+        let mut r = Results::default();
+        for key in planned_keys(cfg, profile) {
+            let mut parts = key.split('/');
+            let (_, n, strategy) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
+            for seed in 0..3 {
+                // Seed noise that differs between cells, so that no difference is constant.
+                let noise = ((key.len() * 7 + seed * 13) % 5) as f64 * 0.003;
+                let g = if strategy == "fine_tune" {
+                    gain(n)
+                } else {
+                    0.0
+                };
+                r.push(key.clone(), 0.6 + g + noise);
+            }
+        }
+        r
+    }
+
+    #[test]
+    fn the_contrasts_read_only_keys_the_runs_file() {
+        let cfg = config();
+        for profile in cfg.profiles.values() {
+            let planned = planned_keys(&cfg, profile);
+            let cs = contrasts(&cfg, profile);
+            assert_eq!(cs.len(), 2);
+            for c in &cs {
+                assert_eq!(c.claims, ["T-1"]);
+                assert!(c.replication.is_some(), "one zoo source: shared");
+                for k in c.keys() {
+                    assert!(planned.iter().any(|p| p == k), "{k} is not a result key");
+                }
+            }
+            // The photograph source at the smallest N and at all.
+            assert!(cs[1].keys().contains(&"cifar10-resnet18-w16/all/scratch"));
+        }
+    }
+
+    #[test]
+    fn a_gain_that_shrinks_is_supported_and_a_loss_is_contradicted() {
+        let cfg = config();
+        let profile = &cfg.profiles["quick"];
+        let cs = contrasts(&cfg, profile);
+        let shrinks = results(&cfg, profile, |n| if n == "5" { 0.2 } else { 0.01 });
+        for c in &cs {
+            assert_eq!(
+                c.evaluate(&shrinks).unwrap().outcome,
+                Outcome::Supported,
+                "{}",
+                c.id
+            );
+        }
+        let hurts = results(&cfg, profile, |n| if n == "5" { -0.1 } else { 0.05 });
+        for c in &cs {
+            assert_eq!(
+                c.evaluate(&hurts).unwrap().outcome,
+                Outcome::Contradicted,
+                "{}",
+                c.id
+            );
+        }
+    }
+
+    #[test]
+    fn the_config_must_compare_fine_tune_with_scratch() {
+        let mut cfg = config();
         cfg.validate().unwrap();
         assert_eq!(cfg.sources[0], "cifar10-resnet18-w16");
         cfg.strategies_at_all.retain(|s| *s != Strategy::FineTune);

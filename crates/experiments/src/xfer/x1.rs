@@ -6,7 +6,8 @@
 //! for early stopping) from the target's training pool from its seed, and measures test
 //! accuracy once. Runs are stored as they finish (resumable); the summary gives every
 //! (target, N, strategy) mean with its 95% interval and every strategy's paired difference
-//! with scratch, and the verdict on T-1 follows the rule fixed in [`verdict`].
+//! with scratch, and T-1 is decided per target by the contrasts declared in [`contrasts`]
+//! before any run.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,11 +18,11 @@ use core_tensor::device::DeviceSpec;
 use core_tensor::{Error, Result};
 use pretrained_zoo::registry::Registry;
 use serde::{Deserialize, Serialize};
-use transferlab_report::stats::{Summary, paired_difference, summarize};
-use transferlab_report::{
-    Cell as ReportCell, ClaimVerdict, ExperimentReport, Plot, Point, Series, Table,
-    Verdict as ReportVerdict,
-};
+use transferlab_report::contrast::{Contrast, ContrastResult, Kind as ContrastKind};
+use transferlab_report::stats::{Results, Summary, paired_difference, summarize};
+use transferlab_report::{Cell as ReportCell, ExperimentReport, Plot, Point, Series, Table};
+
+use crate::margins;
 
 use transfer::strategy::{AdaptConfig, SourceModel, Strategy, adapt};
 use transfer::target::{self, Target};
@@ -99,21 +100,6 @@ pub struct Cell {
     pub gain: Option<Summary>,
 }
 
-/// The verdict on T-1 for one target.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Verdict {
-    /// Target dataset.
-    pub target: Target,
-    /// supported / not supported / inconclusive.
-    pub verdict: String,
-    /// The rule, in words.
-    pub rule: String,
-    /// Gain of fine-tuning over scratch at the smallest N.
-    pub gain_smallest: Summary,
-    /// Gain of fine-tuning over scratch at the largest N.
-    pub gain_largest: Summary,
-}
-
 /// Everything the experiment reports.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct X1Summary {
@@ -123,8 +109,75 @@ pub struct X1Summary {
     pub seeds: u64,
     /// Cells.
     pub cells: Vec<Cell>,
-    /// Verdicts per target.
-    pub verdicts: Vec<Verdict>,
+    /// The contrasts of [`contrasts`], evaluated (empty for a shard).
+    pub contrasts: Vec<ContrastResult>,
+}
+
+/// The claims X1 decides.
+const CLAIMS: [&str; 1] = ["T-1"];
+
+/// Where the per-seed test accuracy of `strategy` on `target` with `per_class` examples per
+/// class is filed for the contrasts.
+pub fn result_key(target: Target, per_class: usize, strategy: &str) -> String {
+    format!("{}/{per_class}/{strategy}", target.dataset())
+}
+
+/// The contrasts that decide T-1, declared from the config before any run: per target, with
+/// fine_tune as the transfer arm, (fine_tune − scratch) at the smallest N is positive
+/// (superiority, δ = [`margins::transfer_gain`]) and larger than at the largest N (trend on the
+/// per-seed gains, δ = [`margins::gain_shrinks`]). None when the config has no fine_tune. One zoo
+/// source serves every seed, so all are marked shared.
+pub fn contrasts(cfg: &X1Config, profile: &Profile) -> Vec<Contrast> {
+    let mut out = Vec::new();
+    if !cfg.strategies.contains(&Strategy::FineTune) {
+        return out;
+    }
+    let (Some(&small), Some(&large)) = (
+        profile.per_class.iter().min(),
+        profile.per_class.iter().max(),
+    ) else {
+        return out;
+    };
+    let shared = format!(
+        "one zoo checkpoint ({}) is the source of every seed: the seeds replicate the target \
+         draw and the initialisation, not pre-training",
+        cfg.source
+    );
+    for &tgt in &cfg.targets {
+        let t = tgt.dataset();
+        let key = |n: usize, s: &str| result_key(tgt, n, s);
+        out.push(
+            Contrast::paired(
+                &format!("{t}/gain-smallest-n"),
+                &CLAIMS,
+                format!("{t}: fine_tune − scratch at N = {small}/class"),
+                margins::accuracy_points(),
+                ContrastKind::Superiority,
+                &key(small, "fine_tune"),
+                &key(small, "scratch"),
+                margins::transfer_gain(),
+            )
+            .shared(shared.clone()),
+        );
+        if small != large {
+            out.push(
+                Contrast::trend(
+                    &format!("{t}/gain-shrinks"),
+                    &CLAIMS,
+                    format!(
+                        "{t}: (fine_tune − scratch) at N = {small} minus at N = {large}, paired by \
+                         seed"
+                    ),
+                    margins::accuracy_points(),
+                    (&key(small, "fine_tune"), &key(small, "scratch")),
+                    (&key(large, "fine_tune"), &key(large, "scratch")),
+                    margins::gain_shrinks(),
+                )
+                .shared(shared.clone()),
+            );
+        }
+    }
+    out
 }
 
 impl X1Config {
@@ -170,7 +223,7 @@ impl X1Config {
 }
 
 /// Runs X1 from its config file (resumable) and builds its report: the tables of
-/// [`markdown`], accuracy-vs-N and gain-vs-N plots per target, and the T-1 verdicts.
+/// [`markdown`], accuracy-vs-N and gain-vs-N plots per target, and the T-1 contrasts.
 pub fn run_report(
     config_path: &Path,
     opts: &crate::xfer::common::RunOptions,
@@ -196,7 +249,7 @@ pub fn run_report(
         return Ok(ExperimentReport {
             id: "X1".into(),
             title: "target-size sweep".into(),
-            claims: vec!["T-1".into()],
+            claims: CLAIMS.map(String::from).to_vec(),
             description: String::new(),
             profile: opts.profile.clone(),
             seeds: summary.seeds,
@@ -206,7 +259,7 @@ pub fn run_report(
             seconds: started.elapsed().as_secs_f64(),
             run_seconds: 0.0,
             config: serde_json::Value::Null,
-            verdicts: Vec::new(),
+            contrasts: Vec::new(),
             tables: Vec::new(),
             plots: Vec::new(),
             notes: vec![format!(
@@ -303,31 +356,10 @@ pub fn run_report(
                 .unwrap_or_else(|| ReportCell::text("—")),
         ]);
     }
-    let verdicts = summary
-        .verdicts
-        .iter()
-        .map(|v| ClaimVerdict {
-            claim: "T-1".into(),
-            experiment: "X1".into(),
-            scope: v.target.dataset().into(),
-            verdict: match v.verdict.as_str() {
-                "supported" => ReportVerdict::Supported,
-                "not supported" => ReportVerdict::NotSupported,
-                _ => ReportVerdict::Inconclusive,
-            },
-            rule: v.rule.clone(),
-            effect_label: "fine_tune − scratch at the smallest N, points".into(),
-            effect: Some(v.gain_smallest),
-            detail: format!(
-                "At the largest N: {}.",
-                transferlab_report::format_summary(&v.gain_largest, 100.0)
-            ),
-        })
-        .collect();
     Ok(ExperimentReport {
         id: "X1".into(),
         title: "target-size sweep".into(),
-        claims: vec!["T-1".into()],
+        claims: CLAIMS.map(String::from).to_vec(),
         description: format!(
             "Source: zoo entry {} (LeNet on all of MNIST). Targets {} with N examples per class,              strategies {}.",
             cfg.source,
@@ -350,7 +382,7 @@ pub fn run_report(
         seconds: started.elapsed().as_secs_f64(),
         run_seconds,
         config: serde_json::to_value(&cfg).unwrap_or_default(),
-        verdicts,
+        contrasts: summary.contrasts,
         tables: vec![table],
         plots,
         notes: Vec::new(),
@@ -449,7 +481,7 @@ pub fn run(
             profile: profile_name.to_string(),
             seeds,
             cells: Vec::new(),
-            verdicts: Vec::new(),
+            contrasts: Vec::new(),
         });
     };
     // results[(target, n, strategy)] = accuracy per seed
@@ -468,13 +500,16 @@ fn summarise(
     results: &BTreeMap<(String, usize, String), Vec<f64>>,
 ) -> Result<X1Summary> {
     let mut cells = Vec::new();
-    let mut verdicts = Vec::new();
+    let mut per_seed = Results::default();
     for &tgt in &cfg.targets {
         let t = tgt.dataset().to_string();
         for &n in &profile.per_class {
             let scratch = &results[&(t.clone(), n, "scratch".to_string())];
             for s in &cfg.strategies {
                 let acc = &results[&(t.clone(), n, s.name().to_string())];
+                for &a in acc {
+                    per_seed.push(result_key(tgt, n, s.name()), a);
+                }
                 let gain = if *s == Strategy::Scratch {
                     None
                 } else {
@@ -489,57 +524,31 @@ fn summarise(
                 });
             }
         }
-        if cfg.strategies.contains(&Strategy::FineTune) {
-            let gain_at = |n: usize| {
-                paired_difference(
-                    &results[&(t.clone(), n, "fine_tune".to_string())],
-                    &results[&(t.clone(), n, "scratch".to_string())],
-                )
-            };
-            let small = *profile
-                .per_class
-                .iter()
-                .min()
-                .expect("profiles are not empty");
-            let large = *profile
-                .per_class
-                .iter()
-                .max()
-                .expect("profiles are not empty");
-            verdicts.push(verdict(tgt, gain_at(small)?, gain_at(large)?));
-        }
     }
     Ok(X1Summary {
         profile: profile_name.to_string(),
         seeds,
         cells,
-        verdicts,
+        contrasts: decide(&per_seed, contrasts(cfg, profile))?,
     })
 }
 
-/// The rule for T-1, fixed before any run: **supported** when the 95% interval of
-/// (fine-tune − scratch) at the smallest N lies above zero and the mean gain at the largest N
-/// is smaller than at the smallest; **not supported** when that interval lies below zero, or
-/// lies above zero while the gain at the largest N is at least as large; otherwise
-/// **inconclusive**.
-pub fn verdict(target: Target, gain_smallest: Summary, gain_largest: Summary) -> Verdict {
-    let shrinks = gain_largest.mean < gain_smallest.mean;
-    let verdict = if gain_smallest.above(0.0) && shrinks {
-        "supported"
-    } else if gain_smallest.below(0.0) || (gain_smallest.above(0.0) && !shrinks) {
-        "not supported"
-    } else {
-        "inconclusive"
-    };
-    Verdict {
-        target,
-        verdict: verdict.into(),
-        rule: "supported if the 95% CI of (fine_tune - scratch) at the smallest N is above 0 and \
-               the mean gain at the largest N is smaller than at the smallest N"
-            .into(),
-        gain_smallest,
-        gain_largest,
-    }
+/// Evaluates `contrasts` on the per-seed results, as [`crate::driver::decide`] does for a
+/// report (X1 builds its report after its summary): each must decide one of X1's claims.
+fn decide(per_seed: &Results, contrasts: Vec<Contrast>) -> Result<Vec<ContrastResult>> {
+    contrasts
+        .into_iter()
+        .map(|c| {
+            if c.claims.is_empty() || c.claims.iter().any(|k| !CLAIMS.contains(&k.as_str())) {
+                return Err(Error::InvalidArgument(format!(
+                    "X1: contrast {} decides {:?}, but the experiment's claims are {CLAIMS:?}",
+                    c.id, c.claims
+                )));
+            }
+            c.evaluate(per_seed)
+                .map_err(|e| Error::InvalidArgument(format!("X1: contrast {}: {e}", c.id)))
+        })
+        .collect()
 }
 
 /// The summary as a Markdown table (accuracy and gain over scratch, in percent).
@@ -567,16 +576,9 @@ pub fn markdown(summary: &X1Summary) -> String {
             c.gain.as_ref().map(pct).unwrap_or_else(|| "—".into())
         ));
     }
-    out.push_str("\n## Verdicts (T-1)\n\n");
-    for v in &summary.verdicts {
-        out.push_str(&format!(
-            "- **{}**: {} (gain at smallest N {}, at largest N {}). Rule: {}.\n",
-            v.target.dataset(),
-            v.verdict,
-            pct(&v.gain_smallest),
-            pct(&v.gain_largest),
-            v.rule
-        ));
+    out.push_str("\n## Contrasts (T-1)\n\n");
+    for c in &summary.contrasts {
+        out.push_str(&format!("- {}\n", c.line()));
     }
     out
 }
@@ -584,30 +586,88 @@ pub fn markdown(summary: &X1Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use transferlab_report::contrast::Outcome;
 
-    fn s(values: &[f64]) -> Summary {
-        summarize(values).unwrap()
+    fn config() -> X1Config {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/transfer/x1.toml"),
+        )
+        .unwrap();
+        let cfg: X1Config = toml::from_str(&text).unwrap();
+        cfg.validate().unwrap();
+        cfg
+    }
+
+    /// What [`run`] collects: accuracy per (target, N, strategy), per seed, with fine_tune
+    /// `gain(N)` above the others and a little seed noise that differs between cells.
+    fn collected(
+        cfg: &X1Config,
+        profile: &Profile,
+        gain: impl Fn(usize) -> f64,
+    ) -> BTreeMap<(String, usize, String), Vec<f64>> {
+        let mut out = BTreeMap::new();
+        for &tgt in &cfg.targets {
+            for &n in &profile.per_class {
+                for s in &cfg.strategies {
+                    let g = if *s == Strategy::FineTune {
+                        gain(n)
+                    } else {
+                        0.0
+                    };
+                    let v = (0..3)
+                        .map(|seed| {
+                            0.5 + g + ((s.name().len() * 7 + n + seed * 13) % 5) as f64 * 0.003
+                        })
+                        .collect();
+                    out.insert((tgt.dataset().to_string(), n, s.name().to_string()), v);
+                }
+            }
+        }
+        out
     }
 
     #[test]
-    fn the_rule_reads_the_intervals() {
-        let big = s(&[0.20, 0.22, 0.21]);
-        let small = s(&[0.01, 0.02, 0.00]);
-        assert_eq!(
-            verdict(Target::FashionMnist, big, small).verdict,
-            "supported"
-        );
-        assert_eq!(
-            verdict(Target::FashionMnist, big, s(&[0.3, 0.31, 0.29])).verdict,
-            "not supported"
-        );
-        assert_eq!(
-            verdict(Target::FashionMnist, s(&[-0.1, -0.12, -0.11]), small).verdict,
-            "not supported"
-        );
-        assert_eq!(
-            verdict(Target::FashionMnist, s(&[-0.1, 0.2, 0.05]), small).verdict,
-            "inconclusive"
-        );
+    fn the_contrasts_read_only_keys_the_runs_file() {
+        let cfg = config();
+        for profile in cfg.profiles.values() {
+            let planned: Vec<String> = collected(&cfg, profile, |_| 0.0)
+                .keys()
+                .map(|(t, n, s)| format!("{t}/{n}/{s}"))
+                .collect();
+            let cs = contrasts(&cfg, profile);
+            assert_eq!(cs.len(), 2 * cfg.targets.len());
+            for c in &cs {
+                assert_eq!(c.claims, CLAIMS);
+                assert!(c.replication.is_some(), "one zoo source: shared");
+                for k in c.keys() {
+                    assert!(planned.iter().any(|p| p == k), "{k} is not a result key");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_gain_that_shrinks_is_supported_and_a_loss_is_contradicted() {
+        let cfg = config();
+        let profile = &cfg.profiles["quick"];
+        let small = profile.per_class[0];
+        let shrinks = collected(&cfg, profile, |n| if n == small { 0.2 } else { 0.01 });
+        let summary = summarise(&cfg, "quick", 3, profile, &shrinks).unwrap();
+        assert_eq!(summary.contrasts.len(), 4);
+        for c in &summary.contrasts {
+            assert_eq!(c.outcome, Outcome::Supported, "{}", c.contrast.id);
+        }
+        let hurts = collected(&cfg, profile, |n| if n == small { -0.1 } else { 0.05 });
+        let summary = summarise(&cfg, "quick", 3, profile, &hurts).unwrap();
+        for c in &summary.contrasts {
+            assert_eq!(c.outcome, Outcome::Contradicted, "{}", c.contrast.id);
+        }
+    }
+
+    #[test]
+    fn without_fine_tune_nothing_is_declared() {
+        let mut cfg = config();
+        cfg.strategies.retain(|s| *s != Strategy::FineTune);
+        assert!(contrasts(&cfg, &cfg.profiles["quick"]).is_empty());
     }
 }

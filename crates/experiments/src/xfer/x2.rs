@@ -3,16 +3,19 @@
 //! A LeNet is pre-trained on M MNIST examples per class, M = r·N for each ratio r of the
 //! profile (and on all of MNIST), then fine-tuned on N examples per class of each target; the
 //! gain over training from scratch on the same N is measured per seed, as a function of M/N.
+//! T-2 is decided by the contrasts declared in [`contrasts`] before any run.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use core_tensor::Result;
 use serde::{Deserialize, Serialize};
-use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
+use transferlab_report::contrast::{Contrast, Kind};
+use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table};
 
 use crate::driver::Plan;
-use crate::xfer::common::{self as experiments, Common, Results, RunOptions, claim, pts};
+use crate::margins;
+use crate::xfer::common::{self as experiments, Common, Results, RunOptions};
 use crate::xfer::runner::{DataSpec, LabelMode, PixelMode, Pretrain, SourceSpec};
 use transfer::strategy::Strategy;
 
@@ -53,28 +56,66 @@ struct Resolved<'a> {
     common: &'a Common,
 }
 
-/// The rule for T-2, fixed before any run.
-pub const RULE: &str = "supported if the gain of pre-training on all the source data has its 95% CI above 0 \
-     and, at every M <= N, the upper end of the gain's CI is below half that gain; not supported \
-     if the largest-M gain is above 0 and at some M <= N the lower end of the gain's CI is at \
-     least half of it; otherwise inconclusive";
+/// The source sizes of a profile, per class, in its order: `Some(M)` for M = r·N (at least 1)
+/// per ratio r, then `None` for the whole source training set when `include_all`.
+pub fn source_sizes(p: &X2Profile) -> Vec<Option<usize>> {
+    let n = p.per_class;
+    let mut sizes: Vec<Option<usize>> = p
+        .ratios
+        .iter()
+        .map(|r| Some(((r * n as f64).round() as usize).max(1)))
+        .collect();
+    if p.include_all {
+        sizes.push(None);
+    }
+    sizes
+}
 
-/// The verdict from the gains at M ≤ N and the gain at the largest M.
-pub fn verdict(
-    small: &[transferlab_report::stats::Summary],
-    largest: &transferlab_report::stats::Summary,
-) -> Verdict {
-    if !largest.above(0.0) {
-        return Verdict::Inconclusive;
+/// The label of a source size (`5`, `all`).
+fn label_m(m: Option<usize>) -> String {
+    m.map(|m| m.to_string()).unwrap_or_else(|| "all".into())
+}
+
+/// Where the per-seed test accuracy of a target's runs is filed: `{target}/{M}` for a source of
+/// M examples per class (`all`), `{target}/scratch` for its baseline.
+pub fn result_key(target: &str, arm: &str) -> String {
+    format!("{target}/{arm}")
+}
+
+/// The contrasts that decide T-2, declared from the config before any run: for every target
+/// and every source size M ≤ N (the source has as little data as the target, or less), the
+/// gain of fine-tuning that source over scratch is no gain worth having (no meaningful gain,
+/// δ = [`margins::transfer_gain`]; any harm allowed). The whole source training set ("all",
+/// MNIST's 6,000 per class) is never ≤ N. The sources are pre-trained per seed, so the seeds
+/// replicate them.
+pub fn contrasts(cfg: &X2Config, p: &X2Profile) -> Vec<Contrast> {
+    let n = p.per_class;
+    let mut small: Vec<usize> = source_sizes(p)
+        .into_iter()
+        .flatten()
+        .filter(|&m| m <= n)
+        .collect();
+    small.sort_unstable();
+    small.dedup();
+    let mut out = Vec::new();
+    for target in &cfg.targets {
+        let t = target.label();
+        for &m in &small {
+            out.push(Contrast::paired(
+                &format!("{t}/M={m}"),
+                &["T-2"],
+                format!(
+                    "{t}: fine-tune from {m} source examples per class − scratch, N = {n}/class"
+                ),
+                margins::accuracy_points(),
+                Kind::NoMeaningfulGain,
+                &result_key(&t, &m.to_string()),
+                &result_key(&t, "scratch"),
+                margins::transfer_gain(),
+            ));
+        }
     }
-    let half = largest.mean / 2.0;
-    if small.iter().all(|g| g.below(half)) {
-        Verdict::Supported
-    } else if small.iter().any(|g| g.above(half - f64::EPSILON)) {
-        Verdict::NotSupported
-    } else {
-        Verdict::Inconclusive
-    }
+    out
 }
 
 /// Runs X2 (resumable) and builds its report.
@@ -89,14 +130,7 @@ pub fn run(
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let seeds = opts.seeds_or(p.seeds)?;
     let n = p.per_class;
-    let mut sizes: Vec<Option<usize>> = p
-        .ratios
-        .iter()
-        .map(|r| Some(((r * n as f64).round() as usize).max(1)))
-        .collect();
-    if p.include_all {
-        sizes.push(None);
-    }
+    let sizes = source_sizes(p);
     let store = opts.run_store();
     let source_for = |m: Option<usize>| {
         SourceSpec::Pretrain(Pretrain {
@@ -107,7 +141,6 @@ pub fn run(
             recipe: common.recipe.clone(),
         })
     };
-    let label_m = |m: Option<usize>| m.map(|m| m.to_string()).unwrap_or_else(|| "all".into());
     let mut results = Results::default();
     let mut m_of_all = 0usize;
     let (mut rep, done) = experiments::with_context(&store, opts, on_run, |ctx| {
@@ -214,11 +247,10 @@ pub fn run(
             name: t.clone(),
             points: Vec::new(),
         };
-        let mut small = Vec::new();
-        let mut largest = None;
+        let scratch_key = result_key(&t, "scratch");
         for &m in &sizes {
-            let key = format!("{t}/{}", label_m(m));
-            let gain = results.gain(&key, &format!("{t}/scratch"))?;
+            let key = result_key(&t, &label_m(m));
+            let gain = results.gain(&key, &scratch_key)?;
             let m_count = m.unwrap_or(m_of_all);
             let ratio = m_count as f64 / n as f64;
             table.push(vec![
@@ -226,32 +258,14 @@ pub fn run(
                 Cell::text(label_m(m)),
                 Cell::Num(ratio),
                 Cell::pct(results.summary(&key)?),
-                Cell::pct(results.summary(&format!("{t}/scratch"))?),
+                Cell::pct(results.summary(&scratch_key)?),
                 Cell::pct(gain),
             ]);
             series.points.push(Point { x: ratio, y: gain });
-            if m_count <= n {
-                small.push(gain);
-            }
-            largest = Some(gain);
         }
         plot.series.push(series);
-        let largest = largest.expect("profiles have at least one size");
-        let v = verdict(&small, &largest);
-        rep.verdicts.push(claim(
-            "T-2",
-            "X2",
-            &t,
-            v,
-            RULE,
-            format!("gain at the largest M ({}/class), points", m_of_all),
-            largest,
-            format!(
-                "Gains at M <= N: {}.",
-                small.iter().map(pts).collect::<Vec<_>>().join(", ")
-            ),
-        ));
     }
+    crate::driver::decide(&mut rep, &results, contrasts(&cfg, p))?;
     rep.tables.push(table);
     rep.plots.push(plot);
     rep.notes.push(format!(
@@ -262,28 +276,92 @@ pub fn run(
         common.recipe.max_epochs,
         m_of_all * 10
     ));
+    rep.notes.push(
+        "T-2 is decided at the source sizes M <= N only; the larger sources (up to all of MNIST) \
+         show in the table and the plot whether pre-training helps at all on these targets."
+            .into(),
+    );
     Ok(rep)
 }
 
 #[cfg(test)]
 mod tests {
-    use transferlab_report::stats::summarize;
+    use transferlab_report::contrast::Outcome;
 
     use super::*;
 
+    fn config() -> X2Config {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/transfer/x2.toml"),
+        )
+        .unwrap();
+        toml::from_str(&text).unwrap()
+    }
+
+    /// Every result key the run files, as its plan does.
+    fn planned_keys(cfg: &X2Config, p: &X2Profile) -> Vec<String> {
+        let mut keys = Vec::new();
+        for target in &cfg.targets {
+            let t = target.label();
+            keys.push(format!("{t}/scratch"));
+            for m in source_sizes(p) {
+                keys.push(format!("{t}/{}", label_m(m)));
+            }
+        }
+        keys
+    }
+
+    fn results(cfg: &X2Config, p: &X2Profile, gain: f64) -> Results {
+        let mut r = Results::default();
+        for key in planned_keys(cfg, p) {
+            let g = if key.ends_with("/scratch") { 0.0 } else { gain };
+            for seed in 0..3 {
+                r.push(
+                    key.clone(),
+                    0.5 + g + ((key.len() * 7 + seed * 13) % 5) as f64 * 0.001,
+                );
+            }
+        }
+        r
+    }
+
     #[test]
-    fn the_rule_reads_the_intervals() {
-        let s = |v: &[f64]| summarize(v).unwrap();
-        let big = s(&[0.20, 0.22, 0.21]);
-        assert_eq!(verdict(&[s(&[0.0, 0.01, -0.01])], &big), Verdict::Supported);
-        assert_eq!(
-            verdict(&[s(&[0.15, 0.16, 0.17])], &big),
-            Verdict::NotSupported
-        );
-        assert_eq!(verdict(&[s(&[0.0, 0.2, 0.1])], &big), Verdict::Inconclusive);
-        assert_eq!(
-            verdict(&[s(&[0.0, 0.01, -0.01])], &s(&[-0.1, 0.2, 0.0])),
-            Verdict::Inconclusive
-        );
+    fn the_contrasts_cover_every_small_source_and_read_only_result_keys() {
+        let cfg = config();
+        for p in cfg.profiles.values() {
+            let planned = planned_keys(&cfg, p);
+            let cs = contrasts(&cfg, p);
+            let small = source_sizes(p)
+                .into_iter()
+                .flatten()
+                .filter(|&m| m <= p.per_class)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len();
+            assert!(small > 0);
+            assert_eq!(cs.len(), small * cfg.targets.len());
+            for c in &cs {
+                assert_eq!(c.claims, ["T-2"]);
+                for k in c.keys() {
+                    assert!(planned.iter().any(|p| p == k), "{k} is not a result key");
+                    assert!(!k.ends_with("/all"), "{k}: all of MNIST is never <= N");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_gain_is_supported_and_a_large_gain_contradicted() {
+        let cfg = config();
+        let p = &cfg.profiles["quick"];
+        let cs = contrasts(&cfg, p);
+        for c in &cs {
+            let none = results(&cfg, p, 0.0);
+            assert_eq!(c.evaluate(&none).unwrap().outcome, Outcome::Supported);
+            // Harm is allowed.
+            let harm = results(&cfg, p, -0.1);
+            assert_eq!(c.evaluate(&harm).unwrap().outcome, Outcome::Supported);
+            let gain = results(&cfg, p, 0.15);
+            assert_eq!(c.evaluate(&gain).unwrap().outcome, Outcome::Contradicted);
+        }
     }
 }

@@ -1,23 +1,26 @@
-//! Experiment X3, layer transfer in the layout of Yosinski et al. 2014, figure 2 (claims T-1
-//! and T-3).
+//! Experiment X3, layer transfer in the layout of Yosinski et al. 2014, figure 2 (claim T-1:
+//! low-level features carry over, higher ones are specific to the source task). Not T-3: half A
+//! is the same dataset as half B, so it shares low-level structure with B by design.
 //!
 //! A dataset's classes are split into halves A and B. Base networks are trained on A (baseA)
 //! and on B (baseB), each on `per_class` examples per class. Then for every n = 1..L backbone
 //! stages a network is built whose first n stages come from baseB (BnB, the "selffer") or
 //! baseA (AnB, the transfer), frozen or fine-tuned (+), the rest re-initialised, and trained
 //! on B's same examples; a network whose first n stages are frozen random weights is the
-//! control. Point n = 0 is B trained from scratch with the same recipe.
+//! control. Point n = 0 is B trained from scratch with the same recipe. T-1 is decided by the
+//! contrasts declared in [`contrasts`] before any run.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use core_tensor::Result;
 use serde::{Deserialize, Serialize};
-use transferlab_report::stats::Summary;
-use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
+use transferlab_report::contrast::{Contrast, Kind, Test};
+use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table};
 
 use crate::driver::Plan;
-use crate::xfer::common::{self as experiments, Common, Results, RunOptions, claim, pts};
+use crate::margins;
+use crate::xfer::common::{self as experiments, Common, Results, RunOptions};
 use crate::xfer::runner::{DataSpec, LabelMode, PixelMode, Pretrain, SourceSpec};
 use transfer::strategy::Strategy;
 
@@ -53,24 +56,68 @@ struct Resolved<'a> {
     common: &'a Common,
 }
 
-/// The margin of the non-inferiority rule, in accuracy (1 point).
-pub const MARGIN: f64 = 0.01;
-
-/// The rule for T-1 ("low-level features carry over"), fixed before any run.
-pub const RULE: &str = "supported if (AnB - baseB) at n = 1, the first stage transferred from A and frozen, \
-     has a 95% CI whose lower end is above -1 point (the first layer's features serve B as well \
-     as B's own) and the mean of (AnB - baseB) at n = L is below that at n = 1 (specificity grows \
-     with depth); not supported if the CI at n = 1 lies below -1 point; otherwise inconclusive";
-
-/// The verdict from (AnB − baseB) at n = 1 and at n = L.
-pub fn verdict(first: &Summary, last: &Summary) -> Verdict {
-    if first.above(-MARGIN) && last.mean < first.mean {
-        Verdict::Supported
-    } else if first.below(-MARGIN) {
-        Verdict::NotSupported
-    } else {
-        Verdict::Inconclusive
+/// Where the per-seed test accuracy on B is filed: `{dataset}/baseB`, and
+/// `{dataset}/{arm}/{n}` for an arm (`BnB`, `AnB+`, …) with its first n stages transferred.
+pub fn result_key(dataset: &str, arm: &str, n: Option<usize>) -> String {
+    match n {
+        Some(n) => format!("{dataset}/{arm}/{n}"),
+        None => format!("{dataset}/{arm}"),
     }
+}
+
+/// The number of backbone stages of the common recipe's model (L: n runs over 1..=L).
+pub fn stages(common: &Common) -> Result<usize> {
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    Ok(common.recipe.model.build(&vs.root())?.stages().len() - 1)
+}
+
+/// The contrasts that decide T-1, declared from the profile and the depth L before any run: per
+/// dataset, Yosinski's specificity, AnB (stages from A, frozen) at n = 1 minus AnB at n = L,
+/// paired by seed, is positive (superiority, δ = [`margins::specificity_fall`]): the features
+/// of the first stage serve B better than those of every stage. The base networks are trained
+/// per seed, so the seeds replicate them.
+pub fn contrasts(p: &X3Profile, stages: usize) -> Vec<Contrast> {
+    if stages < 2 {
+        return Vec::new();
+    }
+    p.datasets
+        .iter()
+        .map(|name| {
+            // "Low-level features carry over": the first stage from A is as good as B's own
+            // (non-inferiority of AnB at n = 1 against baseB) and the deepest transfer falls
+            // (specificity, Yosinski et al. 2014): both needed.
+            let carry = Contrast::paired(
+                "low-level-carries",
+                &[],
+                "AnB at n = 1 − baseB",
+                margins::accuracy_points(),
+                Kind::NonInferiority,
+                &result_key(name, "AnB", Some(1)),
+                &result_key(name, "baseB", None),
+                margins::specificity_fall(),
+            );
+            let fall = Contrast::paired(
+                "specificity",
+                &[],
+                format!("AnB at n = 1 − AnB at n = {stages} (first n stages from A, frozen)"),
+                margins::accuracy_points(),
+                Kind::Superiority,
+                &result_key(name, "AnB", Some(1)),
+                &result_key(name, "AnB", Some(stages)),
+                margins::specificity_fall(),
+            );
+            Contrast::composite(
+                &format!("{name}/low-level-carries-over"),
+                &["T-1"],
+                format!(
+                    "{name}: the first stage from A carries over (AnB at n = 1 as good as baseB) \
+                     and deeper stages are specific (AnB falls by n = {stages}), paired by seed"
+                ),
+                Test::AllOf(vec![carry, fall]),
+            )
+            .expect("two components")
+        })
+        .collect()
 }
 
 fn data(name: &str, classes: &[i64]) -> Result<DataSpec> {
@@ -106,10 +153,7 @@ pub fn run(
     let seeds = opts.seeds_or(p.seeds)?;
     let n = p.per_class;
     let store = opts.run_store();
-    let stages = {
-        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        common.recipe.model.build(&vs.root())?.stages().len() - 1
-    };
+    let stages = stages(&common)?;
     let half = |d: &DataSpec| {
         SourceSpec::Pretrain(Pretrain {
             data: d.clone(),
@@ -164,7 +208,7 @@ pub fn run(
         let rep = experiments::report(
             "X3",
             "layer transfer (Yosinski et al. 2014, figure 2)",
-            &["T-1", "T-3"],
+            &["T-1"],
             format!(
                 "Classes split into A = {:?} and B = {:?} of {}; base networks (LeNet, {stages} \
                  backbone stages) trained on {n} examples per class of each half; for n = 1..{stages} \
@@ -262,30 +306,8 @@ pub fn run(
             plot.series.push(series);
         }
         rep.plots.push(plot);
-        let first = results.gain(&format!("{name}/AnB/1"), &base_key)?;
-        let last = results.gain(&format!("{name}/AnB/{stages}"), &base_key)?;
-        let plus: Vec<String> = (1..=stages)
-            .map(|k| {
-                results
-                    .gain(&format!("{name}/AnB+/{k}"), &base_key)
-                    .map(|g| pts(&g))
-            })
-            .collect::<transferlab_report::Result<_>>()?;
-        rep.verdicts.push(claim(
-            "T-1",
-            "X3",
-            name,
-            verdict(&first, &last),
-            RULE,
-            "AnB − baseB at n = 1, points".into(),
-            first,
-            format!(
-                "AnB − baseB at n = {stages}: {}; AnB+ − baseB at n = 1..{stages}: {}.",
-                pts(&last),
-                plus.join(", ")
-            ),
-        ));
     }
+    crate::driver::decide(&mut rep, &results, contrasts(p, stages))?;
     rep.tables.push(table);
     rep.notes.push(format!(
         "baseB here is B trained from scratch with the adaptation recipe (early stopping on a \
@@ -297,20 +319,81 @@ pub fn run(
 
 #[cfg(test)]
 mod tests {
-    use transferlab_report::stats::summarize;
+    use transferlab_report::contrast::Outcome;
 
     use super::*;
 
+    fn config() -> (X3Config, Common) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/transfer/x3.toml");
+        let cfg: X3Config = experiments::load_toml(&path).unwrap();
+        let common = experiments::load_common(&path, &cfg.common).unwrap();
+        (cfg, common)
+    }
+
+    /// Every result key the run files, as its plan does.
+    fn planned_keys(p: &X3Profile, stages: usize) -> Vec<String> {
+        let mut keys = Vec::new();
+        for name in &p.datasets {
+            keys.push(result_key(name, "baseB", None));
+            for k in 1..=stages {
+                for (arm, _, _) in ARMS {
+                    keys.push(result_key(name, arm, Some(k)));
+                }
+            }
+        }
+        keys
+    }
+
+    /// Accuracy on B per planned key: AnB at n stages is `anb(n)`, the rest 0.8; seed noise
+    /// differs between cells.
+    fn results(p: &X3Profile, stages: usize, anb: impl Fn(usize) -> f64) -> Results {
+        let mut r = Results::default();
+        for name in &p.datasets {
+            for seed in 0..3 {
+                let noise = |k: usize| ((k * 7 + seed * 13 + k * seed * 3) % 5) as f64 * 0.002;
+                r.push(result_key(name, "baseB", None), 0.8 + noise(0));
+                for k in 1..=stages {
+                    for (arm, _, _) in ARMS {
+                        let acc = if arm == "AnB" { anb(k) } else { 0.8 };
+                        r.push(result_key(name, arm, Some(k)), acc + noise(k));
+                    }
+                }
+            }
+        }
+        r
+    }
+
     #[test]
-    fn the_rule_reads_the_intervals() {
-        let s = |v: &[f64]| summarize(v).unwrap();
-        let same = s(&[0.0, 0.002, -0.002]);
-        let worse = s(&[-0.1, -0.12, -0.11]);
-        assert_eq!(verdict(&same, &worse), Verdict::Supported);
-        assert_eq!(
-            verdict(&same, &s(&[0.01, 0.012, 0.011])),
-            Verdict::Inconclusive
-        );
-        assert_eq!(verdict(&worse, &worse), Verdict::NotSupported);
+    fn the_contrasts_read_only_keys_the_runs_file() {
+        let (cfg, common) = config();
+        let stages = stages(&common).unwrap();
+        assert!(stages >= 2);
+        for p in cfg.profiles.values() {
+            let planned = planned_keys(p, stages);
+            let cs = contrasts(p, stages);
+            assert_eq!(cs.len(), p.datasets.len());
+            for c in &cs {
+                assert_eq!(c.claims, ["T-1"]);
+                for k in c.keys() {
+                    assert!(planned.iter().any(|p| p == k), "{k} is not a result key");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn carrying_over_then_falling_with_depth_is_supported_and_a_rise_contradicted() {
+        let (cfg, common) = config();
+        let stages = stages(&common).unwrap();
+        let p = &cfg.profiles["quick"];
+        let cs = contrasts(p, stages);
+        let falls = results(p, stages, |k| 0.8 - 0.03 * (k - 1) as f64);
+        let rises = results(p, stages, |k| 0.7 + 0.02 * k as f64);
+        let flat = results(p, stages, |_| 0.8);
+        for c in &cs {
+            assert_eq!(c.evaluate(&falls).unwrap().outcome, Outcome::Supported);
+            assert_eq!(c.evaluate(&rises).unwrap().outcome, Outcome::Contradicted);
+            assert_ne!(c.evaluate(&flat).unwrap().outcome, Outcome::Supported);
+        }
     }
 }

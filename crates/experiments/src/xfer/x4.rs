@@ -5,18 +5,20 @@
 //! permutation) are fine-tuned on small target sets and compared with training from scratch,
 //! paired by seed. A source whose gain has a 95% CI below zero is negative transfer. A source
 //! trained on the target's own dataset is skipped for that target (it would be the target's
-//! labels, not transfer).
+//! labels, not transfer). T-3 is decided by the contrasts declared in [`contrasts`] before any
+//! run.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use core_tensor::Result;
 use serde::{Deserialize, Serialize};
-use transferlab_report::stats::Summary;
-use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
+use transferlab_report::contrast::{Contrast, Kind, Test};
+use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table};
 
 use crate::driver::Plan;
-use crate::xfer::common::{self as experiments, Common, Results, RunOptions, claim, pts};
+use crate::margins;
+use crate::xfer::common::{self as experiments, Common, Results, RunOptions, pts};
 use crate::xfer::runner::{DataSpec, LabelMode, PixelMode, Pretrain, SourceSpec};
 use transfer::strategy::Strategy;
 
@@ -87,18 +89,76 @@ struct Resolved<'a> {
     common: &'a Common,
 }
 
-/// The rule for T-3, fixed before any run.
-pub const RULE: &str = "supported if no source marked unrelated shows a gain over scratch whose 95% CI lies \
-     above 0 (in any strategy and N); not supported if one does; negative transfer (CI below 0) \
-     is reported for every source, related or not";
+/// Whether `source` is compared on `target`: not when it was trained on the target's own
+/// dataset (that would be the target's labels, not transfer).
+pub fn applies(source: &SourceVariant, target: &DataSpec) -> bool {
+    source.data.dataset() != target.dataset()
+}
 
-/// The verdict from the gains of the unrelated sources.
-pub fn verdict(unrelated_gains: &[Summary]) -> Verdict {
-    if unrelated_gains.iter().any(|g| g.above(0.0)) {
-        Verdict::NotSupported
-    } else {
-        Verdict::Supported
+/// Where the per-seed test accuracy is filed: `{target}/{N}/scratch` for the baseline,
+/// `{target}/{N}/{source}/{strategy}` for a source adapted by a strategy.
+pub fn result_key(target: &str, n: usize, arm: &str) -> String {
+    format!("{target}/{n}/{arm}")
+}
+
+/// The contrasts that decide T-3, declared from the config before any run: per target, every
+/// source marked unrelated, in every strategy and at every N, gives no gain worth having over
+/// scratch (all of k no-meaningful-gain contrasts, δ = [`margins::transfer_gain`]; harm is
+/// allowed, and negative transfer is reported beside, not decided). A source whose pixels are
+/// permuted uses one fixed permutation for every seed, so its components are marked shared.
+pub fn contrasts(cfg: &X4Config, p: &X4Profile) -> Vec<Contrast> {
+    let mut out = Vec::new();
+    for target in &cfg.targets {
+        let t = target.label();
+        let mut parts = Vec::new();
+        for s in cfg
+            .sources
+            .iter()
+            .filter(|s| s.unrelated && applies(s, target))
+        {
+            for strategy in &p.strategies {
+                for &n in &p.per_class {
+                    let arm = format!("{}/{}", s.name, strategy.name());
+                    let c = Contrast::paired(
+                        &format!("{t}/{n}/{arm}"),
+                        &[],
+                        format!(
+                            "{t}: {} ({}) − scratch at N = {n}/class",
+                            s.name,
+                            strategy.name()
+                        ),
+                        margins::accuracy_points(),
+                        Kind::NoMeaningfulGain,
+                        &result_key(&t, n, &arm),
+                        &result_key(&t, n, "scratch"),
+                        margins::transfer_gain(),
+                    );
+                    parts.push(if s.pixels == PixelMode::Permuted {
+                        c.shared(
+                            "one fixed pixel permutation serves every seed: the seeds replicate \
+                             the source's training and the target draw, not the permutation",
+                        )
+                    } else {
+                        c
+                    });
+                }
+            }
+        }
+        if parts.is_empty() {
+            continue;
+        }
+        let k = parts.len();
+        out.push(
+            Contrast::composite(
+                &format!("{t}/unrelated"),
+                &["T-3"],
+                format!("{t}: every unrelated source (×strategy ×N, {k}) − scratch, no gain"),
+                Test::AllOf(parts),
+            )
+            .expect("an all-of with components"),
+        );
     }
+    out
 }
 
 /// Runs X4 (resumable) and builds its report.
@@ -113,7 +173,6 @@ pub fn run(
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let seeds = opts.seeds_or(p.seeds)?;
     let store = opts.run_store();
-    let applies = |s: &SourceVariant, t: &DataSpec| s.data.dataset() != t.dataset();
     let mut results = Results::default();
     let (mut rep, done) = experiments::with_context(&store, opts, on_run, |ctx| {
         let mut plan = Plan::new();
@@ -210,7 +269,6 @@ pub fn run(
     let mut negative = Vec::new();
     for target in &cfg.targets {
         let t = target.label();
-        let mut unrelated = Vec::new();
         let mut plot = Plot {
             id: format!("x4-{t}"),
             title: format!("X4: gain over scratch by source, target {t}"),
@@ -254,9 +312,6 @@ pub fn run(
                             pts(&gain)
                         ));
                     }
-                    if s.unrelated {
-                        unrelated.push((format!("{} ({}, N={n})", s.name, strategy.name()), gain));
-                    }
                     table.push(vec![
                         Cell::text(&t),
                         Cell::int(n as i64),
@@ -276,36 +331,16 @@ pub fn run(
             }
         }
         rep.plots.push(plot);
-        let gains: Vec<Summary> = unrelated.iter().map(|(_, g)| *g).collect();
-        if let Some((worst_name, worst)) = unrelated
-            .iter()
-            .max_by(|a, b| a.1.mean.total_cmp(&b.1.mean))
-        {
-            rep.verdicts.push(claim(
-                "T-3",
-                "X4",
-                &t,
-                verdict(&gains),
-                RULE,
-                format!("largest gain of an unrelated source: {worst_name}, points"),
-                *worst,
-                format!(
-                    "Unrelated sources: {}.",
-                    unrelated
-                        .iter()
-                        .map(|(n, g)| format!("{n} {}", pts(g)))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ),
-            ));
-        }
     }
+    crate::driver::decide(&mut rep, &results, contrasts(&cfg, p))?;
     rep.tables.push(table);
     rep.notes.push(if negative.is_empty() {
-        "No negative transfer: no source's gain over scratch has a 95% CI below 0.".into()
+        "No negative transfer: no source's gain over scratch has a 95% CI below 0 (reported, \
+         not decided: T-3's \"can hurt\" is a possibility, not a prediction)."
+            .into()
     } else {
         format!(
-            "Negative transfer (gain CI below 0): {}.",
+            "Negative transfer (gain CI below 0; reported, not decided): {}.",
             negative.join("; ")
         )
     });
@@ -314,20 +349,109 @@ pub fn run(
 
 #[cfg(test)]
 mod tests {
-    use transferlab_report::stats::summarize;
+    use transferlab_report::contrast::Outcome;
 
     use super::*;
 
+    fn config() -> X4Config {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/transfer/x4.toml"),
+        )
+        .unwrap();
+        toml::from_str(&text).unwrap()
+    }
+
+    /// Every result key the run files, as its plan does.
+    fn planned_keys(cfg: &X4Config, p: &X4Profile) -> Vec<String> {
+        let mut keys = Vec::new();
+        for target in &cfg.targets {
+            let t = target.label();
+            for &n in &p.per_class {
+                keys.push(format!("{t}/{n}/scratch"));
+                for s in cfg.sources.iter().filter(|s| applies(s, target)) {
+                    for strategy in &p.strategies {
+                        keys.push(format!("{t}/{n}/{}/{}", s.name, strategy.name()));
+                    }
+                }
+            }
+        }
+        keys
+    }
+
+    /// Accuracy per planned key: the unrelated sources `unrelated` above scratch, the related
+    /// ones 10 points above; seed noise differs between cells.
+    fn results(cfg: &X4Config, p: &X4Profile, unrelated: f64) -> Results {
+        let names: Vec<&str> = cfg
+            .sources
+            .iter()
+            .filter(|s| s.unrelated)
+            .map(|s| s.name.as_str())
+            .collect();
+        let mut r = Results::default();
+        for key in planned_keys(cfg, p) {
+            let g = if key.ends_with("/scratch") {
+                0.0
+            } else if names.iter().any(|n| key.contains(&format!("/{n}/"))) {
+                unrelated
+            } else {
+                0.1
+            };
+            for seed in 0..3 {
+                let noise = ((key.len() * 7 + seed * 13 + key.len() * seed) % 5) as f64 * 0.001;
+                r.push(key.clone(), 0.5 + g + noise);
+            }
+        }
+        r
+    }
+
     #[test]
-    fn one_significant_unrelated_gain_contradicts_the_claim() {
-        let s = |v: &[f64]| summarize(v).unwrap();
-        assert_eq!(
-            verdict(&[s(&[-0.1, 0.0, 0.05]), s(&[-0.2, -0.21, -0.22])]),
-            Verdict::Supported
-        );
-        assert_eq!(
-            verdict(&[s(&[-0.1, 0.0, 0.05]), s(&[0.2, 0.21, 0.22])]),
-            Verdict::NotSupported
-        );
+    fn the_contrasts_cover_every_unrelated_source_and_read_only_result_keys() {
+        let cfg = config();
+        for p in cfg.profiles.values() {
+            let planned = planned_keys(&cfg, p);
+            let cs = contrasts(&cfg, p);
+            assert_eq!(cs.len(), cfg.targets.len());
+            for c in &cs {
+                assert_eq!(c.claims, ["T-3"]);
+                let Test::AllOf(parts) = &c.test else {
+                    panic!("{}: all of k", c.id)
+                };
+                // Two unrelated sources per target, every strategy and N.
+                assert_eq!(parts.len(), 2 * p.strategies.len() * p.per_class.len());
+                assert!(parts.iter().any(|c| c.replication.is_some()));
+                for k in c.keys() {
+                    assert!(planned.iter().any(|p| p == k), "{k} is not a result key");
+                    assert!(
+                        !k.contains("/mnist/") && !k.contains("/fashion-mnist/"),
+                        "{k}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_gain_or_harm_is_supported_and_a_gain_contradicted() {
+        let cfg = config();
+        let p = &cfg.profiles["full"];
+        let cs = contrasts(&cfg, p);
+        for c in &cs {
+            for harmless in [0.0, -0.1] {
+                let r = results(&cfg, p, harmless);
+                assert_eq!(
+                    c.evaluate(&r).unwrap().outcome,
+                    Outcome::Supported,
+                    "{}",
+                    c.id
+                );
+            }
+            let r = results(&cfg, p, 0.1);
+            assert_eq!(
+                c.evaluate(&r).unwrap().outcome,
+                Outcome::Contradicted,
+                "{}",
+                c.id
+            );
+        }
     }
 }

@@ -3,18 +3,20 @@
 //! An M5-style 1-D CNN is pre-trained on the raw waveforms of five FSDD speakers and adapted
 //! to the sixth with k recordings per digit, against training on the sixth speaker alone. The
 //! held-out speaker's takes 0..`test_takes` are its test set; the k examples (and a validation
-//! share) come from its other takes.
+//! share) come from its other takes. T-1 is decided by the contrasts declared in
+//! [`contrasts`] before any run, on per-seed values averaged over the held-out speakers.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use core_tensor::Result;
 use serde::{Deserialize, Serialize};
-use transferlab_report::stats::Summary;
-use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
+use transferlab_report::contrast::{Contrast, Kind};
+use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table};
 
 use crate::driver::Plan;
-use crate::xfer::common::{self as experiments, Adaptation, Results, RunOptions, claim, pts};
+use crate::margins;
+use crate::xfer::common::{self as experiments, Adaptation, Results, RunOptions};
 use crate::xfer::runner::{DataSpec, LabelMode, PixelMode, Pretrain, PretrainRecipe, SourceSpec};
 use transfer::strategy::Strategy;
 
@@ -51,22 +53,97 @@ pub struct X5Profile {
     pub shared_source: bool,
 }
 
-/// The rule for T-1 on sound, fixed before any run (the same as X1's).
-pub const RULE: &str = "supported if the 95% CI of (fine_tune - scratch) at the smallest k is above 0 and the \
-     mean gain at the largest k is smaller than at the smallest; not supported if that CI is \
-     below 0, or above 0 while the gain at the largest k is at least as large; otherwise \
-     inconclusive";
+/// Where the per-seed test accuracy is filed for the contrasts: `{k}/{strategy}`, the mean over
+/// the held-out speakers of each seed's accuracy (one value per seed).
+pub fn result_key(k: usize, strategy: &str) -> String {
+    format!("{k}/{strategy}")
+}
 
-/// The verdict from the gains at the smallest and the largest k.
-pub fn verdict(smallest: &Summary, largest: &Summary) -> Verdict {
-    let shrinks = largest.mean < smallest.mean;
-    if smallest.above(0.0) && shrinks {
-        Verdict::Supported
-    } else if smallest.below(0.0) || (smallest.above(0.0) && !shrinks) {
-        Verdict::NotSupported
-    } else {
-        Verdict::Inconclusive
+/// Where one held-out speaker's per-seed test accuracy is filed: `{speaker}/{k}/{strategy}`.
+pub fn speaker_key(speaker: &str, k: usize, strategy: &str) -> String {
+    format!("{speaker}/{}", result_key(k, strategy))
+}
+
+/// The contrasts that decide T-1 on sound, declared from the profile before any run:
+/// (fine_tune − scratch) at the smallest k is positive (superiority, δ =
+/// [`margins::transfer_gain`]) and larger than at the largest k (trend on the per-seed gains, δ
+/// = [`margins::gain_shrinks`]), on the speaker-averaged values of [`result_key`]. With
+/// `shared_source` one source per held-out speaker serves every seed, so both are marked shared.
+pub fn contrasts(p: &X5Profile) -> Vec<Contrast> {
+    let (Some(&small), Some(&large)) = (p.per_class.iter().min(), p.per_class.iter().max()) else {
+        return Vec::new();
+    };
+    let speakers = p.held_out.join(", ");
+    let mark = |c: Contrast| {
+        if p.shared_source {
+            c.shared(
+                "one source per held-out speaker (pre-trained with seed 0) serves every seed: the \
+                 seeds replicate the k-recording draw and the adaptation, not pre-training",
+            )
+        } else {
+            c
+        }
+    };
+    let mut out = vec![mark(Contrast::paired(
+        "gain-smallest-k",
+        &["T-1"],
+        format!(
+            "fine_tune − scratch at k = {small}/digit, mean over held-out speakers ({speakers})"
+        ),
+        margins::accuracy_points(),
+        Kind::Superiority,
+        &result_key(small, "fine_tune"),
+        &result_key(small, "scratch"),
+        margins::transfer_gain(),
+    ))];
+    if small != large {
+        out.push(mark(Contrast::trend(
+            "gain-shrinks",
+            &["T-1"],
+            format!(
+                "(fine_tune − scratch) at k = {small} minus at k = {large}, mean over held-out \
+                 speakers ({speakers}), paired by seed"
+            ),
+            margins::accuracy_points(),
+            (
+                &result_key(small, "fine_tune"),
+                &result_key(small, "scratch"),
+            ),
+            (
+                &result_key(large, "fine_tune"),
+                &result_key(large, "scratch"),
+            ),
+            margins::gain_shrinks(),
+        )));
     }
+    out
+}
+
+/// The per-seed accuracies averaged over the held-out speakers, filed by [`result_key`]: each
+/// value is one seed (the speakers are a fixed set, not replicates).
+fn speaker_means(p: &X5Profile, by_speaker: &Results) -> Result<Results> {
+    let mut out = Results::default();
+    for &k in &p.per_class {
+        for strategy in &p.strategies {
+            let per: Vec<&[f64]> = p
+                .held_out
+                .iter()
+                .map(|h| by_speaker.get(&speaker_key(h, k, strategy.name())))
+                .collect::<transferlab_report::Result<_>>()?;
+            let seeds = per.first().map_or(0, |v| v.len());
+            if per.iter().any(|v| v.len() != seeds) {
+                return Err(core_tensor::Error::InvalidArgument(format!(
+                    "x5: the held-out speakers have different numbers of seeds at k = {k}, {}",
+                    strategy.name()
+                )));
+            }
+            for seed in 0..seeds {
+                let sum: f64 = per.iter().map(|v| v[seed]).sum();
+                out.push(result_key(k, strategy.name()), sum / per.len() as f64);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Runs X5 (resumable) and builds its report.
@@ -92,7 +169,8 @@ pub fn run(
     }
     let seeds = opts.seeds_or(p.seeds)?;
     let store = opts.run_store();
-    let mut results = Results::default();
+    // The held-out speaker of each planned run, in plan order (its cell leaves it out).
+    let mut speaker_of: Vec<String> = Vec::new();
     let (mut rep, done) = experiments::with_context(&store, opts, on_run, |ctx| {
         let mut plan = Plan::new();
         for held in &p.held_out {
@@ -130,6 +208,7 @@ pub fn run(
                         );
                         let label = format!("x5 {held} k={k} {} seed {seed}", strategy.name());
                         plan.push(format!("{k}/{}", strategy.name()), run, seed, label);
+                        speaker_of.push(held.clone());
                     }
                 }
             }
@@ -169,9 +248,20 @@ pub fn run(
     let Some(done) = done else {
         return Ok(rep);
     };
-    for (cell, r) in done {
-        results.push(cell, r.test_accuracy);
+    // Per held-out speaker, one value per seed (the plan runs speaker by speaker, each in seed
+    // order); then the mean over the speakers per seed, which the contrasts read.
+    if done.len() != speaker_of.len() {
+        return Err(core_tensor::Error::InvalidArgument(format!(
+            "x5: {} results for {} planned runs",
+            done.len(),
+            speaker_of.len()
+        )));
     }
+    let mut by_speaker = Results::default();
+    for ((cell, r), held) in done.into_iter().zip(&speaker_of) {
+        by_speaker.push(format!("{held}/{cell}"), r.test_accuracy);
+    }
+    let results = speaker_means(p, &by_speaker)?;
 
     let mut table = Table::new(
         "x5-speaker-transfer",
@@ -222,46 +312,137 @@ pub fn run(
         acc_plot.series.push(series);
     }
     rep.plots.push(acc_plot);
-    let small = *p.per_class.iter().min().expect("profiles are not empty");
-    let large = *p.per_class.iter().max().expect("profiles are not empty");
-    let gain_at = |k: usize| results.gain(&format!("{k}/fine_tune"), &format!("{k}/scratch"));
-    let (gs, gl) = (gain_at(small)?, gain_at(large)?);
-    rep.verdicts.push(claim(
-        "T-1",
-        "X5",
-        "FSDD, new speaker",
-        verdict(&gs, &gl),
-        RULE,
-        format!("fine_tune − scratch at k = {small}, points"),
-        gs,
-        format!("At k = {large}: {}.", pts(&gl)),
-    ));
     rep.tables.push(table);
+    if p.held_out.len() > 1 {
+        let mut per_speaker = Table::new(
+            "x5-per-speaker",
+            &[
+                "held-out speaker",
+                "k/digit",
+                "fine_tune − scratch (points)",
+            ],
+        );
+        for held in &p.held_out {
+            for &k in &p.per_class {
+                per_speaker.push(vec![
+                    Cell::text(held),
+                    Cell::int(k as i64),
+                    Cell::pct(by_speaker.gain(
+                        &speaker_key(held, k, "fine_tune"),
+                        &speaker_key(held, k, "scratch"),
+                    )?),
+                ]);
+            }
+        }
+        rep.tables.push(per_speaker);
+    }
+    crate::driver::decide(&mut rep, &results, contrasts(p))?;
+    rep.notes.push(format!(
+        "Each value the accuracy table and the contrasts read is one seed: the mean over the \
+         held-out speaker{} ({}) of that seed's test accuracy. The speakers are a fixed set, \
+         not replicates, so they are averaged rather than pooled as if they were seeds.{}",
+        if p.held_out.len() > 1 { "s" } else { "" },
+        p.held_out.join(", "),
+        if p.held_out.len() > 1 {
+            " The per-speaker table shows each speaker's gain over its seeds."
+        } else {
+            ""
+        }
+    ));
     Ok(rep)
 }
-
 #[cfg(test)]
 mod tests {
-    use transferlab_report::stats::summarize;
+    use transferlab_report::contrast::Outcome;
 
     use super::*;
 
+    fn config() -> X5Config {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/transfer/x5.toml"),
+        )
+        .unwrap();
+        toml::from_str(&text).unwrap()
+    }
+
+    /// Per-speaker results as the run collects them: fine_tune `gain(k)` above the others; seed
+    /// noise differs between cells and speakers.
+    fn by_speaker(p: &X5Profile, gain: impl Fn(usize) -> f64) -> Results {
+        let mut r = Results::default();
+        for (h, held) in p.held_out.iter().enumerate() {
+            for &k in &p.per_class {
+                for strategy in &p.strategies {
+                    let g = if *strategy == Strategy::FineTune {
+                        gain(k)
+                    } else {
+                        0.0
+                    };
+                    let key = speaker_key(held, k, strategy.name());
+                    for seed in 0..3 {
+                        let noise = ((key.len() * 7 + seed * 13 + h + k * seed) % 5) as f64 * 0.003;
+                        r.push(key.clone(), 0.5 + g + noise);
+                    }
+                }
+            }
+        }
+        r
+    }
+
     #[test]
-    fn the_rule_reads_the_intervals() {
-        let s = |v: &[f64]| summarize(v).unwrap();
-        let big = s(&[0.30, 0.32, 0.31]);
-        let small = s(&[0.01, 0.02, 0.0]);
-        assert_eq!(verdict(&big, &small), Verdict::Supported);
-        // Significant at the smallest k but growing with k: not the claimed shape.
-        let modest = s(&[0.05, 0.06, 0.055]);
-        assert_eq!(verdict(&modest, &big), Verdict::NotSupported);
-        assert_eq!(
-            verdict(&s(&[-0.05, -0.06, -0.055]), &small),
-            Verdict::NotSupported
-        );
-        assert_eq!(
-            verdict(&s(&[-0.1, 0.2, 0.0]), &small),
-            Verdict::Inconclusive
+    fn the_contrasts_read_one_value_per_seed_from_keys_the_run_files() {
+        let cfg = config();
+        for p in cfg.profiles.values() {
+            let means = speaker_means(p, &by_speaker(p, |_| 0.0)).unwrap();
+            let cs = contrasts(p);
+            assert_eq!(cs.len(), 2);
+            for c in &cs {
+                assert_eq!(c.claims, ["T-1"]);
+                assert_eq!(c.replication.is_some(), p.shared_source);
+                for k in c.keys() {
+                    // Every key is filed, with one value per seed whatever the speakers.
+                    assert_eq!(means.get(k).unwrap().len(), 3, "{k}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_gain_that_shrinks_is_supported_and_a_loss_is_contradicted() {
+        let cfg = config();
+        for p in cfg.profiles.values() {
+            let small = *p.per_class.iter().min().unwrap();
+            let cs = contrasts(p);
+            let shrinks =
+                speaker_means(p, &by_speaker(p, |k| if k == small { 0.3 } else { 0.02 })).unwrap();
+            let hurts =
+                speaker_means(p, &by_speaker(p, |k| if k == small { -0.1 } else { 0.05 })).unwrap();
+            for c in &cs {
+                assert_eq!(c.evaluate(&shrinks).unwrap().outcome, Outcome::Supported);
+                assert_eq!(c.evaluate(&hurts).unwrap().outcome, Outcome::Contradicted);
+            }
+        }
+    }
+
+    #[test]
+    fn speakers_are_averaged_per_seed() {
+        let p = X5Profile {
+            held_out: vec!["a".into(), "b".into()],
+            per_class: vec![1],
+            strategies: vec![Strategy::Scratch],
+            seeds: 2,
+            shared_source: false,
+        };
+        let mut r = Results::default();
+        for (h, v) in [("a", [0.2, 0.4]), ("b", [0.6, 0.8])] {
+            for x in v {
+                r.push(speaker_key(h, 1, "scratch"), x);
+            }
+        }
+        let m = speaker_means(&p, &r).unwrap();
+        let v = m.get(&result_key(1, "scratch")).unwrap();
+        assert!(
+            (v[0] - 0.4).abs() < 1e-12 && (v[1] - 0.6).abs() < 1e-12,
+            "{v:?}"
         );
     }
 }

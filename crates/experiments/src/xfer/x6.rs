@@ -6,6 +6,10 @@
 //! the rank correlation (Spearman, Kendall) between each score and the accuracy over the
 //! sources says how well the cheap score would have chosen the source.
 //!
+//! The claim "X6" (a cheap transferability estimate ranks sources by their fine-tuned accuracy)
+//! is decided by the contrasts declared in [`contrasts`] before any run: LogME is the primary
+//! estimate, fixed before the runs; LEEP and the H-scores are reported in a table, undecided.
+//!
 //! The fine-tuning runs are the same runs as X2's and X4's where the source, target and
 //! settings agree, so after those experiments X6 adds only its zoo sources.
 
@@ -14,11 +18,13 @@ use std::path::{Path, PathBuf};
 
 use core_tensor::Result;
 use serde::{Deserialize, Serialize};
-use transferlab_report::stats::{Summary, summarize};
-use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table, Verdict};
+use transferlab_report::contrast::{Contrast, Kind, Quantity, Test, Unit};
+use transferlab_report::stats::{Results, Summary, summarize};
+use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table};
 
 use crate::driver::Plan;
-use crate::xfer::common::{self as experiments, Common, RunOptions, claim};
+use crate::margins;
+use crate::xfer::common::{self as experiments, Common, RunOptions};
 use crate::xfer::runner::{DataSpec, SourceSpec};
 use crate::xfer::x4::SourceVariant;
 use transfer::strategy::Strategy;
@@ -58,23 +64,89 @@ struct Resolved<'a> {
     common: &'a Common,
 }
 
-/// The rule, fixed before any run.
-pub const RULE: &str = "LogME ranks sources usefully if the 95% CI of its per-seed Spearman correlation with \
-     the fine-tuned test accuracy lies above 0; misleading if it lies below 0; otherwise \
-     inconclusive";
+/// The estimate that decides the claim, chosen before any run (You et al. 2021's LogME); the
+/// others of [`ESTIMATORS`] are reported without a decision.
+pub const PRIMARY: &str = "LogME";
 
-/// The verdict from the per-seed Spearman correlations of LogME.
-pub fn verdict(rho: &Summary) -> Verdict {
-    if rho.above(0.0) {
-        Verdict::Supported
-    } else if rho.below(0.0) {
-        Verdict::NotSupported
-    } else {
-        Verdict::Inconclusive
-    }
+/// Where the per-seed values of a source on a target are filed: `{target}/{source}/accuracy`
+/// for its fine-tuned test accuracy, `{target}/{source}/{estimator}` for a score of
+/// [`ESTIMATORS`].
+pub fn result_key(target: &str, source: &str, what: &str) -> String {
+    format!("{target}/{source}/{what}")
 }
 
-const ESTIMATORS: [&str; 4] = ["LogME", "LEEP", "H-score", "shrunk H-score"];
+/// The pool of sources compared on `target`, in plan order, with their names: the profile's
+/// zoo entries (`zoo:{entry}`), then the configured sources, each left out when it was trained
+/// on the target's own dataset (`dataset_of` names a source's dataset).
+pub fn pool(
+    cfg: &X6Config,
+    common: &Common,
+    p: &X6Profile,
+    target: &DataSpec,
+    mut dataset_of: impl FnMut(&SourceSpec) -> Result<&'static str>,
+) -> Result<Vec<(String, SourceSpec)>> {
+    let mut pool: Vec<(String, SourceSpec)> = Vec::new();
+    for entry in &p.zoo {
+        let spec = SourceSpec::Zoo {
+            entry: entry.clone(),
+        };
+        if dataset_of(&spec)? != target.dataset() {
+            pool.push((format!("zoo:{entry}"), spec));
+        }
+    }
+    for s in &cfg.sources {
+        if s.data.dataset() != target.dataset() {
+            pool.push((s.name.clone(), s.spec(common)));
+        }
+    }
+    Ok(pool)
+}
+
+/// The contrasts that decide the claim, declared from each target's pool of sources (names in
+/// plan order) before any run: per target, Spearman's ρ over the sources between the seed-mean
+/// [`PRIMARY`] score and the seed-mean fine-tuned accuracy is positive (superiority of ρ, its
+/// exact permutation p-value over the sources; δ = [`margins::correlation`]). The unit of
+/// replication is the source: the pool is a fixed set, so the inference is about this pool,
+/// and the contrasts are marked shared. A pool of fewer than 3 sources ranks nothing and gets
+/// no contrast.
+pub fn contrasts(pools: &BTreeMap<String, Vec<String>>) -> Vec<Contrast> {
+    pools
+        .iter()
+        .filter(|(_, pool)| pool.len() >= 3)
+        .map(|(t, pool)| {
+            let keys = |what: &str| -> Vec<String> {
+                pool.iter().map(|s| result_key(t, s, what)).collect()
+            };
+            Contrast {
+                id: format!("{t}/{PRIMARY}"),
+                claims: vec!["X6".into()],
+                label: format!(
+                    "{t}: Spearman ρ({PRIMARY}, fine-tuned accuracy) over the {} sources of the \
+                     pool (seed means; the unit of replication is the source)",
+                    pool.len()
+                ),
+                unit: Unit::new("ρ", 1.0),
+                test: Test::Single {
+                    kind: Kind::Superiority,
+                    quantity: Quantity::Spearman {
+                        x: keys(PRIMARY),
+                        y: keys("accuracy"),
+                    },
+                },
+                margin: margins::correlation(),
+                replication: None,
+            }
+            .shared(format!(
+                "a fixed pool of {} sources, some of them zoo checkpoints shared by every seed: ρ \
+                 is over the sources (seed means), so the inference is about this pool",
+                pool.len()
+            ))
+        })
+        .collect()
+}
+
+/// The transferability estimates, in the order of [`crate::xfer::runner::Estimates::values`].
+pub const ESTIMATORS: [&str; 4] = ["LogME", "LEEP", "H-score", "shrunk H-score"];
 
 /// Runs X6 (resumable) and builds its report.
 pub fn run(
@@ -98,20 +170,7 @@ pub fn run(
         for target in &cfg.targets {
             let t = target.label();
             let classes = ctx.data(target, common.recipe.input)?.classes;
-            let mut pool: Vec<(String, SourceSpec)> = Vec::new();
-            for entry in &p.zoo {
-                let spec = SourceSpec::Zoo {
-                    entry: entry.clone(),
-                };
-                if ctx.source_dataset(&spec)? != target.dataset() {
-                    pool.push((format!("zoo:{entry}"), spec));
-                }
-            }
-            for s in &cfg.sources {
-                if s.data.dataset() != target.dataset() {
-                    pool.push((s.name.clone(), s.spec(&common)));
-                }
-            }
+            let pool = pool(&cfg, &common, p, target, |spec| ctx.source_dataset(spec))?;
             pools.insert(t.clone(), pool.iter().map(|(n, _)| n.clone()).collect());
             for seed in 0..seeds {
                 for (name, spec) in &pool {
@@ -157,15 +216,23 @@ pub fn run(
     let Some(done) = done else {
         return Ok(rep);
     };
+    // The same values by result key, for the contrasts.
+    let mut per_seed = Results::default();
     for (cell, r) in done {
         let e = r.estimates.ok_or_else(|| {
             core_tensor::Error::InvalidArgument(
                 "x6: the strategy must not be scratch (no source to score)".into(),
             )
         })?;
+        let values = e.values()?;
+        let (t, source) = &cell;
+        per_seed.push(result_key(t, source, "accuracy"), r.test_accuracy);
+        for (name, v) in ESTIMATORS.iter().zip(values) {
+            per_seed.push(result_key(t, source, name), v);
+        }
         rows.entry(cell)
             .or_default()
-            .push((r.test_accuracy, e.values()?));
+            .push((r.test_accuracy, values));
     }
 
     let mut sources_table = Table::new(
@@ -227,7 +294,6 @@ pub fn run(
             mean_rows.push((acc.mean, std::array::from_fn(|j| est[j].mean)));
         }
         rep.plots.push(plot);
-        let mut logme_rho = None;
         for (j, estimator) in ESTIMATORS.iter().enumerate() {
             let mut rho = Vec::new();
             let mut tau = Vec::new();
@@ -268,29 +334,16 @@ pub fn run(
                     .map(Cell::Num)
                     .unwrap_or_else(|| Cell::text("undefined")),
             ]);
-            if j == 0 {
-                logme_rho = rho_s;
-            }
-        }
-        if let Some(rho) = logme_rho {
-            let mut v = claim(
-                "X6",
-                "X6",
-                &t,
-                verdict(&rho),
-                RULE,
-                format!(
-                    "Spearman(LogME, accuracy) over {} sources, per seed",
-                    pool.len()
-                ),
-                rho,
-                "See the rank-correlation table for LEEP and the H-scores.".into(),
-            );
-            // A correlation is not in accuracy points: undo the report's percent scaling.
-            v.effect_label.push_str(" (×100)");
-            rep.verdicts.push(v);
         }
     }
+    crate::driver::decide(&mut rep, &per_seed, contrasts(&pools))?;
+    rep.notes.push(format!(
+        "{PRIMARY} is the primary estimate, chosen before any run: the claim is decided by \
+         Spearman's ρ over the sources between its seed-mean score and the seed-mean fine-tuned \
+         accuracy (the unit of replication is the source; the pool is fixed). {} are reported \
+         in the rank-correlation table without a decision.",
+        ESTIMATORS[1..].join(", ")
+    ));
     rep.tables.push(sources_table);
     rep.tables.push(corr_table);
     rep.notes.push(
@@ -309,13 +362,94 @@ pub fn run(
 
 #[cfg(test)]
 mod tests {
+    use pretrained_zoo::registry::Registry;
+    use transferlab_report::contrast::Outcome;
+
     use super::*;
 
+    fn config() -> (X6Config, Common) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/transfer/x6.toml");
+        let cfg: X6Config = experiments::load_toml(&path).unwrap();
+        let common = experiments::load_common(&path, &cfg.common).unwrap();
+        (cfg, common)
+    }
+
+    /// Each target's pool, as the run builds it (zoo datasets from the built-in registry).
+    fn pools(cfg: &X6Config, common: &Common, p: &X6Profile) -> BTreeMap<String, Vec<String>> {
+        let registry = Registry::builtin().unwrap();
+        let dataset_of = |spec: &SourceSpec| -> Result<&'static str> {
+            Ok(match spec {
+                SourceSpec::Zoo { entry } => registry.entry(entry)?.recipe.data.dataset(),
+                SourceSpec::Pretrain(p) => p.data.dataset(),
+                SourceSpec::Untrained { .. } => "none",
+            })
+        };
+        cfg.targets
+            .iter()
+            .map(|t| {
+                let pool = pool(cfg, common, p, t, dataset_of).unwrap();
+                (t.label(), pool.into_iter().map(|(n, _)| n).collect())
+            })
+            .collect()
+    }
+
+    /// Per-seed values of every key the run files: each source's accuracy and scores, with
+    /// LogME `logme(i)` for the i-th source of accuracy `0.5 + 0.03 i`.
+    fn results(pools: &BTreeMap<String, Vec<String>>, logme: impl Fn(usize) -> f64) -> Results {
+        let mut r = Results::default();
+        for (t, pool) in pools {
+            for (i, source) in pool.iter().enumerate() {
+                for seed in 0..3 {
+                    let noise = ((i * 7 + seed * 13) % 5) as f64 * 0.001;
+                    r.push(
+                        result_key(t, source, "accuracy"),
+                        0.5 + 0.03 * i as f64 + noise,
+                    );
+                    for (j, e) in ESTIMATORS.iter().enumerate() {
+                        let v = if *e == PRIMARY { logme(i) } else { j as f64 };
+                        r.push(result_key(t, source, e), v + noise);
+                    }
+                }
+            }
+        }
+        r
+    }
+
     #[test]
-    fn the_rule_reads_the_interval() {
-        let s = |v: &[f64]| summarize(v).unwrap();
-        assert_eq!(verdict(&s(&[0.8, 0.7, 0.9])), Verdict::Supported);
-        assert_eq!(verdict(&s(&[-0.8, -0.7, -0.9])), Verdict::NotSupported);
-        assert_eq!(verdict(&s(&[-0.5, 0.7, 0.1])), Verdict::Inconclusive);
+    fn the_contrasts_read_only_keys_the_runs_file() {
+        let (cfg, common) = config();
+        for p in cfg.profiles.values() {
+            let pools = pools(&cfg, &common, p);
+            // Sources on the target's own dataset are left out.
+            assert!(!pools["fashion-mnist"].iter().any(|s| s == "fashion-mnist"));
+            assert!(pools["uci-digits"].iter().any(|s| s == "zoo:mnist-lenet"));
+            let filed = results(&pools, |i| i as f64);
+            let cs = contrasts(&pools);
+            assert_eq!(cs.len(), cfg.targets.len());
+            for c in &cs {
+                assert_eq!(c.claims, ["X6"]);
+                assert!(c.replication.is_some(), "a fixed pool of sources");
+                assert!(c.label.contains("unit of replication is the source"));
+                for k in c.keys() {
+                    assert!(filed.get(k).is_ok(), "{k} is not a result key");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_score_that_orders_the_sources_is_supported_and_a_reversed_one_contradicted() {
+        let (cfg, common) = config();
+        let pools = pools(&cfg, &common, &cfg.profiles["quick"]);
+        let cs = contrasts(&pools);
+        let ordered = results(&pools, |i| -10.0 + i as f64);
+        let reversed = results(&pools, |i| -(i as f64));
+        for c in &cs {
+            assert_eq!(c.evaluate(&ordered).unwrap().outcome, Outcome::Supported);
+            assert_eq!(
+                c.evaluate(&reversed).unwrap().outcome,
+                Outcome::Contradicted
+            );
+        }
     }
 }
