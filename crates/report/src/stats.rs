@@ -326,6 +326,29 @@ fn pearson(x: &[f64], y: &[f64]) -> f64 {
     }
 }
 
+/// Calls `f` on every permutation of `v` (Heap's algorithm, `v.len()!` calls).
+fn for_each_permutation(mut v: Vec<f64>, mut f: impl FnMut(&[f64])) {
+    let n = v.len();
+    let mut c = vec![0usize; n];
+    f(&v);
+    let mut i = 0;
+    while i < n {
+        if c[i] < i {
+            if i % 2 == 0 {
+                v.swap(0, i);
+            } else {
+                v.swap(c[i], i);
+            }
+            f(&v);
+            c[i] += 1;
+            i = 0;
+        } else {
+            c[i] = 0;
+            i += 1;
+        }
+    }
+}
+
 /// ρ of every permutation of the ranks 1..n against 1..n, sorted (the exact null distribution
 /// without ties), computed once per `n ≤ 9` and kept for the process.
 fn null_rhos(n: usize) -> std::sync::Arc<Vec<f64>> {
@@ -339,26 +362,8 @@ fn null_rhos(n: usize) -> std::sync::Arc<Vec<f64>> {
     map.entry(n)
         .or_insert_with(|| {
             let base: Vec<f64> = (1..=n).map(|i| i as f64).collect();
-            let mut perm = base.clone();
             let mut out = Vec::new();
-            let mut c = vec![0usize; n];
-            out.push(pearson(&base, &perm));
-            let mut i = 0;
-            while i < n {
-                if c[i] < i {
-                    if i % 2 == 0 {
-                        perm.swap(0, i);
-                    } else {
-                        perm.swap(c[i], i);
-                    }
-                    out.push(pearson(&base, &perm));
-                    c[i] += 1;
-                    i = 0;
-                } else {
-                    c[i] = 0;
-                    i += 1;
-                }
-            }
+            for_each_permutation(base.clone(), |perm| out.push(pearson(&base, perm)));
             out.sort_by(f64::total_cmp);
             Arc::new(out)
         })
@@ -425,25 +430,7 @@ pub fn spearman(x: &[f64], y: &[f64]) -> Result<Correlation> {
         }
     };
     if n <= 9 {
-        // Heap's algorithm over every permutation.
-        let mut c = vec![0usize; n];
-        count(&perm);
-        let mut i = 0;
-        while i < n {
-            if c[i] < i {
-                if i % 2 == 0 {
-                    perm.swap(0, i);
-                } else {
-                    perm.swap(c[i], i);
-                }
-                count(&perm);
-                c[i] += 1;
-                i = 0;
-            } else {
-                c[i] = 0;
-                i += 1;
-            }
-        }
+        for_each_permutation(perm, count);
     } else {
         let mut state = 0x5eed_u64;
         count(&perm);
