@@ -50,7 +50,13 @@ fn rows_of(claim: &str, exp: &str, c: &ContrastResult, out: &mut Vec<(String, Ro
                 let mut sub = Vec::new();
                 rows_of(claim, exp, part, &mut sub);
                 for (u, mut r) in sub {
-                    r.label = format!("{claim} {exp} {}/{}", k.id, part.contrast.id);
+                    // Components' ids often repeat their parent's; name each once.
+                    let pid = &part.contrast.id;
+                    r.label = if pid.starts_with(&k.id) {
+                        format!("{claim} {exp} {pid}")
+                    } else {
+                        format!("{claim} {exp} {}/{pid}", k.id)
+                    };
                     out.push((u, r));
                 }
             }
@@ -94,7 +100,8 @@ pub fn forest(rows: &[LedgerRow]) -> anyhow::Result<String> {
         .iter()
         .map(|u| panel_h(items.iter().filter(|(x, _)| x == u).count()))
         .collect();
-    let total = heights.iter().sum::<u32>().max(120);
+    let legend_h = 28u32;
+    let total = (legend_h + heights.iter().sum::<u32>()).max(120);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (width, total)).into_drawing_area();
@@ -106,7 +113,28 @@ pub fn forest(rows: &[LedgerRow]) -> anyhow::Result<String> {
                 ("sans-serif", 16).into_font(),
             ))?;
         }
-        let mut top = 0u32;
+        // The legend: what the colours say.
+        let mut x = 20;
+        for o in [
+            Outcome::Supported,
+            Outcome::Contradicted,
+            Outcome::NoEffectWorthHaving,
+            Outcome::Inconclusive,
+        ] {
+            root.draw(&Circle::new((x, 14), 5, colour(o).filled()))?;
+            root.draw(&Text::new(
+                format!("{o}"),
+                (x + 10, 8),
+                ("sans-serif", 13).into_font(),
+            ))?;
+            x += 30 + 8 * o.word().len() as i32;
+        }
+        root.draw(&Text::new(
+            "(a composite's components are drawn one per row, each coloured by its own outcome)",
+            (x + 10, 8),
+            ("sans-serif", 12).into_font(),
+        ))?;
+        let mut top = legend_h;
         for (u, h) in units.iter().zip(&heights) {
             let area = root.clone().shrink((0, top), (width, *h));
             top += h;
@@ -244,7 +272,9 @@ mod tests {
             svg.contains("T-1 X1 gain") && svg.contains("M-1 M1 dm"),
             "{svg}"
         );
-        assert_eq!(svg.matches("<circle").count(), 2, "{svg}");
+        // Two contrasts and the legend's four colours.
+        assert_eq!(svg.matches("<circle").count(), 2 + 4, "{svg}");
+        assert!(svg.contains("no effect worth having"), "the legend");
         // An empty ledger still gives a readable picture.
         assert!(forest(&[]).unwrap().contains("No deciding contrast"));
     }
