@@ -370,26 +370,42 @@ pub fn report_skeleton(
 /// report: the only way an experiment comes to a decision (the rules live in
 /// [`transferlab_report::contrast`]; the margins in [`crate::margins`]).
 ///
-/// Errors when a contrast reads a result key that is missing or has the wrong number of seeds,
-/// or names none of the experiment's claims (a contrast that decides nothing is a bug).
+/// Errors as [`evaluate_contrasts`] does.
 pub fn decide(
     rep: &mut ExperimentReport,
     results: &transferlab_report::stats::Results,
     contrasts: impl IntoIterator<Item = transferlab_report::contrast::Contrast>,
 ) -> Result<()> {
-    for c in contrasts {
-        if c.claims.is_empty() || c.claims.iter().any(|k| !rep.claims.contains(k)) {
-            return Err(Error::InvalidArgument(format!(
-                "{}: contrast {} decides {:?}, but the experiment's claims are {:?}",
-                rep.id, c.id, c.claims, rep.claims
-            )));
-        }
-        let r = c
-            .evaluate(results)
-            .map_err(|e| Error::InvalidArgument(format!("{}: contrast {}: {e}", rep.id, c.id)))?;
-        rep.contrasts.push(r);
-    }
+    let claims: Vec<&str> = rep.claims.iter().map(String::as_str).collect();
+    let decided = evaluate_contrasts(&rep.id, &claims, results, contrasts)?;
+    rep.contrasts.extend(decided);
     Ok(())
+}
+
+/// Evaluates the contrasts of experiment `id`, whose claims are `claims`, on its per-seed
+/// results ([`decide`] files them in a report).
+///
+/// Errors when a contrast reads a result key that is missing or has the wrong number of seeds,
+/// or names none of the experiment's claims (a contrast that decides nothing is a bug).
+pub fn evaluate_contrasts(
+    id: &str,
+    claims: &[&str],
+    results: &transferlab_report::stats::Results,
+    contrasts: impl IntoIterator<Item = transferlab_report::contrast::Contrast>,
+) -> Result<Vec<transferlab_report::contrast::ContrastResult>> {
+    contrasts
+        .into_iter()
+        .map(|c| {
+            if c.claims.is_empty() || c.claims.iter().any(|k| !claims.contains(&k.as_str())) {
+                return Err(Error::InvalidArgument(format!(
+                    "{id}: contrast {} decides {:?}, but the experiment's claims are {claims:?}",
+                    c.id, c.claims
+                )));
+            }
+            c.evaluate(results)
+                .map_err(|e| Error::InvalidArgument(format!("{id}: contrast {}: {e}", c.id)))
+        })
+        .collect()
 }
 
 /// An experiment as the binaries run it: `(config, options, on_run) -> report`.

@@ -533,22 +533,9 @@ fn summarise(
     })
 }
 
-/// Evaluates `contrasts` on the per-seed results, as [`crate::driver::decide`] does for a
-/// report (X1 builds its report after its summary): each must decide one of X1's claims.
+/// Evaluates `contrasts` on the per-seed results (X1 builds its report after its summary).
 fn decide(per_seed: &Results, contrasts: Vec<Contrast>) -> Result<Vec<ContrastResult>> {
-    contrasts
-        .into_iter()
-        .map(|c| {
-            if c.claims.is_empty() || c.claims.iter().any(|k| !CLAIMS.contains(&k.as_str())) {
-                return Err(Error::InvalidArgument(format!(
-                    "X1: contrast {} decides {:?}, but the experiment's claims are {CLAIMS:?}",
-                    c.id, c.claims
-                )));
-            }
-            c.evaluate(per_seed)
-                .map_err(|e| Error::InvalidArgument(format!("X1: contrast {}: {e}", c.id)))
-        })
-        .collect()
+    crate::driver::evaluate_contrasts("X1", &CLAIMS, per_seed, contrasts)
 }
 
 /// The summary as a Markdown table (accuracy and gain over scratch, in percent).
