@@ -146,7 +146,7 @@ fn contrast_text(exp: &str, c: &ContrastResult) -> String {
         k.label,
         c.shown(),
         k.unit.name,
-        fmt_delta(k.margin.delta * k.unit.scale),
+        transferlab_report::fmt_scaled(k.margin.delta * k.unit.scale),
         c.outcome
     );
     if let Some(n) = c.seeds_for_power {
@@ -159,11 +159,6 @@ fn contrast_text(exp: &str, c: &ContrastResult) -> String {
         let _ = write!(s, "; seeds do not replicate it: {w}");
     }
     s
-}
-
-fn fmt_delta(v: f64) -> String {
-    let s = format!("{v:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// What the report says of its rules, under the ledger.

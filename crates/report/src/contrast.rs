@@ -234,12 +234,6 @@ impl Kind {
             }
         }
     }
-
-    /// The distance between the claim's null and the alternative at the minimal effect of
-    /// interest (what a power calculation aims at): δ for every kind.
-    fn power_effect(self, delta: f64) -> f64 {
-        delta
-    }
 }
 
 /// The margin δ of a contrast — its minimal effect of interest — in the quantity's raw units
@@ -605,13 +599,13 @@ impl Contrast {
                     (Outcome::Inconclusive, Some(std))
                         if with_power && self.replication.is_none() =>
                     {
-                        let need = seeds_for_power(kind.power_effect(delta), std, s.n)?;
+                        // Every kind's alternative at the minimal effect of interest lies δ
+                        // from its null. Equivalence is two one-sided tests at a true 0
+                        // (Bonferroni's bound on their joint power, conservative).
                         Some(if *kind == Kind::Equivalence {
-                            // Two one-sided tests at the null 0: each needs power ≥ 90% for
-                            // both together ≥ 80% (Bonferroni's bound, conservative).
                             equivalence_seeds(delta, std, s.n)?
                         } else {
-                            need
+                            seeds_for_power(delta, std, s.n)?
                         })
                     }
                     _ => None,
@@ -810,7 +804,7 @@ impl ContrastResult {
             self.outcome,
             self.shown(),
             c.unit.name,
-            crate::model::fmt_scaled(c.margin.delta * c.unit.scale),
+            crate::fmt_scaled(c.margin.delta * c.unit.scale),
             c.unit.name,
             c.margin.why
         );

@@ -76,7 +76,7 @@ impl Cell {
 }
 
 /// A margin or other scaled number with as few decimals as it needs (`2`, `0.5`, `0.05`).
-pub(crate) fn fmt_scaled(v: f64) -> String {
+pub fn fmt_scaled(v: f64) -> String {
     let s = format!("{v:.4}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     s.to_string()

@@ -508,15 +508,11 @@ pub fn composite(
     margin: Margin,
     test: Test,
 ) -> Contrast {
-    Contrast {
-        id: id.into(),
-        claims: claims.iter().map(|c| c.to_string()).collect(),
-        label: label.into(),
-        unit,
-        test,
-        margin,
-        replication: None,
-    }
+    let mut c = Contrast::composite(id, claims, label, test)
+        .expect("an experiment declares AllOf or AnyOf with components");
+    c.unit = unit;
+    c.margin = margin;
+    c
 }
 
 /// The claims `contrasts` decide, sorted and without repeats: what an experiment's report
