@@ -742,6 +742,7 @@ mod tests {
             mean,
             std: None,
             ci95: ci,
+            range: None,
         }
     }
 

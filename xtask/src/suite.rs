@@ -63,6 +63,9 @@ struct Experiment {
     zoo: Vec<String>,
     #[serde(default)]
     zoo_full: Vec<String>,
+    /// Zoo entries the tiny (smoke-test) profile needs.
+    #[serde(default)]
+    zoo_tiny: Vec<String>,
     /// Run after these (they make runs this one reuses).
     #[serde(default)]
     after: Vec<String>,
@@ -168,10 +171,10 @@ pub fn run(args: &Args) -> Result<()> {
         })?;
         let mut zoo: Vec<String> = Vec::new();
         for e in &runnable {
-            let need = if args.profile == "full" {
-                &e.zoo_full
-            } else {
-                &e.zoo
+            let need = match args.profile.as_str() {
+                "full" => &e.zoo_full,
+                "tiny" => &e.zoo_tiny,
+                _ => &e.zoo,
             };
             for z in need {
                 if !zoo.contains(z) {

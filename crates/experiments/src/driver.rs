@@ -38,6 +38,8 @@ pub struct RunOptions {
     pub store: PathBuf,
     /// Run only this slice of the runs (no report).
     pub shard: Option<Shard>,
+    /// Train nothing: a run that is not in the store is an error naming it.
+    pub stored_only: bool,
 }
 
 impl RunOptions {
@@ -49,12 +51,15 @@ impl RunOptions {
             device: DeviceSpec::Cpu,
             store: store.into(),
             shard: None,
+            stored_only: false,
         }
     }
 
     /// The run store, sharded as asked.
     pub fn run_store(&self) -> RunStore {
-        RunStore::new(&self.store).with_shard(self.shard)
+        RunStore::new(&self.store)
+            .with_shard(self.shard)
+            .with_stored_only(self.stored_only)
     }
 
     /// The number of seeds to run: the option's, else the profile's; at least one.
@@ -78,13 +83,75 @@ pub fn check_seeds(seeds: u64) -> Result<u64> {
 /// Before the typed parse, every size in the file is checked ([`check_sizes`]): no integer
 /// field is 0 and no list is empty, except the fields [`zero_allowed`] names, so that a config
 /// that would train or test on nothing is refused with the field's path instead of making runs.
+///
+/// A profile's `overrides` table (see [`load_config`]) is left out: this is the config as
+/// every profile but those that override something sees it.
 pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    load_config(path, None)
+}
+
+/// Reads an experiment's TOML config as profile `profile` sees it.
+///
+/// A profile may replace fields of the config outside its own section with a table
+/// `[profiles.<name>.overrides]`: its tables are merged into the config's tables, its other
+/// values replace the config's (`common = "common-tiny.toml"`, `min_steps = 5`,
+/// `adapt.train.epochs = 1`). That is how a `tiny` smoke-test profile shrinks settings the
+/// other profiles share; a profile without `overrides` reads the file exactly as written, so
+/// its runs (and their keys in the store) do not depend on another profile's overrides.
+/// Sizes are checked ([`check_sizes`]) in the file as written and again after the merge.
+pub fn load_config<T: DeserializeOwned>(path: &Path, profile: Option<&str>) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let value: toml::Table =
+    let mut value: toml::Table =
         toml::from_str(&text).map_err(|e| Error::format(path, e.to_string()))?;
     check_sizes(&value).map_err(|e| e.in_file(path))?;
-    // Parsed again for the typed value: errors from the text keep their line and column.
-    toml::from_str(&text).map_err(|e| Error::format(path, e.to_string()))
+    let mut chosen = None;
+    let mut any = false;
+    if let Some(toml::Value::Table(profiles)) = value.get_mut("profiles") {
+        for (name, p) in profiles.iter_mut() {
+            let Some(over) = p.as_table_mut().and_then(|t| t.remove("overrides")) else {
+                continue;
+            };
+            any = true;
+            let toml::Value::Table(over) = over else {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "profiles.{name}.overrides: must be a table of the config's fields to \
+                         replace for this profile"
+                    ),
+                ));
+            };
+            if profile == Some(name.as_str()) {
+                chosen = Some(over);
+            }
+        }
+    }
+    if !any {
+        // Parsed again for the typed value: errors from the text keep their line and column.
+        return toml::from_str(&text).map_err(|e| Error::format(path, e.to_string()));
+    }
+    if let Some(over) = chosen {
+        merge_into(&mut value, over);
+        check_sizes(&value).map_err(|e| e.in_file(path))?;
+    }
+    let shown = match profile {
+        Some(p) => format!("{p} profile's overrides applied"),
+        None => "profile overrides left out".to_string(),
+    };
+    T::deserialize(toml::Value::Table(value))
+        .map_err(|e| Error::format(path, format!("{e} ({shown})")))
+}
+
+/// Merges `over` into `base`: tables recursively, any other value replaced.
+fn merge_into(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge_into(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
 }
 
 /// Whether the integer field `name` of an experiment config may be 0: seeds (`seed`,
@@ -445,6 +512,10 @@ pub mod cli {
         /// report.
         #[arg(long)]
         pub shard: Option<Shard>,
+        /// Train nothing: every run must be in the store (a merged store, a copied one);
+        /// one that is not is an error naming its key.
+        #[arg(long)]
+        pub stored_only: bool,
     }
 
     impl ExpArgs {
@@ -456,6 +527,7 @@ pub mod cli {
                 device: self.device,
                 store: self.out.join("runs"),
                 shard: self.shard,
+                stored_only: self.stored_only,
             }
         }
     }

@@ -522,6 +522,7 @@ fn point(x: f64, y: f64) -> Point {
             mean: y,
             std: None,
             ci95: None,
+            range: None,
         },
     }
 }

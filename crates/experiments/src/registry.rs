@@ -24,6 +24,9 @@ pub struct Entry {
     /// Zoo entries the full profile needs.
     #[serde(default)]
     pub zoo_full: Vec<String>,
+    /// Zoo entries the tiny (smoke-test) profile needs.
+    #[serde(default)]
+    pub zoo_tiny: Vec<String>,
     /// Experiments whose stored runs it reuses (run before it).
     #[serde(default)]
     pub after: Vec<String>,

@@ -75,6 +75,7 @@ pub struct RunRecord<T> {
 pub struct RunStore {
     dir: PathBuf,
     shard: Option<Shard>,
+    stored_only: bool,
 }
 
 /// The i-th of n disjoint slices of every sweep's runs (`--shard i/n`): a run belongs to the
@@ -124,7 +125,16 @@ impl RunStore {
         RunStore {
             dir: dir.into(),
             shard: None,
+            stored_only: false,
         }
+    }
+
+    /// The same store, training nothing when `stored_only`: a run that is not stored is an
+    /// error naming the run and its key (`--stored-only`: rebuild a report from a merged store
+    /// and be sure that nothing trains).
+    pub fn with_stored_only(mut self, stored_only: bool) -> Self {
+        self.stored_only = stored_only;
+        self
     }
 
     /// The same store, running only the runs of `shard` (see [`Shard`]).
@@ -199,6 +209,15 @@ impl RunStore {
                     of: s.of,
                 });
             }
+        }
+        if self.stored_only {
+            return Err(Error::InvalidArgument(format!(
+                "run {}/{} is not in the store {} and --stored-only forbids training it (run \
+                 without --stored-only to train it, or merge the store that holds it)",
+                id.experiment,
+                id.key(),
+                self.dir.display()
+            )));
         }
         let start = std::time::Instant::now();
         let result = f()?;

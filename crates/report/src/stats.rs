@@ -31,8 +31,14 @@ pub struct Summary {
     /// Sample standard deviation (divisor `n - 1`); `None` when `n == 1`.
     pub std: Option<f64>,
     /// 95% confidence interval for the mean, `mean ± t(0.975, n - 1) · std / √n`, as
-    /// `(lo, hi)`; `None` when `n == 1` (undefined, not zero-width).
+    /// `(lo, hi)`; `None` when `n == 1` (undefined, not zero-width). For a bounded quantity
+    /// (see `range`) the interval of its method, inside the range.
     pub ci95: Option<(f64, f64)>,
+    /// The range the quantity lies in, where it has one: `(0, 1)` for a proportion
+    /// ([`summarize_proportion`]), `(−1, 1)` for a correlation; `None` for a difference or any
+    /// unbounded quantity (a plain t interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<(f64, f64)>,
 }
 
 impl Summary {
@@ -60,26 +66,47 @@ impl Summary {
 
 /// Results per configuration label, one value per seed in seed order: what an experiment
 /// collects before summarising each configuration and comparing two of them by seed.
+///
+/// A value recorded with [`Results::push_proportion`] is a proportion measured on a test set
+/// of known size (an accuracy, an AUC, an exact-match rate): its [`Results::summary`] is
+/// [`summarize_proportion`]'s interval, inside [0, 1]. Differences ([`Results::gain`]) and the
+/// contrasts keep the t interval on the paired differences.
 #[derive(Debug, Default, Clone)]
-pub struct Results(std::collections::BTreeMap<String, Vec<f64>>);
+pub struct Results {
+    values: std::collections::BTreeMap<String, Vec<f64>>,
+    test_sizes: std::collections::BTreeMap<String, usize>,
+}
 
 impl Results {
     /// Records `value` for `key` (call in seed order).
     pub fn push(&mut self, key: impl Into<String>, value: f64) {
-        self.0.entry(key.into()).or_default().push(value);
+        self.values.entry(key.into()).or_default().push(value);
+    }
+
+    /// Records `value`, a proportion measured on `test_size` items, for `key` (call in seed
+    /// order); the key's summary is then a proportion's (the smallest test size recorded for
+    /// it sets the interval's correction).
+    pub fn push_proportion(&mut self, key: impl Into<String>, value: f64, test_size: usize) {
+        let key = key.into();
+        let n = self.test_sizes.entry(key.clone()).or_insert(test_size);
+        *n = (*n).min(test_size);
+        self.push(key, value);
     }
 
     /// Values of `key`.
     pub fn get(&self, key: &str) -> Result<&[f64]> {
-        self.0
+        self.values
             .get(key)
             .map(Vec::as_slice)
             .ok_or_else(|| Error::InvalidArgument(format!("no results for {key}")))
     }
 
-    /// Summary of `key`.
+    /// Summary of `key`: [`summarize_proportion`] for a proportion, else [`summarize`].
     pub fn summary(&self, key: &str) -> Result<Summary> {
-        summarize(self.get(key)?)
+        match self.test_sizes.get(key) {
+            Some(&n) => summarize_proportion(self.get(key)?, n),
+            None => summarize(self.get(key)?),
+        }
     }
 
     /// `a − b` paired by seed.
@@ -111,6 +138,7 @@ pub fn summarize(values: &[f64]) -> Result<Summary> {
             mean,
             std: None,
             ci95: None,
+            range: None,
         });
     }
     let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
@@ -121,6 +149,7 @@ pub fn summarize(values: &[f64]) -> Result<Summary> {
         mean,
         std: Some(std),
         ci95: Some((mean - half, mean + half)),
+        range: None,
     })
 }
 
@@ -255,7 +284,11 @@ pub fn summarize_proportion(values: &[f64], test_size: usize) -> Result<Summary>
         }
         _ => None,
     };
-    Ok(Summary { ci95, ..raw })
+    Ok(Summary {
+        ci95,
+        range: Some((0.0, 1.0)),
+        ..raw
+    })
 }
 
 /// The interval method of [`spearman`], in words for a report.
@@ -287,6 +320,7 @@ impl Correlation {
             mean: self.rho,
             std: None,
             ci95: self.ci95,
+            range: Some((-1.0, 1.0)),
         }
     }
 }

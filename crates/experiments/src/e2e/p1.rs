@@ -830,7 +830,7 @@ pub fn run(
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
     let started = std::time::Instant::now();
-    let cfg: P1Config = experiment::load_toml(config_path)?;
+    let cfg: P1Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let check = || -> Result<()> {
         cfg.face_data.validate()?;
         cfg.digits.validate(Variant::Digits, (28, 28))?;

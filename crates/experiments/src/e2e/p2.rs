@@ -613,7 +613,7 @@ pub fn run(
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
     let started = std::time::Instant::now();
-    let cfg: P2Config = experiment::load_toml(config_path)?;
+    let cfg: P2Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let check = || -> Result<()> {
         cfg.log_mel_model.validate()?;
         cfg.waveform_model.validate()?;

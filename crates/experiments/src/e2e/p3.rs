@@ -437,7 +437,7 @@ pub fn run(
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
     let started = std::time::Instant::now();
-    let cfg: P3Config = experiment::load_toml(config_path)?;
+    let cfg: P3Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     cfg.validate().map_err(|e| e.in_file(config_path))?;
     let p = experiment::profile(&cfg.profiles, &opts.profile)?;
     let seeds = opts.seeds_or(p.seeds)?;

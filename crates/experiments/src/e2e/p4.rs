@@ -262,7 +262,7 @@ pub fn run(
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
     let started = std::time::Instant::now();
-    let cfg: P4Config = experiment::load_toml(config_path)?;
+    let cfg: P4Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     cfg.recipe
         .validate("recipe")
         .map_err(|e| e.in_file(config_path))?;

@@ -232,7 +232,7 @@ pub fn run(
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
     let started = std::time::Instant::now();
-    let cfg: P5Config = experiment::load_toml(config_path)?;
+    let cfg: P5Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let p = experiment::profile(&cfg.profiles, &opts.profile)?;
     if p.sizes.is_empty() || p.sizes.windows(2).any(|w| w[0] >= w[1]) || p.sizes[0] == 0 {
         return Err(Error::format(

@@ -347,6 +347,18 @@ impl RunOutcome {
     }
 }
 
+/// The number of test items task `t`'s proportions (accuracy, balanced accuracy, AUC) were
+/// measured on: its labelled test examples (for an AUC, whose pairs are not independent, the
+/// conservative count), which sets the correction of their intervals
+/// ([`transferlab_report::stats::summarize_proportion`]).
+pub fn test_size(outcome: &RunOutcome, t: usize) -> Result<usize> {
+    outcome
+        .test
+        .get(t)
+        .map(|e| e.labelled.max(1))
+        .ok_or_else(|| Error::InvalidArgument(format!("task {t} has no test evaluation")))
+}
+
 /// The metrics Δm reads for a task: AUC for binary tasks, MAE and RMSE for regression, accuracy
 /// for multi-class.
 ///

@@ -90,8 +90,16 @@ pub fn results(out: &Outcomes, specs: &[TaskSpec], seeds: u64) -> Result<Results
                 (MetricKind::BalancedAccuracy, "bacc"),
                 (MetricKind::Auc, "auc"),
             ] {
-                res.push(format!("shared/{i}/{name}"), mtl.metric(i, m)?);
-                res.push(format!("single/{i}/{name}"), s.metric(0, m)?);
+                res.push_proportion(
+                    format!("shared/{i}/{name}"),
+                    mtl.metric(i, m)?,
+                    experiments::test_size(mtl, i)?,
+                );
+                res.push_proportion(
+                    format!("single/{i}/{name}"),
+                    s.metric(0, m)?,
+                    experiments::test_size(s, 0)?,
+                );
             }
         }
         res.push("delta_m", delta_m_of(specs, mtl, &singles, &all)?);
@@ -112,7 +120,7 @@ pub fn run(
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
     let started = std::time::Instant::now();
-    let cfg: M1Config = experiments::load_toml(config_path)?;
+    let cfg: M1Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let (recipe, setup) = experiments::load_common(config_path, &cfg.common, &opts.profile)?;
     let seeds = experiments::seeds(opts, p.seeds)?;
@@ -278,6 +286,10 @@ pub fn scale(s: Summary, f: f64) -> Summary {
         mean: s.mean * f,
         std: s.std.map(|v| v * f.abs()),
         ci95: s.ci95.map(|(lo, hi)| {
+            let (a, b) = (lo * f, hi * f);
+            (a.min(b), a.max(b))
+        }),
+        range: s.range.map(|(lo, hi)| {
             let (a, b) = (lo * f, hi * f);
             (a.min(b), a.max(b))
         }),

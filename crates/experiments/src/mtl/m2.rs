@@ -138,8 +138,9 @@ pub fn contrasts(p: &M2Profile) -> Vec<Contrast> {
 pub fn results(out: &Outcomes) -> Result<Results> {
     let mut res = Results::default();
     for (key, _, r) in out.iter() {
-        res.push(format!("{key}/acc"), r.metric(0, MetricKind::Accuracy)?);
-        res.push(format!("{key}/auc"), r.metric(0, MetricKind::Auc)?);
+        let n = crate::mtl::common::test_size(r, 0)?;
+        res.push_proportion(format!("{key}/acc"), r.metric(0, MetricKind::Accuracy)?, n);
+        res.push_proportion(format!("{key}/auc"), r.metric(0, MetricKind::Auc)?, n);
     }
     Ok(res)
 }
@@ -163,7 +164,7 @@ pub fn run(
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
     let started = std::time::Instant::now();
-    let cfg: M2Config = experiments::load_toml(config_path)?;
+    let cfg: M2Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let at = |e: Error| e.in_file(config_path);
     cfg.recipe.validate().map_err(at)?;

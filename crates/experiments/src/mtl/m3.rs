@@ -212,7 +212,7 @@ pub fn run(
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
     let started = std::time::Instant::now();
-    let cfg: M3Config = experiments::load_toml(config_path)?;
+    let cfg: M3Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let (recipe, setup) = experiments::load_common(config_path, &cfg.common, &opts.profile)?;
     let classes = p.classes.clone().unwrap_or_else(|| setup.classes.clone());

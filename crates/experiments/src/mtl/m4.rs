@@ -109,13 +109,23 @@ pub fn contrasts(hidden: &[f64]) -> Vec<Contrast> {
 pub fn results(out: &Outcomes, tasks: usize) -> Result<Results> {
     let mut res = Results::default();
     for (cell, _, r) in out.iter() {
-        res.push(
+        // A mean over tasks of proportions, each on that task's labelled test scenes: the
+        // smallest of those counts sets the interval's correction.
+        let n = (0..tasks)
+            .map(|t| crate::mtl::common::test_size(r, t))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .min()
+            .unwrap_or(1);
+        res.push_proportion(
             format!("{cell}/auc"),
             mean_metric(r, tasks, MetricKind::Auc)?,
+            n,
         );
-        res.push(
+        res.push_proportion(
             format!("{cell}/bacc"),
             mean_metric(r, tasks, MetricKind::BalancedAccuracy)?,
+            n,
         );
         res.push(format!("{cell}/n"), r.train_examples as f64);
     }
@@ -137,7 +147,7 @@ pub fn run(
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
     let started = std::time::Instant::now();
-    let cfg: M4Config = experiments::load_toml(config_path)?;
+    let cfg: M4Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let (recipe, setup) = experiments::load_common(config_path, &cfg.common, &opts.profile)?;
     let mut hidden = p.hidden.clone();

@@ -118,6 +118,32 @@ pub fn with_context<'a, T>(
 
 pub use transferlab_report::stats::Results;
 
+/// Files each run's test accuracy under its cell as a proportion of its test set (so that its
+/// summaries are [`transferlab_report::stats::summarize_proportion`]'s, inside [0, 1]): the
+/// test size is that of the target whose name begins the cell (`{target}/…`), from
+/// `test_sizes` (target name → items in its test set).
+pub fn push_accuracies(
+    results: &mut Results,
+    done: Vec<(String, crate::xfer::runner::AdaptResult)>,
+    test_sizes: &std::collections::BTreeMap<String, usize>,
+) -> Result<()> {
+    for (cell, r) in done {
+        let n = test_sizes
+            .iter()
+            .filter(|(t, _)| cell.starts_with(&format!("{t}/")))
+            .max_by_key(|(t, _)| t.len())
+            .map(|(_, n)| *n)
+            .ok_or_else(|| {
+                core_tensor::Error::InvalidArgument(format!(
+                    "{cell}: no target's test set begins this cell (known: {:?})",
+                    test_sizes.keys().collect::<Vec<_>>()
+                ))
+            })?;
+        results.push_proportion(cell, r.test_accuracy, n);
+    }
+    Ok(())
+}
+
 pub use transferlab_report::pts;
 
 /// The skeleton of a report; the experiment fills in tables and plots, and files its declared

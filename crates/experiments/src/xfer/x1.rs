@@ -19,7 +19,7 @@ use core_tensor::{Error, Result};
 use pretrained_zoo::registry::Registry;
 use serde::{Deserialize, Serialize};
 use transferlab_report::contrast::{Contrast, ContrastResult, Kind as ContrastKind};
-use transferlab_report::stats::{Results, Summary, paired_difference, summarize};
+use transferlab_report::stats::{Results, Summary, paired_difference, summarize_proportion};
 use transferlab_report::{Cell as ReportCell, ExperimentReport, Plot, Point, Series, Table};
 
 use crate::margins;
@@ -181,9 +181,10 @@ pub fn contrasts(cfg: &X1Config, profile: &Profile) -> Vec<Contrast> {
 }
 
 impl X1Config {
-    /// Reads and checks a config file; errors name the field.
-    pub fn load(path: &Path) -> Result<Self> {
-        let cfg: X1Config = crate::driver::load_toml(path)?;
+    /// Reads and checks a config file as `profile` sees it ([`crate::driver::load_config`]);
+    /// errors name the field.
+    pub fn load(path: &Path, profile: Option<&str>) -> Result<Self> {
+        let cfg: X1Config = crate::driver::load_config(path, profile)?;
         cfg.validate().map_err(|e| e.in_file(path))?;
         Ok(cfg)
     }
@@ -230,7 +231,7 @@ pub fn run_report(
     mut on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
     let started = std::time::Instant::now();
-    let cfg = X1Config::load(config_path)?;
+    let cfg = X1Config::load(config_path, Some(&opts.profile))?;
     let store = opts.run_store();
     let (mut runs, mut stored, mut run_seconds) = (0, 0, 0.0);
     let summary = run(
@@ -409,7 +410,8 @@ pub fn run(
     let cache = crate::paths::cache_dir();
     let registry = Registry::builtin()?;
     let zoo = crate::paths::zoo_dir();
-    let source = SourceModel::from_zoo(&registry, &zoo, &cfg.source)?;
+    // Loaded when a run trains (a report rebuilt from the store needs no weights).
+    let source = std::cell::OnceCell::new();
     let entry = registry.entry(&cfg.source)?;
     let input = target::source_image_input(&entry.recipe.data)?;
     let weights_sha = registry.expected_sha256(&zoo, &cfg.source)?;
@@ -455,11 +457,18 @@ pub fn run(
     let outcome = crate::driver::execute(runs, store.shard(), |(ti, run_cfg, id), seed, label| {
         let (data, test) = &loaded[*ti];
         let (rec, cached) = store.run_or_load(id, &format!("{dev:?}"), || {
+            let source: &SourceModel = match source.get() {
+                Some(s) => s,
+                None => {
+                    let s = SourceModel::from_zoo(&registry, &zoo, &cfg.source)?;
+                    source.get_or_init(|| s)
+                }
+            };
             let (train, val) =
                 target::sample(data, run_cfg.per_class, run_cfg.val_per_class, seed, dev)?;
             let adapted = adapt(
                 &run_cfg.strategy,
-                &source,
+                source,
                 data.classes as i64,
                 &train,
                 &val,
@@ -489,7 +498,13 @@ pub fn run(
     for (cell, accuracy) in outcome {
         results.entry(cell).or_default().push(accuracy);
     }
-    summarise(cfg, profile_name, seeds, profile, &results)
+    let test_sizes = cfg
+        .targets
+        .iter()
+        .zip(&loaded)
+        .map(|(t, (data, _))| (t.dataset().to_string(), data.test.len()))
+        .collect();
+    summarise(cfg, profile_name, seeds, profile, &results, &test_sizes)
 }
 
 fn summarise(
@@ -498,6 +513,7 @@ fn summarise(
     seeds: u64,
     profile: &Profile,
     results: &BTreeMap<(String, usize, String), Vec<f64>>,
+    test_sizes: &BTreeMap<String, usize>,
 ) -> Result<X1Summary> {
     let mut cells = Vec::new();
     let mut per_seed = Results::default();
@@ -519,7 +535,8 @@ fn summarise(
                     target: tgt,
                     per_class: n,
                     strategy: s.name().into(),
-                    accuracy: summarize(acc)?,
+                    // A proportion of the target's test set: its interval stays in [0, 1].
+                    accuracy: summarize_proportion(acc, test_sizes[&t])?,
                     gain,
                 });
             }
@@ -576,11 +593,11 @@ mod tests {
     use transferlab_report::contrast::Outcome;
 
     fn config() -> X1Config {
-        let text = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/transfer/x1.toml"),
+        // The file as the profiles without overrides read it.
+        let cfg: X1Config = crate::driver::load_toml(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/transfer/x1.toml"),
         )
         .unwrap();
-        let cfg: X1Config = toml::from_str(&text).unwrap();
         cfg.validate().unwrap();
         cfg
     }
@@ -638,14 +655,19 @@ mod tests {
         let cfg = config();
         let profile = &cfg.profiles["quick"];
         let small = profile.per_class[0];
+        let sizes: BTreeMap<String, usize> = cfg
+            .targets
+            .iter()
+            .map(|t| (t.dataset().to_string(), 1000))
+            .collect();
         let shrinks = collected(&cfg, profile, |n| if n == small { 0.2 } else { 0.01 });
-        let summary = summarise(&cfg, "quick", 3, profile, &shrinks).unwrap();
+        let summary = summarise(&cfg, "quick", 3, profile, &shrinks, &sizes).unwrap();
         assert_eq!(summary.contrasts.len(), 4);
         for c in &summary.contrasts {
             assert_eq!(c.outcome, Outcome::Supported, "{}", c.contrast.id);
         }
         let hurts = collected(&cfg, profile, |n| if n == small { -0.1 } else { 0.05 });
-        let summary = summarise(&cfg, "quick", 3, profile, &hurts).unwrap();
+        let summary = summarise(&cfg, "quick", 3, profile, &hurts, &sizes).unwrap();
         for c in &summary.contrasts {
             assert_eq!(c.outcome, Outcome::Contradicted, "{}", c.contrast.id);
         }

@@ -125,7 +125,7 @@ pub fn run(
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
     let started = std::time::Instant::now();
-    let cfg: X2Config = experiments::load_toml(config_path)?;
+    let cfg: X2Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let common = experiments::load_common(config_path, &cfg.common)?;
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let seeds = opts.seeds_or(p.seeds)?;
@@ -143,13 +143,15 @@ pub fn run(
     };
     let mut results = Results::default();
     let mut m_of_all = 0usize;
+    let mut test_sizes = std::collections::BTreeMap::new();
     let (mut rep, done) = experiments::with_context(&store, opts, on_run, |ctx| {
         let mut plan = Plan::new();
         let input = common.recipe.input;
         m_of_all = ctx.data(&cfg.source, input)?.train.len() / 10;
         for target in &cfg.targets {
-            let classes = ctx.data(target, input)?.classes;
-            let t = target.label();
+            let data = ctx.data(target, input)?;
+            let (classes, t) = (data.classes, target.label());
+            test_sizes.insert(t.clone(), data.test.len());
             for seed in 0..seeds {
                 let scratch = common.adapt.run(
                     source_for(None),
@@ -212,9 +214,7 @@ pub fn run(
     let Some(done) = done else {
         return Ok(rep);
     };
-    for (cell, r) in done {
-        results.push(cell, r.test_accuracy);
-    }
+    experiments::push_accuracies(&mut results, done, &test_sizes)?;
 
     let mut table = Table::new(
         "x2-source-size",
@@ -291,11 +291,11 @@ mod tests {
     use super::*;
 
     fn config() -> X2Config {
-        let text = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/transfer/x2.toml"),
+        // The file as the profiles without overrides read it.
+        crate::driver::load_toml(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/transfer/x2.toml"),
         )
-        .unwrap();
-        toml::from_str(&text).unwrap()
+        .unwrap()
     }
 
     /// Every result key the run files, as its plan does.

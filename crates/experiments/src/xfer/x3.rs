@@ -147,7 +147,7 @@ pub fn run(
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
     let started = std::time::Instant::now();
-    let cfg: X3Config = experiments::load_toml(config_path)?;
+    let cfg: X3Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let common = experiments::load_common(config_path, &cfg.common)?;
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let seeds = opts.seeds_or(p.seeds)?;
@@ -164,11 +164,14 @@ pub fn run(
         })
     };
     let mut results = Results::default();
+    let mut test_sizes = std::collections::BTreeMap::new();
     let (mut rep, done) = experiments::with_context(&store, opts, on_run, |ctx| {
         let mut plan = Plan::new();
         for name in &p.datasets {
             let (a, b) = (data(name, &cfg.split_a)?, data(name, &cfg.split_b)?);
-            let classes = ctx.data(&b, common.recipe.input)?.classes;
+            let target = ctx.data(&b, common.recipe.input)?;
+            let classes = target.classes;
+            test_sizes.insert(name.clone(), target.test.len());
             for seed in 0..seeds {
                 let base =
                     common
@@ -233,9 +236,7 @@ pub fn run(
     let Some(done) = done else {
         return Ok(rep);
     };
-    for (cell, r) in done {
-        results.push(cell, r.test_accuracy);
-    }
+    experiments::push_accuracies(&mut results, done, &test_sizes)?;
 
     let mut table = Table::new(
         "x3-layer-transfer",

@@ -168,17 +168,19 @@ pub fn run(
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
     let started = std::time::Instant::now();
-    let cfg: X4Config = experiments::load_toml(config_path)?;
+    let cfg: X4Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let common = experiments::load_common(config_path, &cfg.common)?;
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let seeds = opts.seeds_or(p.seeds)?;
     let store = opts.run_store();
     let mut results = Results::default();
+    let mut test_sizes = std::collections::BTreeMap::new();
     let (mut rep, done) = experiments::with_context(&store, opts, on_run, |ctx| {
         let mut plan = Plan::new();
         for target in &cfg.targets {
-            let classes = ctx.data(target, common.recipe.input)?.classes;
-            let t = target.label();
+            let data = ctx.data(target, common.recipe.input)?;
+            let (classes, t) = (data.classes, target.label());
+            test_sizes.insert(t.clone(), data.test.len());
             for &n in &p.per_class {
                 for seed in 0..seeds {
                     let any = cfg.sources[0].spec(&common);
@@ -249,9 +251,7 @@ pub fn run(
     let Some(done) = done else {
         return Ok(rep);
     };
-    for (cell, r) in done {
-        results.push(cell, r.test_accuracy);
-    }
+    experiments::push_accuracies(&mut results, done, &test_sizes)?;
 
     let mut table = Table::new(
         "x4-relatedness",
@@ -354,11 +354,11 @@ mod tests {
     use super::*;
 
     fn config() -> X4Config {
-        let text = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/transfer/x4.toml"),
+        // The file as the profiles without overrides read it.
+        crate::driver::load_toml(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/transfer/x4.toml"),
         )
-        .unwrap();
-        toml::from_str(&text).unwrap()
+        .unwrap()
     }
 
     /// Every result key the run files, as its plan does.

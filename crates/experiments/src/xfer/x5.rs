@@ -153,7 +153,7 @@ pub fn run(
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
     let started = std::time::Instant::now();
-    let cfg: X5Config = experiments::load_toml(config_path)?;
+    let cfg: X5Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     for needed in [Strategy::Scratch, Strategy::FineTune] {
         if !p.strategies.contains(&needed) {
@@ -358,11 +358,11 @@ mod tests {
     use super::*;
 
     fn config() -> X5Config {
-        let text = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/transfer/x5.toml"),
+        // The file as the profiles without overrides read it.
+        crate::driver::load_toml(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/transfer/x5.toml"),
         )
-        .unwrap();
-        toml::from_str(&text).unwrap()
+        .unwrap()
     }
 
     /// Per-speaker results as the run collects them: fine_tune `gain(k)` above the others; seed

@@ -155,7 +155,7 @@ pub fn run(
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
     let started = std::time::Instant::now();
-    let cfg: X6Config = experiments::load_toml(config_path)?;
+    let cfg: X6Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let common = experiments::load_common(config_path, &cfg.common)?;
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let seeds = opts.seeds_or(p.seeds)?;
@@ -422,7 +422,9 @@ mod tests {
             let pools = pools(&cfg, &common, p);
             // Sources on the target's own dataset are left out.
             assert!(!pools["fashion-mnist"].iter().any(|s| s == "fashion-mnist"));
-            assert!(pools["uci-digits"].iter().any(|s| s == "zoo:mnist-lenet"));
+            for z in &p.zoo {
+                assert!(pools["uci-digits"].iter().any(|s| *s == format!("zoo:{z}")));
+            }
             let filed = results(&pools, |i| i as f64);
             let cs = contrasts(&pools);
             assert_eq!(cs.len(), cfg.targets.len());
