@@ -33,7 +33,7 @@ use core_tensor::data::splitmix64;
 use core_tensor::train::Goal;
 use core_tensor::{Error, Result};
 use serde::{Deserialize, Serialize};
-use transferlab_report::stats::{Summary, paired_difference, summarize};
+use transferlab_report::stats::{Summary, paired_difference, summarize, summarize_proportion};
 use transferlab_report::{Cell, Point, Series, Table};
 
 /// Something the sweep trains and scores.
@@ -127,6 +127,11 @@ pub struct SweepResult {
     pub plan: SweepPlan,
     /// One curve per contender, in the order given.
     pub curves: Vec<Curve>,
+    /// The number of test items each score is a proportion of, when the scores are proportions
+    /// (accuracies, exact-match rates): the learning curves then have intervals inside [0, 1]
+    /// ([`transferlab_report::stats::summarize_proportion`]); `None` for any other metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proportion_of: Option<usize>,
 }
 
 /// Runs every contender at every size and seed (size, then seed, then contender).
@@ -160,6 +165,7 @@ pub fn run_sweep(
     Ok(SweepResult {
         plan: plan.clone(),
         curves,
+        proportion_of: None,
     })
 }
 
@@ -172,12 +178,23 @@ impl SweepResult {
         })
     }
 
-    /// Mean and 95% interval over seeds at each size.
+    /// The same result with its scores read as proportions of `test_size` items (see
+    /// [`SweepResult::proportion_of`]).
+    pub fn proportions_of(mut self, test_size: usize) -> Self {
+        self.proportion_of = Some(test_size);
+        self
+    }
+
+    /// Mean and 95% interval over seeds at each size (a proportion's interval, inside [0, 1],
+    /// when [`SweepResult::proportion_of`] is set).
     pub fn learning_curve(&self, name: &str) -> Result<Vec<Summary>> {
         self.curve(name)?
             .scores
             .iter()
-            .map(|s| Ok(summarize(s)?))
+            .map(|s| match self.proportion_of {
+                Some(n) => Ok(summarize_proportion(s, n)?),
+                None => Ok(summarize(s)?),
+            })
             .collect()
     }
 

@@ -561,6 +561,7 @@ pub(crate) fn test_sweep(
                     .collect(),
             })
             .collect(),
+        proportion_of: None,
     }
 }
 

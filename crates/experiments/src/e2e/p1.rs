@@ -750,7 +750,8 @@ fn sweep_variant(
             seeds: experiment::seeds(seeds),
             goal: Goal::Maximize,
         };
-        experiment::sweep(ctx, contenders, &plan)?
+        // Accuracies: proportions of the test scenes.
+        experiment::sweep(ctx, contenders, &plan)?.map(|r| r.proportions_of(cfg.test_examples))
     };
     // The components' diagnostics, one stored run per seed.
     let mut diag: Vec<ComponentScores> = Vec::new();

@@ -603,7 +603,9 @@ fn sweep_split(
         seeds: experiment::seeds(seeds),
         goal: Goal::Maximize,
     };
-    experiment::sweep(ctx, contenders, &plan)
+    // Accuracies: proportions of the split's test recordings.
+    let tested = data.test.labels.size()[0].max(1) as usize;
+    Ok(experiment::sweep(ctx, contenders, &plan)?.map(|r| r.proportions_of(tested)))
 }
 
 /// Runs P2 (resumable) and builds its report.

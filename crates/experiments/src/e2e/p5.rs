@@ -222,7 +222,8 @@ fn sweep(
         seeds: experiment::seeds(seeds),
         goal: Goal::Maximize,
     };
-    experiment::sweep(ctx, contenders, &plan)
+    // Exact-match rates: proportions of the test sentences.
+    Ok(experiment::sweep(ctx, contenders, &plan)?.map(|r| r.proportions_of(cfg.test_examples)))
 }
 
 /// Runs P5 (resumable) and builds its report.
