@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::runs::{RunStore, Shard};
+use crate::runs::{RunId, RunRecord, RunStore, Shard};
 use core_tensor::device::DeviceSpec;
 use core_tensor::{Error, Result};
 use transferlab_report::ExperimentReport;
@@ -366,7 +366,7 @@ impl<C, S> Plan<C, S> {
 
 /// Runs `runs` (a plan's, after [`Plan::in_shard`]) with `run(spec, seed, label)`: the results
 /// in order with their cells, or `None` when `shard` is set (a shard has no report).
-pub fn execute<C, S, R>(
+fn execute<C, S, R>(
     runs: Vec<Planned<C, S>>,
     shard: Option<Shard>,
     mut run: impl FnMut(&S, u64, &str) -> Result<R>,
@@ -393,7 +393,7 @@ pub struct About<'s> {
 /// The skeleton of a report; the experiment fills in verdicts, tables and plots. A sharded
 /// run's skeleton carries a note of what was left to the other shards.
 #[allow(clippy::too_many_arguments)]
-pub fn report_skeleton(
+fn report_skeleton(
     about: About<'_>,
     description: String,
     opts: &RunOptions,
@@ -430,6 +430,191 @@ pub fn report_skeleton(
         tables: Vec::new(),
         plots: Vec::new(),
         notes,
+    }
+}
+
+/// One experiment being run: the one context every experiment runs through, whatever its
+/// domain. It holds the options, the run store (sharded, stored-only or neither), the device,
+/// the ledger of runs with its progress callback and the clock, and it is the only code that
+/// loads, trains and stores runs ([`Session::run`], [`Session::stored`]), decides which runs a
+/// shard owns ([`Session::in_shard`], [`Session::execute`]) and writes a report's skeleton
+/// ([`Session::report`]): sharding, resuming, timing and progress are the driver's, never an
+/// experiment's. The domain contexts (multi-task, transfer, end-to-end) wrap one with their
+/// data caches.
+pub struct Session<'a> {
+    opts: RunOptions,
+    store: RunStore,
+    device: tch::Device,
+    log: RunLog<'a>,
+    started: std::time::Instant,
+}
+
+impl std::fmt::Debug for Session<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("store", &self.store.dir())
+            .field("device", &self.device)
+            .field("log", &self.log)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Session<'a> {
+    /// A session with `opts` (the device resolved now: a CUDA request without a GPU is an
+    /// error here) that calls `on_run(label, stored)` after each run.
+    pub fn new(opts: &RunOptions, on_run: impl FnMut(&str, bool) + 'a) -> Result<Self> {
+        Ok(Session {
+            opts: opts.clone(),
+            store: opts.run_store(),
+            device: opts.device.resolve()?,
+            log: RunLog::new(on_run),
+            started: std::time::Instant::now(),
+        })
+    }
+
+    /// The device runs train on.
+    pub fn device(&self) -> tch::Device {
+        self.device
+    }
+
+    /// The options.
+    pub fn options(&self) -> &RunOptions {
+        &self.opts
+    }
+
+    /// The run store's folder (where a run may keep files beside its record).
+    pub fn store_dir(&self) -> &Path {
+        self.store.dir()
+    }
+
+    /// The ledger of runs so far.
+    pub fn log(&self) -> &RunLog<'a> {
+        &self.log
+    }
+
+    /// Whether only a shard's slice of the runs runs here (then there is no report).
+    pub fn sharded(&self) -> bool {
+        self.store.shard().is_some()
+    }
+
+    /// Whether the run with `key` is this session's to run (always, unless sharded); one
+    /// that is not is counted as left to another shard under `label`.
+    pub fn in_shard(&self, key: &str, label: &str) -> bool {
+        let mine = self.store.in_shard(key);
+        if !mine {
+            self.log.skip(label);
+        }
+        mine
+    }
+
+    /// The stored result of `id`, counted as loaded under `label`, if it is stored.
+    pub fn stored<T: Serialize + DeserializeOwned>(
+        &self,
+        id: &RunId,
+        label: &str,
+    ) -> Result<Option<T>> {
+        let rec = self.lookup::<T>(id)?;
+        if let Some(r) = &rec {
+            self.loaded(label, r.seconds);
+        }
+        Ok(rec.map(|r| r.result))
+    }
+
+    /// The stored record of `id`, if any, not yet counted: a context that must check what
+    /// the record points to (a weights file beside it) counts it with [`Session::loaded`] or
+    /// runs it again with [`Session::rerun`].
+    pub fn lookup<T: DeserializeOwned>(&self, id: &RunId) -> Result<Option<RunRecord<T>>> {
+        self.store.get::<T>(id)
+    }
+
+    /// Counts a run as loaded from the store under `label` (it took `seconds` when trained).
+    pub fn loaded(&self, label: &str, seconds: f64) {
+        self.log.record(label, true, seconds);
+    }
+
+    /// Replaces the stored record of a run whose result was completed without training it
+    /// again (a field added since it was stored).
+    pub fn restore<T: Serialize>(&self, record: &RunRecord<T>) -> Result<()> {
+        self.store.put(record)
+    }
+
+    /// Runs `f` and stores its record in place of any stored one (a record whose files are
+    /// missing or altered, or a dependency of a run of this shard whatever its slice);
+    /// counted under `label`. Refused with `--stored-only`.
+    pub fn rerun<T: Serialize + DeserializeOwned>(
+        &self,
+        id: &RunId,
+        label: &str,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<RunRecord<T>> {
+        let device = format!("{:?}", self.device);
+        let rec = self.store.rerun(id, &device, f)?;
+        self.log.record(label, false, rec.seconds);
+        Ok(rec)
+    }
+
+    /// The stored result of `id`, or `f()` run, stored and returned; counted under `label`.
+    /// In a sharded store, a run of another slice is refused ([`Error::OutOfShard`]); with
+    /// `--stored-only`, a run that is not stored is an error naming it.
+    pub fn run<T: Serialize + DeserializeOwned>(
+        &self,
+        id: &RunId,
+        label: &str,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let device = format!("{:?}", self.device);
+        let (rec, stored) = self.store.run_or_load(id, &device, f)?;
+        self.log.record(label, stored, rec.seconds);
+        Ok(rec.result)
+    }
+
+    /// The runs of `plan` this session runs: every run, unsharded; in a shard, those whose key
+    /// (`key(spec, seed)`, asked only when sharded) falls in its slice, the others counted as
+    /// left to other shards. A context that runs them itself returns no results when
+    /// [`Session::sharded`].
+    pub fn mine<C, S>(
+        &self,
+        plan: Plan<C, S>,
+        key: impl FnMut(&S, u64) -> Result<String>,
+    ) -> Result<Vec<Planned<C, S>>> {
+        plan.in_shard(self.store.shard(), &self.log, key)
+    }
+
+    /// Executes `plan`: the runs of this session's slice (every run, unsharded; `key(spec,
+    /// seed)` gives a run's store key, asked only when sharded) each given to
+    /// `run(spec, seed, label)`, the results in plan order with their cells; `None` when
+    /// sharded (a shard has no report).
+    pub fn execute<C, S, R>(
+        &self,
+        plan: Plan<C, S>,
+        key: impl FnMut(&S, u64) -> Result<String>,
+        run: impl FnMut(&S, u64, &str) -> Result<R>,
+    ) -> Result<Option<Vec<(C, R)>>> {
+        let shard = self.store.shard();
+        let runs = plan.in_shard(shard, &self.log, key)?;
+        execute(runs, shard, run)
+    }
+
+    /// The skeleton of the report of experiment `about` over `seeds` seeds from `config`,
+    /// with the session's runs and times; the experiment adds contrasts, tables and plots. A
+    /// sharded session's skeleton says what was left to the other shards.
+    pub fn report(
+        &self,
+        about: About<'_>,
+        description: String,
+        seeds: u64,
+        config: &impl Serialize,
+    ) -> ExperimentReport {
+        report_skeleton(
+            about,
+            description,
+            &self.opts,
+            seeds,
+            self.device,
+            &self.log,
+            self.started,
+            config,
+        )
     }
 }
 
@@ -813,6 +998,43 @@ mod tests {
         .unwrap();
         assert_eq!(out[4], ("cell4".to_string(), 41));
         assert_eq!(out.len(), 60);
+    }
+
+    /// The one path, enforced: no experiment file loads or stores a run, owns a ledger of
+    /// runs, or writes a report's skeleton itself; the [`Session`] does (through the domain
+    /// contexts of `mtl/common.rs`, `xfer/runner.rs` and `e2e/common.rs`).
+    #[test]
+    fn experiments_run_only_through_the_session() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = 0;
+        for group in ["xfer", "mtl", "e2e"] {
+            for entry in std::fs::read_dir(src.join(group)).unwrap().flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                let is_experiment = name.len() == 5
+                    && name.ends_with(".rs")
+                    && ["x", "m", "p"].iter().any(|p| name.starts_with(p));
+                if !is_experiment {
+                    continue;
+                }
+                files += 1;
+                let text = std::fs::read_to_string(entry.path()).unwrap();
+                for forbidden in [
+                    "run_or_load",
+                    "ExperimentReport {",
+                    "RunLog",
+                    "RunStore",
+                    "report_skeleton",
+                    ".in_shard(shard",
+                ] {
+                    assert!(
+                        !text.contains(forbidden),
+                        "{group}/{name} uses {forbidden:?}: runs, shards and reports go through \
+                         driver::Session"
+                    );
+                }
+            }
+        }
+        assert_eq!(files, 18);
     }
 
     #[test]

@@ -232,6 +232,36 @@ impl RunStore {
         Ok((record, false))
     }
 
+    /// Runs `f` and stores its record in place of any stored one of `id` (a record whose
+    /// files beside it are missing or altered, or a source network a run of this shard needs:
+    /// such a dependency is trained wherever it is needed, whatever slice its key falls in;
+    /// shards that both train it store the same record). Refused with `--stored-only`.
+    pub fn rerun<T, F>(&self, id: &RunId, device: &str, f: F) -> Result<RunRecord<T>>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Result<T>,
+    {
+        let key = id.key();
+        if self.stored_only {
+            return Err(Error::InvalidArgument(format!(
+                "run {}/{key} must be run again (its stored files are missing or altered) and \
+                 --stored-only forbids training it",
+                id.experiment
+            )));
+        }
+        let start = std::time::Instant::now();
+        let result = f()?;
+        let record = RunRecord {
+            key,
+            id: id.clone(),
+            result,
+            seconds: start.elapsed().as_secs_f64(),
+            device: device.to_string(),
+        };
+        self.put(&record)?;
+        Ok(record)
+    }
+
     /// Every stored record of `experiment`, sorted by key.
     pub fn records<T: DeserializeOwned>(&self, experiment: &str) -> Result<Vec<RunRecord<T>>> {
         let dir = self.dir.join(experiment);

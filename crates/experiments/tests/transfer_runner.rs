@@ -6,7 +6,7 @@
 
 use core_tensor::optim::OptimizerKind;
 use core_tensor::train::{EarlyStopping, Goal, TrainConfig};
-use experiments::runs::RunStore;
+use experiments::driver::{RunOptions, Session};
 use experiments::xfer::runner::{
     AdaptRun, Context, DataSpec, InputSpec, LabelMode, PixelMode, Pretrain, PretrainRecipe,
     SourceSpec, load_data, resolve_adapt,
@@ -109,7 +109,7 @@ fn patience_covers_a_quarter_of_the_step_budget_and_epochs_reach_it() {
 #[test]
 fn sources_and_adaptations_are_stored_once_and_reused() {
     let dir = tempfile::tempdir().unwrap();
-    let store = RunStore::new(dir.path());
+    let opts = RunOptions::new("quick", dir.path());
     let recipe = PretrainRecipe {
         model: lenet(),
         input: INPUT,
@@ -146,12 +146,12 @@ fn sources_and_adaptations_are_stored_once_and_reused() {
     };
     let mut labels = Vec::new();
     let first = {
-        let mut ctx = Context::new(&store, Device::Cpu, |l: &str, s| {
-            labels.push((l.to_string(), s))
-        });
+        let mut ctx = Context::new(
+            Session::new(&opts, |l: &str, s| labels.push((l.to_string(), s))).unwrap(),
+        );
         let r = ctx.adapt(&run, 3, "adapt").unwrap();
         assert_eq!(
-            (ctx.log.runs(), ctx.log.stored()),
+            (ctx.session().log().runs(), ctx.session().log().stored()),
             (2, 0),
             "a source and an adaptation ran"
         );
@@ -161,14 +161,14 @@ fn sources_and_adaptations_are_stored_once_and_reused() {
     assert!((0.0..=1.0).contains(&first.test_accuracy));
     // The source head has B's five classes.
     let src = {
-        let mut ctx = Context::new(&store, Device::Cpu, |_: &str, _| {});
+        let mut ctx = Context::new(Session::new(&opts, |_: &str, _| {}).unwrap());
         ctx.source(&source, 3).unwrap()
     };
     assert_eq!(src.weights["head.weight"].size(), [5, 12]);
-    let mut ctx = Context::new(&store, Device::Cpu, |_: &str, _| {});
+    let mut ctx = Context::new(Session::new(&opts, |_: &str, _| {}).unwrap());
     let again = ctx.adapt(&run, 3, "adapt").unwrap();
     assert_eq!(
-        (ctx.log.runs(), ctx.log.stored()),
+        (ctx.session().log().runs(), ctx.session().log().stored()),
         (1, 1),
         "the adaptation came from the store"
     );
@@ -190,11 +190,11 @@ fn sources_and_adaptations_are_stored_once_and_reused() {
         .unwrap()
         .remove("h_score_shrunk");
     std::fs::write(&record, json.to_string()).unwrap();
-    let mut ctx = Context::new(&store, Device::Cpu, |_: &str, _| {});
+    let mut ctx = Context::new(Session::new(&opts, |_: &str, _| {}).unwrap());
     let old = ctx.adapt(&run, 3, "adapt").unwrap();
     // The source and the adaptation both came from the store.
     assert_eq!(
-        (ctx.log.runs(), ctx.log.stored()),
+        (ctx.session().log().runs(), ctx.session().log().stored()),
         (2, 2),
         "nothing trained"
     );
@@ -214,9 +214,12 @@ fn sources_and_adaptations_are_stored_once_and_reused() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     std::fs::write(&weights, bytes).unwrap();
-    let mut ctx = Context::new(&store, Device::Cpu, |_: &str, _| {});
+    let mut ctx = Context::new(Session::new(&opts, |_: &str, _| {}).unwrap());
     let retrained = ctx.source(&source, 3).unwrap();
-    assert_eq!((ctx.log.runs(), ctx.log.stored()), (1, 0));
+    assert_eq!(
+        (ctx.session().log().runs(), ctx.session().log().stored()),
+        (1, 0)
+    );
     for (k, v) in &retrained.weights {
         assert!(v.equal(&src.weights[k]), "{k}: retraining is deterministic");
     }

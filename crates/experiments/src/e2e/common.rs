@@ -4,7 +4,7 @@
 //! plots, crossover tables and sentences), and the keys under which a sweep's per-seed values
 //! feed the experiments' declared contrasts ([`key`], [`file_sweep`]).
 //!
-//! **Resumable.** [`Ctx::run`] goes through [`RunStore::run_or_load`] with the key
+//! **Resumable.** [`Ctx::run`] goes through [`Session::run`] with the key
 //! `(experiment, resolved config of the point, seed)`; [`stored`] wraps a sweep contender so
 //! that each of its points is such a run. Killing an experiment loses at most the run in
 //! progress; running it again loads what finished.
@@ -19,8 +19,8 @@
 //! network initialisation follows `tch::manual_seed` (process-wide), so contenders run one
 //! after another, never in threads of one process.
 
-use crate::driver::{About, RunLog};
-use crate::runs::{RunId, RunStore};
+use crate::driver::{About, Session};
+use crate::runs::RunId;
 use core_tensor::train::TrainConfig;
 use core_tensor::{Error, Result};
 use serde::de::DeserializeOwned;
@@ -75,35 +75,37 @@ pub fn validation_size(n: usize) -> usize {
     (n / 5).clamp(1, 100)
 }
 
-/// The run context of one experiment: the store, the device and the progress callback, with
-/// counts of the runs done and loaded.
+/// An end-to-end experiment's [`Session`] (store, device, ledger of runs) with the dataset
+/// checksums its runs depend on.
 pub struct Ctx<'a> {
-    store: RunStore,
+    session: Session<'a>,
     /// Where networks train.
     pub device: Device,
-    log: RunLog<'a>,
     inputs: std::cell::RefCell<std::collections::BTreeMap<String, String>>,
 }
 
 impl std::fmt::Debug for Ctx<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ctx")
-            .field("store", &self.store.dir())
-            .field("device", &self.device)
-            .field("log", &self.log)
+            .field("session", &self.session)
             .finish_non_exhaustive()
     }
 }
 
 impl<'a> Ctx<'a> {
-    /// A context on the options' store and device; `on_run(label, stored)` after each run.
+    /// A context on a new session with `opts`; `on_run(label, stored)` after each run.
     pub fn new(opts: &RunOptions, on_run: impl FnMut(&str, bool) + 'a) -> Result<Self> {
+        let session = Session::new(opts, on_run)?;
         Ok(Ctx {
-            store: opts.run_store(),
-            device: opts.device.resolve()?,
-            log: RunLog::new(on_run),
+            device: session.device(),
+            session,
             inputs: Default::default(),
         })
+    }
+
+    /// The session the runs go through.
+    pub fn session(&self) -> &Session<'a> {
+        &self.session
     }
 
     /// Declares the fixture datasets the runs from here on read: each is checked against the
@@ -115,9 +117,9 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
-    /// The stored result of the run `(experiment, config, seed)`, or `f()` run and stored.
-    /// In a sharded store, only a run of this shard's slice may be run (see [`Ctx::in_shard`]);
-    /// another is refused.
+    /// The stored result of the run `(experiment, config, seed)`, or `f()` run and stored
+    /// ([`Session::run`]). In a sharded store, only a run of this shard's slice may be run
+    /// (see [`Ctx::in_shard`]); another is refused.
     pub fn run<T: Serialize + DeserializeOwned>(
         &self,
         experiment: &str,
@@ -126,11 +128,8 @@ impl<'a> Ctx<'a> {
         label: &str,
         f: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
-        let id = self.id(experiment, config, seed)?;
-        let device = format!("{:?}", self.device);
-        let (rec, stored) = self.store.run_or_load(&id, &device, f)?;
-        self.log.record(label, stored, rec.seconds);
-        Ok(rec.result)
+        self.session
+            .run(&self.id(experiment, config, seed)?, label, f)
     }
 
     fn id(&self, experiment: &str, config: &impl Serialize, seed: u64) -> Result<RunId> {
@@ -140,7 +139,7 @@ impl<'a> Ctx<'a> {
     /// Whether the store runs only a shard's slice of the runs (then the experiment has no
     /// report).
     pub fn sharded(&self) -> bool {
-        self.store.shard().is_some()
+        self.session.sharded()
     }
 
     /// Whether the run `(experiment, config, seed)` is this store's to run (always, unless
@@ -152,13 +151,9 @@ impl<'a> Ctx<'a> {
         seed: u64,
         label: &str,
     ) -> Result<bool> {
-        let mine = self
-            .store
-            .in_shard(&self.id(experiment, config, seed)?.key());
-        if !mine {
-            self.log.skip(label);
-        }
-        Ok(mine)
+        Ok(self
+            .session
+            .in_shard(&self.id(experiment, config, seed)?.key(), label))
     }
 
     /// The report of a shard: what it ran, no verdicts, tables or plots.
@@ -167,36 +162,24 @@ impl<'a> Ctx<'a> {
         id: &str,
         title: &str,
         claims: &[&str],
-        opts: &RunOptions,
         seeds: u64,
-        started: std::time::Instant,
     ) -> ExperimentReport {
-        self.report(id, title, claims, String::new(), opts, seeds, started, &())
+        self.report(id, title, claims, String::new(), seeds, &())
     }
 
-    /// The skeleton of the report; the experiment adds verdicts, tables, plots and notes.
-    #[allow(clippy::too_many_arguments)]
+    /// The skeleton of the report ([`Session::report`]); the experiment adds contrasts,
+    /// tables, plots and notes.
     pub fn report(
         &self,
         id: &str,
         title: &str,
         claims: &[&str],
         description: String,
-        opts: &RunOptions,
         seeds: u64,
-        started: std::time::Instant,
         config: &impl Serialize,
     ) -> ExperimentReport {
-        crate::driver::report_skeleton(
-            About { id, title, claims },
-            description,
-            opts,
-            seeds,
-            self.device,
-            &self.log,
-            started,
-            config,
-        )
+        self.session
+            .report(About { id, title, claims }, description, seeds, config)
     }
 }
 

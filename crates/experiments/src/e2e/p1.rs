@@ -830,7 +830,6 @@ pub fn run(
     opts: &RunOptions,
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
-    let started = std::time::Instant::now();
     let cfg: P1Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let check = || -> Result<()> {
         cfg.face_data.validate()?;
@@ -879,9 +878,7 @@ pub fn run(
             "P1",
             "detect then identify",
             &experiment::as_strs(&claims),
-            opts,
             seeds,
-            started,
         ));
     }
 
@@ -905,9 +902,7 @@ pub fn run(
             .map(|r| describe(r.variant, variant_cfg(r.variant), &r.sizes, &cfg.face_data))
             .collect::<Vec<_>>()
             .join(" "),
-        opts,
         seeds,
-        started,
         &cfg,
     );
     let mut values = Results::default();

@@ -614,7 +614,6 @@ pub fn run(
     opts: &RunOptions,
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
-    let started = std::time::Instant::now();
     let cfg: P2Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let check = || -> Result<()> {
         cfg.log_mel_model.validate()?;
@@ -648,14 +647,7 @@ pub fn run(
     let declared = contrasts(p);
     let claims = experiment::claims_of(&declared);
     if ctx.sharded() {
-        return Ok(ctx.shard_report(
-            "P2",
-            "speech",
-            &experiment::as_strs(&claims),
-            opts,
-            seeds,
-            started,
-        ));
+        return Ok(ctx.shard_report("P2", "speech", &experiment::as_strs(&claims), seeds));
     }
 
     let mut rep = ctx.report(
@@ -678,9 +670,7 @@ pub fn run(
             serde_json::to_string(&cfg.log_mel_model).unwrap_or_default(),
             serde_json::to_string(&cfg.waveform_model).unwrap_or_default(),
         ),
-        opts,
         seeds,
-        started,
         &cfg,
     );
     let pairs = [

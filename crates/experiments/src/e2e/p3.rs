@@ -436,7 +436,6 @@ pub fn run(
     opts: &RunOptions,
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
-    let started = std::time::Instant::now();
     let cfg: P3Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     cfg.validate().map_err(|e| e.in_file(config_path))?;
     let p = experiment::profile(&cfg.profiles, &opts.profile)?;
@@ -452,14 +451,7 @@ pub fn run(
     let declared = contrasts(p);
     let claims = experiment::claims_of(&declared);
     if ctx.sharded() {
-        return Ok(ctx.shard_report(
-            "P3",
-            "bone age",
-            &experiment::as_strs(&claims),
-            opts,
-            seeds,
-            started,
-        ));
+        return Ok(ctx.shard_report("P3", "bone age", &experiment::as_strs(&claims), seeds));
     }
     let mut rep = ctx.report(
         "P3",
@@ -488,9 +480,7 @@ pub fn run(
             c = cfg.cnn_channels,
             m = cfg.measure_examples,
         ),
-        opts,
         seeds,
-        started,
         &cfg,
     );
     let pairs = [(END_TO_END, HAND), (END_TO_END, LEARNED), (LEARNED, HAND)];

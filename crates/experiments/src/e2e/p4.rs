@@ -261,7 +261,6 @@ pub fn run(
     opts: &RunOptions,
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
-    let started = std::time::Instant::now();
     let cfg: P4Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     cfg.recipe
         .validate("recipe")
@@ -308,9 +307,7 @@ pub fn run(
             "P4",
             "lines and parity",
             &experiment::as_strs(&claims),
-            opts,
             seeds,
-            started,
         ));
     }
     let mut rep = ctx.report(
@@ -334,9 +331,7 @@ pub fn run(
             cfg.test_examples,
             s = cfg.size,
         ),
-        opts,
         seeds,
-        started,
         &cfg,
     );
     let mut table = Table::new(

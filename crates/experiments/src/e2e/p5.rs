@@ -232,7 +232,6 @@ pub fn run(
     opts: &RunOptions,
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
-    let started = std::time::Instant::now();
     let cfg: P5Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let p = experiment::profile(&cfg.profiles, &opts.profile)?;
     if p.sizes.is_empty() || p.sizes.windows(2).any(|w| w[0] >= w[1]) || p.sizes[0] == 0 {
@@ -254,14 +253,7 @@ pub fn run(
         }
     }
     if ctx.sharded() {
-        return Ok(ctx.shard_report(
-            "P5",
-            "translation",
-            &experiment::as_strs(&claims),
-            opts,
-            seeds,
-            started,
-        ));
+        return Ok(ctx.shard_report("P5", "translation", &experiment::as_strs(&claims), seeds));
     }
     let mut rep = ctx.report(
         "P5",
@@ -286,9 +278,7 @@ pub fn run(
             cfg.net.batch_size,
             cfg.test_examples,
         ),
-        opts,
         seeds,
-        started,
         &cfg,
     );
     let pairs = [(END_TO_END, PIPELINE)];

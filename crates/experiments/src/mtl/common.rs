@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use crate::driver::{About, Plan, RunLog};
-use crate::runs::{RunId, RunRecord, RunStore};
+use crate::driver::{About, Plan, Session};
+use crate::runs::RunId;
 use core_tensor::data::{TensorDataset, permutation, uniform};
 use core_tensor::datasets::{FashionMnist, ImageDataset, Mnist, Split};
 use core_tensor::train::TrainConfig;
@@ -491,39 +491,52 @@ pub fn seeds(opts: &RunOptions, profile_seeds: u64) -> Result<u64> {
 
 type DataSets = Rc<(TensorDataset, TensorDataset, TensorDataset)>;
 
-/// The store, the device, loaded images and the count of runs of one experiment.
+/// A multi-task experiment's [`Session`] (store, device, ledger of runs) with its loaded
+/// images and datasets.
 pub struct Context<'a> {
-    store: &'a RunStore,
+    session: Session<'a>,
     /// The device runs train on.
     pub device: Device,
     cache: PathBuf,
     images: HashMap<(Source, bool), Rc<ImageDataset>>,
     data: HashMap<String, DataSets>,
-    /// The runs so far: done, loaded, left to other shards.
-    pub log: RunLog<'a>,
 }
 
 impl std::fmt::Debug for Context<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
-            .field("store", &self.store.dir())
-            .field("device", &self.device)
-            .field("log", &self.log)
+            .field("session", &self.session)
             .finish_non_exhaustive()
     }
 }
 
 impl<'a> Context<'a> {
-    /// A context on `store` and `device` that reports each run to `on_run` (label, stored).
-    pub fn new(store: &'a RunStore, device: Device, on_run: impl FnMut(&str, bool) + 'a) -> Self {
+    /// A context on `session`.
+    pub fn new(session: Session<'a>) -> Self {
         Context {
-            store,
-            device,
+            device: session.device(),
+            session,
             cache: crate::paths::cache_dir(),
             images: HashMap::new(),
             data: HashMap::new(),
-            log: RunLog::new(on_run),
         }
+    }
+
+    /// The session the runs go through.
+    pub fn session(&self) -> &Session<'a> {
+        &self.session
+    }
+
+    /// The skeleton of the report of `about` (see [`Session::report`]); the experiment adds
+    /// contrasts, tables and plots.
+    pub fn report(
+        &self,
+        about: About<'_>,
+        description: String,
+        seeds: u64,
+        config: &impl Serialize,
+    ) -> ExperimentReport {
+        self.session.report(about, description, seeds, config)
     }
 
     fn images(&mut self, source: Source, train: bool) -> Result<Rc<ImageDataset>> {
@@ -702,13 +715,12 @@ impl<'a> Context<'a> {
     /// Trains (or loads) `spec` with `seed`; `label` names the run in progress reports.
     pub fn train(&mut self, spec: &RunSpec, seed: u64, label: &str) -> Result<RunOutcome> {
         let id = self.run_id(spec, seed)?;
-        if let Some(rec) = self.store.get::<RunOutcome>(&id)? {
-            self.count(&rec, true, label);
-            return Ok(rec.result);
+        if let Some(r) = self.session.stored::<RunOutcome>(&id, label)? {
+            return Ok(r);
         }
         let sets = self.datasets(&spec.data, seed)?;
         let device = self.device;
-        let (rec, _) = self.store.run_or_load(&id, &format!("{device:?}"), || {
+        self.session.run(&id, label, || {
             let (train, val, test) = &*sets;
             let cfg = MultiTaskConfig {
                 model: spec.model.clone(),
@@ -750,9 +762,7 @@ impl<'a> Context<'a> {
                 steps: r.fit.steps,
                 seconds_per_step: r.fit.seconds_per_step,
             })
-        })?;
-        self.count(&rec, false, label);
-        Ok(rec.result)
+        })
     }
 
     /// The id of the run `spec` with `seed`. The dataset is checked against the manifest
@@ -767,10 +777,9 @@ impl<'a> Context<'a> {
     /// trained, the outcomes by cell and seed; `None` in a sharded store, which runs only its
     /// slice of the plan and has no report.
     pub fn execute(&mut self, plan: Plan<String, RunSpec>) -> Result<Option<Outcomes>> {
-        let shard = self.store.shard();
-        let runs = plan.in_shard(shard, &self.log, |spec, seed| {
-            Ok(self.run_id(spec, seed)?.key())
-        })?;
+        let runs = self
+            .session
+            .mine(plan, |spec, seed| Ok(self.run_id(spec, seed)?.key()))?;
         let mut out = BTreeMap::new();
         for p in runs {
             let r = self.train(&p.spec, p.seed, &p.label)?;
@@ -781,7 +790,7 @@ impl<'a> Context<'a> {
                 )));
             }
         }
-        Ok(shard.is_none().then_some(Outcomes(out)))
+        Ok((!self.session.sharded()).then_some(Outcomes(out)))
     }
 
     /// The number of training examples `data` gives with `seed` (for resolving epochs).
@@ -805,10 +814,6 @@ impl<'a> Context<'a> {
             balancer,
             train: recipe.resolve(n),
         })
-    }
-
-    fn count<T>(&mut self, rec: &RunRecord<T>, stored: bool, label: &str) {
-        self.log.record(label, stored, rec.seconds);
     }
 }
 
@@ -841,15 +846,13 @@ impl Outcomes {
     }
 }
 
-/// A context on the options' store and device that reports each run to `on_run`.
+/// A context on a new [`Session`] with `opts` that reports each run to `on_run`.
 pub fn with_context<'a, T>(
-    store: &'a RunStore,
     opts: &RunOptions,
     on_run: impl FnMut(&str, bool) + 'a,
     body: impl FnOnce(&mut Context<'a>) -> Result<T>,
 ) -> Result<T> {
-    let device = opts.device.resolve()?;
-    let mut ctx = Context::new(store, device, on_run);
+    let mut ctx = Context::new(Session::new(opts, on_run)?);
     body(&mut ctx)
 }
 
@@ -877,31 +880,6 @@ pub fn claims_of(contrasts: &[Contrast]) -> Vec<&str> {
         }
     }
     claims
-}
-
-/// The skeleton of a report; the experiment fills in contrasts, tables and plots.
-#[allow(clippy::too_many_arguments)]
-pub fn report(
-    id: &str,
-    title: &str,
-    claims: &[&str],
-    description: String,
-    opts: &RunOptions,
-    seeds: u64,
-    ctx: &Context<'_>,
-    started: std::time::Instant,
-    config: &impl Serialize,
-) -> ExperimentReport {
-    crate::driver::report_skeleton(
-        About { id, title, claims },
-        description,
-        opts,
-        seeds,
-        ctx.device,
-        &ctx.log,
-        started,
-        config,
-    )
 }
 
 /// The presence tasks of `classes`.

@@ -18,7 +18,7 @@ use transferlab_report::contrast::{Contrast, Kind};
 use transferlab_report::stats::Summary;
 use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table};
 
-use crate::driver::{Plan, decide};
+use crate::driver::{About, Plan, decide};
 use crate::margins;
 use crate::mtl::common::{
     self as experiments, Outcomes, Recipe, Results, RunOptions, SEPARATE_DELTA_M, Setup,
@@ -119,18 +119,16 @@ pub fn run(
     opts: &RunOptions,
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
-    let started = std::time::Instant::now();
     let cfg: M1Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let (recipe, setup) = experiments::load_common(config_path, &cfg.common, &opts.profile)?;
     let seeds = experiments::seeds(opts, p.seeds)?;
-    let store = opts.run_store();
     let classes = &setup.classes;
     let targets = presence(classes);
     let specs: Vec<_> = targets.iter().map(|t| t.task()).collect();
     let declared = contrasts();
     let shared_params = experiments::parameter_count(&setup.model, &specs)?;
-    let (mut rep, outcomes) = experiments::with_context(&store, opts, on_run, |ctx| {
+    let (mut rep, outcomes) = experiments::with_context(opts, on_run, |ctx| {
         let mut plan = Plan::new();
         for seed in 0..seeds {
             let mtl_spec = ctx.spec(
@@ -159,10 +157,12 @@ pub fn run(
             }
         }
         let outcomes = ctx.execute(plan)?;
-        let rep = experiments::report(
-            "M1",
-            "multi-label scenes: one shared network vs one network per task",
-            &experiments::claims_of(&declared),
+        let rep = ctx.report(
+            About {
+                id: "M1",
+                title: "multi-label scenes: one shared network vs one network per task",
+                claims: &experiments::claims_of(&declared),
+            },
             format!(
                 "{} training scenes ({}), {} validation scenes for early stopping, {} test \
                  scenes; one presence task per class {:?}. A {} trunk ({} parameters with its \
@@ -176,10 +176,7 @@ pub fn run(
                 setup.model.name(),
                 shared_params,
             ),
-            opts,
             seeds,
-            ctx,
-            started,
             &Resolved {
                 config: &cfg,
                 recipe: &recipe,

@@ -18,7 +18,7 @@ use transferlab_report::contrast::Contrast;
 use transferlab_report::stats::Summary;
 use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table};
 
-use crate::driver::{Plan, decide};
+use crate::driver::{About, Plan, decide};
 use crate::margins;
 use crate::mtl::common::{
     self as experiments, DataSpec, Outcomes, PartitionData, Recipe, Results, RunOptions,
@@ -163,7 +163,6 @@ pub fn run(
     opts: &RunOptions,
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
-    let started = std::time::Instant::now();
     let cfg: M2Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let at = |e: Error| e.in_file(config_path);
@@ -173,12 +172,11 @@ pub fn run(
             .in_file(config_path)
     })?;
     let seeds = experiments::seeds(opts, p.seeds)?;
-    let store = opts.run_store();
     let n = p.per_task;
     let n_eq = (p.equal_data_tasks - 1) * n;
     let tasks = p.task_counts();
     let declared = contrasts(p);
-    let (mut rep, outcomes) = experiments::with_context(&store, opts, on_run, |ctx| {
+    let (mut rep, outcomes) = experiments::with_context(opts, on_run, |ctx| {
         let mut plan = Plan::new();
         let mut one = |ctx: &mut experiments::Context<'_>,
                        t: usize,
@@ -206,10 +204,12 @@ pub fn run(
             one(ctx, p.equal_data_tasks, n_eq, seed, "eq".into())?;
         }
         let outcomes = ctx.execute(plan)?;
-        let rep = experiments::report(
-            "M2",
-            "many small tasks: the focal task alone vs jointly with others",
-            &experiments::claims_of(&declared),
+        let rep = ctx.report(
+            About {
+                id: "M2",
+                title: "many small tasks: the focal task alone vs jointly with others",
+                claims: &experiments::claims_of(&declared),
+            },
             format!(
                 "Binary tasks on MNIST digits, each a fixed random split of the ten classes into \
                  five positive and five negative ones (partition seed {}); each task has n = {n} \
@@ -224,10 +224,7 @@ pub fn run(
                 p.model.name(),
                 p.test
             ),
-            opts,
             seeds,
-            ctx,
-            started,
             &Resolved {
                 config: &cfg,
                 profile: p,

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use transferlab_report::contrast::{Contrast, Kind, Test};
 use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table};
 
-use crate::driver::{Plan, decide};
+use crate::driver::{About, Plan, decide};
 use crate::margins;
 use crate::mtl::common::{
     self as experiments, Outcomes, Recipe, Results, RunOptions, RunOutcome, SEPARATE_DELTA_M,
@@ -211,7 +211,6 @@ pub fn run(
     opts: &RunOptions,
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
-    let started = std::time::Instant::now();
     let cfg: M3Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let (recipe, setup) = experiments::load_common(config_path, &cfg.common, &opts.profile)?;
@@ -230,7 +229,6 @@ pub fn run(
     widths = sorted_widths(&widths);
     let declared = contrasts(&widths);
     let seeds = experiments::seeds(opts, p.seeds)?;
-    let store = opts.run_store();
     let targets = presence(&classes);
     let specs: Vec<_> = targets.iter().map(|t| t.task()).collect();
     let trunk = |w: i64| at_width(&setup.model, w);
@@ -248,7 +246,7 @@ pub fn run(
             same * specs.len() as i64,
         ));
     }
-    let (mut rep, outcomes) = experiments::with_context(&store, opts, on_run, |ctx| {
+    let (mut rep, outcomes) = experiments::with_context(opts, on_run, |ctx| {
         let mut plan = Plan::new();
         for seed in 0..seeds {
             for &(w, v, ..) in &matched {
@@ -281,10 +279,12 @@ pub fn run(
             }
         }
         let outcomes = ctx.execute(plan)?;
-        let rep = experiments::report(
-            "M3",
-            "capacity sweep: shared trunk width",
-            &experiments::claims_of(&declared),
+        let rep = ctx.report(
+            About {
+                id: "M3",
+                title: "capacity sweep: shared trunk width",
+                claims: &experiments::claims_of(&declared),
+            },
             format!(
                 "M1's scenes ({} training, {} test) with presence tasks for classes {:?}; the \
                  setup's {} trunk at width w in {:?} ({}). At each w the shared network \
@@ -298,10 +298,7 @@ pub fn run(
                 widths,
                 width_meaning(&setup.model),
             ),
-            opts,
             seeds,
-            ctx,
-            started,
             &Resolved {
                 config: &cfg,
                 recipe: &recipe,

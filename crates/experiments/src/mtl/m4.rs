@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use transferlab_report::contrast::{Contrast, Kind, Test, Unit};
 use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table};
 
-use crate::driver::{Plan, decide};
+use crate::driver::{About, Plan, decide};
 use crate::margins;
 use crate::mtl::common::{
     self as experiments, DataSpec, Outcomes, Recipe, Results, Rows, RunOptions, RunOutcome, Setup,
@@ -146,7 +146,6 @@ pub fn run(
     opts: &RunOptions,
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
-    let started = std::time::Instant::now();
     let cfg: M4Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let (recipe, setup) = experiments::load_common(config_path, &cfg.common, &opts.profile)?;
@@ -163,10 +162,9 @@ pub fn run(
     hidden = sorted_fractions(&hidden);
     let declared = contrasts(&hidden);
     let seeds = experiments::seeds(opts, p.seeds)?;
-    let store = opts.run_store();
     let targets = presence(&setup.classes);
     let t = targets.len();
-    let (mut rep, outcomes) = experiments::with_context(&store, opts, on_run, |ctx| {
+    let (mut rep, outcomes) = experiments::with_context(opts, on_run, |ctx| {
         let mut plan = Plan::new();
         for seed in 0..seeds {
             for &f in &hidden {
@@ -191,10 +189,12 @@ pub fn run(
             }
         }
         let outcomes = ctx.execute(plan)?;
-        let rep = experiments::report(
-            "M4",
-            "missing labels: masked loss vs fully labelled examples only",
-            &experiments::claims_of(&declared),
+        let rep = ctx.report(
+            About {
+                id: "M4",
+                title: "missing labels: masked loss vs fully labelled examples only",
+                claims: &experiments::claims_of(&declared),
+            },
             format!(
                 "M1's scenes ({} training, {} validation, {} test) and presence tasks for \
                  classes {:?}, with a fraction f in {:?} of the training and validation labels \
@@ -203,10 +203,7 @@ pub fn run(
                  paired by seed.",
                 setup.data.train, setup.data.validation, setup.data.test, setup.classes, hidden
             ),
-            opts,
             seeds,
-            ctx,
-            started,
             &Resolved {
                 config: &cfg,
                 recipe: &recipe,

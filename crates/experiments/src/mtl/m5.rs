@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use transferlab_report::contrast::{ALPHA, Contrast, Kind, Test};
 use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table};
 
-use crate::driver::Plan;
+use crate::driver::{About, Plan};
 use crate::margins;
 use crate::mtl::common::{
     self as experiments, Recipe, Results, RunOptions, SceneTarget, Setup, delta_m_of, presence,
@@ -134,7 +134,6 @@ pub fn run(
     opts: &RunOptions,
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
-    let started = std::time::Instant::now();
     let cfg: M5Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let (recipe, setup) = experiments::load_common(config_path, &cfg.common, &opts.profile)?;
@@ -166,11 +165,10 @@ pub fn run(
         })?;
     }
     let seeds = experiments::seeds(opts, p.seeds)?;
-    let store = opts.run_store();
     let all: Vec<usize> = (0..t).collect();
     let labels: Vec<String> = methods.iter().map(method_label).collect();
     let mut res = Results::default();
-    let (mut rep, outcomes) = experiments::with_context(&store, opts, on_run, |ctx| {
+    let (mut rep, outcomes) = experiments::with_context(opts, on_run, |ctx| {
         let mut plan = Plan::new();
         for seed in 0..seeds {
             for (i, target) in targets.iter().enumerate() {
@@ -201,10 +199,12 @@ pub fn run(
             }
         }
         let outcomes = ctx.execute(plan)?;
-        let rep = experiments::report(
-            "M5",
-            "loss balancing of tasks of different type and scale",
-            &[],
+        let rep = ctx.report(
+            About {
+                id: "M5",
+                title: "loss balancing of tasks of different type and scale",
+                claims: &[],
+            },
             format!(
                 "M1's scenes ({} training, {} test) with presence tasks for classes {:?} and a \
                  regression of the number of items (squared error). The shared {} trunk under \
@@ -215,10 +215,7 @@ pub fn run(
                 classes,
                 setup.model.name()
             ),
-            opts,
             seeds,
-            ctx,
-            started,
             &Resolved {
                 config: &cfg,
                 recipe: &recipe,

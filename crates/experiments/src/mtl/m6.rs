@@ -15,7 +15,7 @@ use transferlab_report::contrast::{Contrast, Kind, Test, Unit};
 use transferlab_report::stats::Summary;
 use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table};
 
-use crate::driver::{Plan, decide};
+use crate::driver::{About, Plan, decide};
 use crate::margins;
 use crate::mtl::common::{
     self as experiments, Outcomes, Recipe, Results, RunOptions, SceneTarget, Setup, presence, pts,
@@ -162,7 +162,6 @@ pub fn run(
     opts: &RunOptions,
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
-    let started = std::time::Instant::now();
     let cfg: M6Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let (recipe, setup) = experiments::load_common(config_path, &cfg.common, &opts.profile)?;
@@ -183,10 +182,9 @@ pub fn run(
         ));
     }
     let seeds = experiments::seeds(opts, p.seeds)?;
-    let store = opts.run_store();
     let related = presence(&setup.classes);
     let declared = contrasts(p);
-    let (mut rep, outcomes) = experiments::with_context(&store, opts, on_run, |ctx| {
+    let (mut rep, outcomes) = experiments::with_context(opts, on_run, |ctx| {
         let mut plan = Plan::new();
         for seed in 0..seeds {
             let shared = ctx.spec(
@@ -233,10 +231,12 @@ pub fn run(
             }
         }
         let outcomes = ctx.execute(plan)?;
-        let rep = experiments::report(
-            "M6",
-            "unrelated tasks: a task paired with random-label tasks",
-            &experiments::claims_of(&declared),
+        let rep = ctx.report(
+            About {
+                id: "M6",
+                title: "unrelated tasks: a task paired with random-label tasks",
+                claims: &experiments::claims_of(&declared),
+            },
             format!(
                 "M1's scenes ({} training, {} test). Focal presence tasks for classes {:?}, each \
                  trained jointly with R in {:?} tasks whose labels are fair coins per scene, \
@@ -250,10 +250,7 @@ pub fn run(
                 setup.classes,
                 setup.model.name()
             ),
-            opts,
             seeds,
-            ctx,
-            started,
             &Resolved {
                 config: &cfg,
                 recipe: &recipe,

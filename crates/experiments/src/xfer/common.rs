@@ -9,10 +9,7 @@
 
 use std::path::Path;
 
-use crate::driver::About;
-use crate::runs::RunStore;
 use core_tensor::Result;
-use transferlab_report::ExperimentReport;
 
 use serde::{Deserialize, Serialize};
 
@@ -104,15 +101,14 @@ pub fn load_common(config_path: &Path, common: &Path) -> Result<Common> {
     Ok(c)
 }
 
-/// A context on the options' store and device that reports each run to `on_run`.
+/// A context on a new [`crate::driver::Session`] with `opts` that reports each run to
+/// `on_run`.
 pub fn with_context<'a, T>(
-    store: &'a RunStore,
     opts: &RunOptions,
     on_run: impl FnMut(&str, bool) + 'a,
     body: impl FnOnce(&mut Context<'a>) -> Result<T>,
 ) -> Result<T> {
-    let device = opts.device.resolve()?;
-    let mut ctx = Context::new(store, device, on_run);
+    let mut ctx = Context::new(crate::driver::Session::new(opts, on_run)?);
     body(&mut ctx)
 }
 
@@ -145,29 +141,3 @@ pub fn push_accuracies(
 }
 
 pub use transferlab_report::pts;
-
-/// The skeleton of a report; the experiment fills in tables and plots, and files its declared
-/// contrasts with [`crate::driver::decide`].
-#[allow(clippy::too_many_arguments)]
-pub fn report(
-    id: &str,
-    title: &str,
-    claims: &[&str],
-    description: String,
-    opts: &RunOptions,
-    seeds: u64,
-    ctx: &Context<'_>,
-    started: std::time::Instant,
-    config: &impl Serialize,
-) -> ExperimentReport {
-    crate::driver::report_skeleton(
-        About { id, title, claims },
-        description,
-        opts,
-        seeds,
-        ctx.device,
-        &ctx.log,
-        started,
-        config,
-    )
-}

@@ -20,8 +20,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use crate::driver::{Plan, RunLog};
-use crate::runs::{RunId, RunRecord, RunStore};
+use crate::driver::{Plan, Session};
+use crate::runs::RunId;
 use core_tensor::checkpoint;
 use core_tensor::data::TensorDataset;
 use core_tensor::datasets::Fsdd;
@@ -286,23 +286,19 @@ pub struct SourceResult {
 
 /// Shared state of an experiment's runs: the store, loaded datasets and sources, counters.
 pub struct Context<'a> {
-    store: &'a RunStore,
+    session: Session<'a>,
     /// Device runs train on.
     pub device: Device,
     cache: PathBuf,
     registry: Option<Registry>,
     data: HashMap<String, Rc<TargetData>>,
     sources: HashMap<String, Rc<SourceModel>>,
-    /// The runs so far: done, loaded, left to other shards (`--shard`).
-    pub log: RunLog<'a>,
 }
 
 impl std::fmt::Debug for Context<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
-            .field("store", &self.store.dir())
-            .field("device", &self.device)
-            .field("log", &self.log)
+            .field("session", &self.session)
             .finish_non_exhaustive()
     }
 }
@@ -311,18 +307,32 @@ impl std::fmt::Debug for Context<'_> {
 const PIXEL_SEED: u64 = 0x5EED;
 
 impl<'a> Context<'a> {
-    /// A context writing to `store`, training on `device`; `on_run(label, stored)` is called
-    /// after each run.
-    pub fn new(store: &'a RunStore, device: Device, on_run: impl FnMut(&str, bool) + 'a) -> Self {
+    /// A context on `session`.
+    pub fn new(session: Session<'a>) -> Self {
         Context {
-            store,
-            device,
+            device: session.device(),
+            session,
             cache: crate::paths::cache_dir(),
             registry: None,
             data: HashMap::new(),
             sources: HashMap::new(),
-            log: RunLog::new(on_run),
         }
+    }
+
+    /// The session the runs go through.
+    pub fn session(&self) -> &Session<'a> {
+        &self.session
+    }
+
+    /// The skeleton of the report of `about` (see [`Session::report`]).
+    pub fn report(
+        &self,
+        about: crate::driver::About<'_>,
+        description: String,
+        seeds: u64,
+        config: &impl Serialize,
+    ) -> transferlab_report::ExperimentReport {
+        self.session.report(about, description, seeds, config)
     }
 
     fn registry(&mut self) -> Result<&Registry> {
@@ -330,10 +340,6 @@ impl<'a> Context<'a> {
             self.registry = Some(Registry::builtin()?);
         }
         Ok(self.registry.as_ref().expect("just set"))
-    }
-
-    fn count<T>(&mut self, rec: &RunRecord<T>, stored: bool, label: &str) {
-        self.log.record(label, stored, rec.seconds);
     }
 
     /// `spec` in `input`'s format (on the CPU; loaded once per context).
@@ -374,8 +380,8 @@ impl<'a> Context<'a> {
 
     fn pretrain(&mut self, p: &Pretrain, id: &RunId) -> Result<SourceModel> {
         let path = self
-            .store
-            .dir()
+            .session
+            .store_dir()
             .join(&id.experiment)
             .join(format!("{}.safetensors", id.key()));
         let label = format!(
@@ -396,13 +402,13 @@ impl<'a> Context<'a> {
             },
             id.seed
         );
-        if let Some(rec) = self.store.get::<SourceResult>(id)? {
+        if let Some(rec) = self.session.lookup::<SourceResult>(id)? {
             match checkpoint::read_tensors(&path) {
                 Ok(tensors)
                     if pretrained_zoo::registry::sha256_file(&path)?
                         == rec.result.weights_sha256 =>
                 {
-                    self.count(&rec, true, &label);
+                    self.session.loaded(&label, rec.seconds);
                     return Ok(SourceModel::new(
                         &label,
                         std::sync::Arc::new(self.head_sized(p)?),
@@ -419,7 +425,7 @@ impl<'a> Context<'a> {
         let data = self.data(&p.data, p.recipe.input)?;
         let device = self.device;
         let model = self.head_sized(p)?;
-        let (rec, _) = force_run(self.store, id, &format!("{device:?}"), || {
+        self.session.rerun(id, &label, || {
             let seed = id.seed;
             let (mut train_set, test) = match p.per_class {
                 Some(n) => {
@@ -463,7 +469,6 @@ impl<'a> Context<'a> {
                 weights_sha256: sha,
             })
         })?;
-        self.count(&rec, false, &label);
         let weights = checkpoint::read_tensors(&path)?.into_iter().collect();
         Ok(SourceModel::new(
             &label,
@@ -547,24 +552,28 @@ impl<'a> Context<'a> {
     /// or trained, the results in plan order with their cells; `None` in a sharded store, which
     /// runs only its slice of the plan and has no report.
     pub fn execute<C>(&mut self, plan: Plan<C, AdaptRun>) -> Result<Option<Vec<(C, AdaptResult)>>> {
-        let shard = self.store.shard();
         let mut keys = Vec::with_capacity(plan.len());
-        if shard.is_some() {
+        if self.session.sharded() {
             for p in plan.runs() {
                 keys.push(self.adapt_id(&p.spec, p.seed)?.1.key());
             }
         }
         let mut keys = keys.into_iter();
-        let runs = plan.in_shard(shard, &self.log, |_, _| {
+        let runs = self.session.mine(plan, |_, _| {
             Ok(keys.next().expect("one key per planned run"))
         })?;
-        crate::driver::execute(runs, shard, |run, seed, label| self.adapt(run, seed, label))
+        let mut out = Vec::with_capacity(runs.len());
+        for p in runs {
+            let r = self.adapt(&p.spec, p.seed, &p.label)?;
+            out.push((p.cell, r));
+        }
+        Ok((!self.session.sharded()).then_some(out))
     }
 
     /// Runs (or loads) one adaptation with `seed`.
     pub fn adapt(&mut self, run: &AdaptRun, seed: u64, label: &str) -> Result<AdaptResult> {
         let (run, id) = self.adapt_id(run, seed)?;
-        if let Some(mut rec) = self.store.get::<AdaptResult>(&id)? {
+        if let Some(mut rec) = self.session.lookup::<AdaptResult>(&id)? {
             if rec
                 .result
                 .estimates
@@ -583,16 +592,16 @@ impl<'a> Context<'a> {
                     data.classes,
                     run.adapt.eval_batch,
                 )?);
-                self.store.put(&rec)?;
+                self.session.restore(&rec)?;
             }
-            self.count(&rec, true, label);
+            self.session.loaded(label, rec.seconds);
             return Ok(rec.result);
         }
         let source = self.source(&run.source, run.source_seed)?;
         let input = self.source_input(&run.source)?;
         let data = self.data(&run.target, input)?;
         let device = self.device;
-        let (rec, _) = self.store.run_or_load(&id, &format!("{device:?}"), || {
+        self.session.run(&id, label, || {
             let (train_set, val) =
                 target::sample(&data, run.per_class, run.val_per_class, seed, device)?;
             let estimates = if run.strategy != Strategy::Scratch {
@@ -621,30 +630,8 @@ impl<'a> Context<'a> {
                 epochs: adapted.reports.iter().map(|r| r.epochs.len()).sum(),
                 estimates,
             })
-        })?;
-        self.count(&rec, false, label);
-        Ok(rec.result)
+        })
     }
-}
-
-/// Runs `f` and stores its result, replacing any stored record.
-fn force_run<T: Serialize + serde::de::DeserializeOwned>(
-    store: &RunStore,
-    id: &RunId,
-    device: &str,
-    f: impl FnOnce() -> Result<T>,
-) -> Result<(RunRecord<T>, bool)> {
-    let start = std::time::Instant::now();
-    let result = f()?;
-    let record = RunRecord {
-        key: id.key(),
-        id: id.clone(),
-        result,
-        seconds: start.elapsed().as_secs_f64(),
-        device: device.to_string(),
-    };
-    store.put(&record)?;
-    Ok((record, false))
 }
 
 /// LogME and H-score of the source's features, LEEP of its head's softmax, on `data`.

@@ -22,8 +22,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::driver::{Plan, RunLog};
-use crate::runs::{RunId, RunStore};
+use crate::driver::Plan;
+use crate::runs::RunId;
 use core_tensor::data::{TensorDataset, stratified_indices};
 use core_tensor::loaders::npy::Npz;
 use core_tensor::{Error, Result};
@@ -249,14 +249,13 @@ fn auc(logits: &Tensor, targets: &Tensor) -> Result<Option<f64>> {
 pub fn run(
     config_path: &Path,
     opts: &crate::xfer::common::RunOptions,
-    mut on_run: impl FnMut(&str, bool),
+    on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
-    let started = std::time::Instant::now();
+    let session = crate::driver::Session::new(opts, on_run)?;
     let cfg = X0Config::load(config_path, Some(&opts.profile))?;
     let profile = crate::driver::profile(&cfg.profiles, &opts.profile)?;
     let seeds = crate::driver::check_seeds(opts.seeds.unwrap_or(profile.seeds))?;
-    let store: RunStore = opts.run_store();
-    let dev = opts.device.resolve()?;
+    let dev = session.device();
     let cache = crate::paths::cache_dir();
     let zoo = crate::paths::zoo_dir();
     let registry = Registry::builtin()?;
@@ -312,50 +311,34 @@ pub fn run(
             }
         }
     }
-    let log = RunLog::new(&mut on_run);
-    let runs = plan.in_shard(store.shard(), &log, |(_, _, id), _| Ok(id.key()))?;
     // Each source with the X-rays as its input (channels, size, normalisation), made when a
     // run of it first trains.
     let mut prepared: BTreeMap<usize, Prepared> = BTreeMap::new();
-    let done = crate::driver::execute(
-        runs,
-        store.shard(),
+    let done = session.execute(
+        plan,
+        |(_, _, id), _| Ok(id.key()),
         |(source_index, run, id), seed, label| {
-            let (rec, cached) = store.run_or_load(id, &format!("{dev:?}"), || {
+            session.run(id, label, || {
                 if !prepared.contains_key(source_index) {
                     let p = prepare_source(&registry, &zoo, &run.source, &splits, dev)?;
                     prepared.insert(*source_index, p);
                 }
                 let p = &prepared[source_index];
                 train_one(p, run, seed, dev)
-            })?;
-            log.record(label, cached, rec.seconds);
-            Ok(rec.result)
+            })
         },
     )?;
-    let mut report = ExperimentReport {
-        id: "X0".into(),
-        title: "ordinary photographs to chest X-rays".into(),
-        claims: vec!["T-1".into()],
-        description: description(&cfg, all_per_class),
-        profile: opts.profile.clone(),
+    let mut report = session.report(
+        crate::driver::About {
+            id: "X0",
+            title: "ordinary photographs to chest X-rays",
+            claims: &["T-1"],
+        },
+        description(&cfg, all_per_class),
         seeds,
-        device: format!("{dev:?}"),
-        runs: log.runs(),
-        runs_stored: log.stored(),
-        seconds: started.elapsed().as_secs_f64(),
-        run_seconds: log.run_seconds(),
-        config: serde_json::to_value(&cfg).unwrap_or_default(),
-        contrasts: Vec::new(),
-        tables: Vec::new(),
-        plots: Vec::new(),
-        notes: Vec::new(),
-    };
+        &cfg,
+    );
     let Some(done) = done else {
-        report.notes.push(format!(
-            "A shard: {} runs left to the other shards; no report for a shard.",
-            log.skipped()
-        ));
         return Ok(report);
     };
     // results[(source, N, strategy)] = (accuracy, auc) per seed

@@ -12,9 +12,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::driver::Plan;
-use crate::runs::{RunId, RunStore};
-use core_tensor::device::DeviceSpec;
+use crate::driver::{Plan, Session};
+use crate::runs::RunId;
 use core_tensor::{Error, Result};
 use pretrained_zoo::registry::Registry;
 use serde::{Deserialize, Serialize};
@@ -228,49 +227,37 @@ impl X1Config {
 pub fn run_report(
     config_path: &Path,
     opts: &crate::xfer::common::RunOptions,
-    mut on_run: impl FnMut(&str, bool),
+    on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
-    let started = std::time::Instant::now();
+    let session = Session::new(opts, on_run)?;
     let cfg = X1Config::load(config_path, Some(&opts.profile))?;
-    let store = opts.run_store();
-    let (mut runs, mut stored, mut run_seconds) = (0, 0, 0.0);
-    let summary = run(
-        &cfg,
-        &opts.profile,
-        opts.seeds,
-        &store,
-        opts.device,
-        |_, _, label, cached| {
-            runs += 1;
-            stored += usize::from(cached);
-            on_run(label, cached);
+    let summary = run(&cfg, &opts.profile, opts.seeds, &session)?;
+    let mut report = session.report(
+        crate::driver::About {
+            id: "X1",
+            title: "target-size sweep",
+            claims: &CLAIMS,
         },
-    )?;
-    if let Some(s) = opts.shard {
-        return Ok(ExperimentReport {
-            id: "X1".into(),
-            title: "target-size sweep".into(),
-            claims: CLAIMS.map(String::from).to_vec(),
-            description: String::new(),
-            profile: opts.profile.clone(),
-            seeds: summary.seeds,
-            device: format!("{:?}", opts.device.resolve()?),
-            runs,
-            runs_stored: stored,
-            seconds: started.elapsed().as_secs_f64(),
-            run_seconds: 0.0,
-            config: serde_json::Value::Null,
-            contrasts: Vec::new(),
-            tables: Vec::new(),
-            plots: Vec::new(),
-            notes: vec![format!(
-                "Shard {}/{}: no report for a shard.",
-                s.index, s.of
-            )],
-        });
-    }
-    for rec in store.records::<X1Result>("x1")? {
-        run_seconds += rec.seconds;
+        format!(
+            "Source: zoo entry {} (LeNet on all of MNIST). Targets {} with N examples per class, \
+             strategies {}.",
+            cfg.source,
+            cfg.targets
+                .iter()
+                .map(|t| t.dataset())
+                .collect::<Vec<_>>()
+                .join(" and "),
+            cfg.strategies
+                .iter()
+                .map(Strategy::name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        summary.seeds,
+        &cfg,
+    );
+    if session.sharded() {
+        return Ok(report);
     }
     let mut table = Table::new(
         "x1-target-size",
@@ -357,47 +344,19 @@ pub fn run_report(
                 .unwrap_or_else(|| ReportCell::text("—")),
         ]);
     }
-    Ok(ExperimentReport {
-        id: "X1".into(),
-        title: "target-size sweep".into(),
-        claims: CLAIMS.map(String::from).to_vec(),
-        description: format!(
-            "Source: zoo entry {} (LeNet on all of MNIST). Targets {} with N examples per class,              strategies {}.",
-            cfg.source,
-            cfg.targets
-                .iter()
-                .map(|t| t.dataset())
-                .collect::<Vec<_>>()
-                .join(" and "),
-            cfg.strategies
-                .iter()
-                .map(Strategy::name)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        profile: opts.profile.clone(),
-        seeds: summary.seeds,
-        device: format!("{:?}", opts.device.resolve()?),
-        runs,
-        runs_stored: stored,
-        seconds: started.elapsed().as_secs_f64(),
-        run_seconds,
-        config: serde_json::to_value(&cfg).unwrap_or_default(),
-        contrasts: summary.contrasts,
-        tables: vec![table],
-        plots,
-        notes: Vec::new(),
-    })
+    report.contrasts = summary.contrasts;
+    report.tables = vec![table];
+    report.plots = plots;
+    Ok(report)
 }
 
-/// Runs (or loads from `store`) every run of `profile` and summarises them.
+/// Runs (or loads through `session`) every run of `profile` and summarises them; no cells in a
+/// sharded session.
 pub fn run(
     cfg: &X1Config,
     profile_name: &str,
     seeds_override: Option<u64>,
-    store: &RunStore,
-    device: DeviceSpec,
-    mut on_run: impl FnMut(usize, usize, &str, bool),
+    session: &Session<'_>,
 ) -> Result<X1Summary> {
     let profile = cfg.profiles.get(profile_name).ok_or_else(|| {
         Error::InvalidArgument(format!(
@@ -406,7 +365,7 @@ pub fn run(
         ))
     })?;
     let seeds = crate::driver::check_seeds(seeds_override.unwrap_or(profile.seeds))?;
-    let dev = device.resolve()?;
+    let dev = session.device();
     let cache = crate::paths::cache_dir();
     let registry = Registry::builtin()?;
     let zoo = crate::paths::zoo_dir();
@@ -450,41 +409,39 @@ pub fn run(
         let test = data.test.to_device(dev);
         loaded.push((data, test));
     }
-    let total = plan.len();
-    let log = crate::driver::RunLog::new(|_: &str, _: bool| {});
-    let runs = plan.in_shard(store.shard(), &log, |(_, _, id), _| Ok(id.key()))?;
-    let mut done = 0;
-    let outcome = crate::driver::execute(runs, store.shard(), |(ti, run_cfg, id), seed, label| {
-        let (data, test) = &loaded[*ti];
-        let (rec, cached) = store.run_or_load(id, &format!("{dev:?}"), || {
-            let source: &SourceModel = match source.get() {
-                Some(s) => s,
-                None => {
-                    let s = SourceModel::from_zoo(&registry, &zoo, &cfg.source)?;
-                    source.get_or_init(|| s)
-                }
-            };
-            let (train, val) =
-                target::sample(data, run_cfg.per_class, run_cfg.val_per_class, seed, dev)?;
-            let adapted = adapt(
-                &run_cfg.strategy,
-                source,
-                data.classes as i64,
-                &train,
-                &val,
-                &run_cfg.adapt,
-                seed,
-            )?;
-            Ok(X1Result {
-                test_accuracy: adapted.accuracy(test, run_cfg.adapt.eval_batch)?,
-                validation_accuracy: adapted.reports.last().and_then(|r| r.best_validation),
-                epochs: adapted.reports.iter().map(|r| r.epochs.len()).sum(),
-            })
-        })?;
-        done += 1;
-        on_run(done, total, label, cached);
-        Ok(rec.result.test_accuracy)
-    })?;
+    let outcome = session.execute(
+        plan,
+        |(_, _, id), _| Ok(id.key()),
+        |(ti, run_cfg, id), seed, label| {
+            let (data, test) = &loaded[*ti];
+            let r: X1Result = session.run(id, label, || {
+                let source: &SourceModel = match source.get() {
+                    Some(s) => s,
+                    None => {
+                        let s = SourceModel::from_zoo(&registry, &zoo, &cfg.source)?;
+                        source.get_or_init(|| s)
+                    }
+                };
+                let (train, val) =
+                    target::sample(data, run_cfg.per_class, run_cfg.val_per_class, seed, dev)?;
+                let adapted = adapt(
+                    &run_cfg.strategy,
+                    source,
+                    data.classes as i64,
+                    &train,
+                    &val,
+                    &run_cfg.adapt,
+                    seed,
+                )?;
+                Ok(X1Result {
+                    test_accuracy: adapted.accuracy(test, run_cfg.adapt.eval_batch)?,
+                    validation_accuracy: adapted.reports.last().and_then(|r| r.best_validation),
+                    epochs: adapted.reports.iter().map(|r| r.epochs.len()).sum(),
+                })
+            })?;
+            Ok(r.test_accuracy)
+        },
+    )?;
     let Some(outcome) = outcome else {
         return Ok(X1Summary {
             profile: profile_name.to_string(),

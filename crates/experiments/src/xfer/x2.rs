@@ -124,14 +124,12 @@ pub fn run(
     opts: &RunOptions,
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
-    let started = std::time::Instant::now();
     let cfg: X2Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let common = experiments::load_common(config_path, &cfg.common)?;
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let seeds = opts.seeds_or(p.seeds)?;
     let n = p.per_class;
     let sizes = source_sizes(p);
-    let store = opts.run_store();
     let source_for = |m: Option<usize>| {
         SourceSpec::Pretrain(Pretrain {
             data: cfg.source.clone(),
@@ -144,7 +142,7 @@ pub fn run(
     let mut results = Results::default();
     let mut m_of_all = 0usize;
     let mut test_sizes = std::collections::BTreeMap::new();
-    let (mut rep, done) = experiments::with_context(&store, opts, on_run, |ctx| {
+    let (mut rep, done) = experiments::with_context(opts, on_run, |ctx| {
         let mut plan = Plan::new();
         let input = common.recipe.input;
         m_of_all = ctx.data(&cfg.source, input)?.train.len() / 10;
@@ -182,10 +180,12 @@ pub fn run(
             }
         }
         let done = ctx.execute(plan)?;
-        let rep = experiments::report(
-            "X2",
-            "source-size sweep",
-            &["T-2"],
+        let rep = ctx.report(
+            crate::driver::About {
+                id: "X2",
+                title: "source-size sweep",
+                claims: &["T-2"],
+            },
             format!(
                 "LeNet sources pre-trained on M {} examples per class (M = r·N for r in {:?}{}), \
                  each fine-tuned ({}) on N = {n} examples per class of {}; compared with scratch on \
@@ -200,10 +200,7 @@ pub fn run(
                     .collect::<Vec<_>>()
                     .join(" and ")
             ),
-            opts,
             seeds,
-            ctx,
-            started,
             &Resolved {
                 config: &cfg,
                 common: &common,

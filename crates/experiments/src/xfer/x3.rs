@@ -146,13 +146,11 @@ pub fn run(
     opts: &RunOptions,
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
-    let started = std::time::Instant::now();
     let cfg: X3Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let common = experiments::load_common(config_path, &cfg.common)?;
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let seeds = opts.seeds_or(p.seeds)?;
     let n = p.per_class;
-    let store = opts.run_store();
     let stages = stages(&common)?;
     let half = |d: &DataSpec| {
         SourceSpec::Pretrain(Pretrain {
@@ -165,7 +163,7 @@ pub fn run(
     };
     let mut results = Results::default();
     let mut test_sizes = std::collections::BTreeMap::new();
-    let (mut rep, done) = experiments::with_context(&store, opts, on_run, |ctx| {
+    let (mut rep, done) = experiments::with_context(opts, on_run, |ctx| {
         let mut plan = Plan::new();
         for name in &p.datasets {
             let (a, b) = (data(name, &cfg.split_a)?, data(name, &cfg.split_b)?);
@@ -208,10 +206,12 @@ pub fn run(
             }
         }
         let done = ctx.execute(plan)?;
-        let rep = experiments::report(
-            "X3",
-            "layer transfer (Yosinski et al. 2014, figure 2)",
-            &["T-1"],
+        let rep = ctx.report(
+            crate::driver::About {
+                id: "X3",
+                title: "layer transfer (Yosinski et al. 2014, figure 2)",
+                claims: &["T-1"],
+            },
             format!(
                 "Classes split into A = {:?} and B = {:?} of {}; base networks (LeNet, {stages} \
                  backbone stages) trained on {n} examples per class of each half; for n = 1..{stages} \
@@ -222,10 +222,7 @@ pub fn run(
                 cfg.split_b,
                 p.datasets.join(" and ")
             ),
-            opts,
             seeds,
-            ctx,
-            started,
             &Resolved {
                 config: &cfg,
                 common: &common,

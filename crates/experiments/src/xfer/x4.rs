@@ -167,15 +167,13 @@ pub fn run(
     opts: &RunOptions,
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
-    let started = std::time::Instant::now();
     let cfg: X4Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let common = experiments::load_common(config_path, &cfg.common)?;
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let seeds = opts.seeds_or(p.seeds)?;
-    let store = opts.run_store();
     let mut results = Results::default();
     let mut test_sizes = std::collections::BTreeMap::new();
-    let (mut rep, done) = experiments::with_context(&store, opts, on_run, |ctx| {
+    let (mut rep, done) = experiments::with_context(opts, on_run, |ctx| {
         let mut plan = Plan::new();
         for target in &cfg.targets {
             let data = ctx.data(target, common.recipe.input)?;
@@ -218,10 +216,12 @@ pub fn run(
             }
         }
         let done = ctx.execute(plan)?;
-        let rep = experiments::report(
-            "X4",
-            "source relatedness and negative transfer",
-            &["T-3"],
+        let rep = ctx.report(
+            crate::driver::About {
+                id: "X4",
+                title: "source relatedness and negative transfer",
+                claims: &["T-3"],
+            },
             format!(
                 "LeNet sources pre-trained with one recipe on {}; fine-tuned on N = {:?} examples \
                  per class of {} and compared with scratch, paired by seed.",
@@ -237,10 +237,7 @@ pub fn run(
                     .collect::<Vec<_>>()
                     .join(" and ")
             ),
-            opts,
             seeds,
-            ctx,
-            started,
             &Resolved {
                 config: &cfg,
                 common: &common,

@@ -152,7 +152,6 @@ pub fn run(
     opts: &RunOptions,
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
-    let started = std::time::Instant::now();
     let cfg: X5Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     for needed in [Strategy::Scratch, Strategy::FineTune] {
@@ -168,10 +167,9 @@ pub fn run(
         }
     }
     let seeds = opts.seeds_or(p.seeds)?;
-    let store = opts.run_store();
     // The held-out speaker of each planned run, in plan order (its cell leaves it out).
     let mut speaker_of: Vec<String> = Vec::new();
-    let (mut rep, done) = experiments::with_context(&store, opts, on_run, |ctx| {
+    let (mut rep, done) = experiments::with_context(opts, on_run, |ctx| {
         let mut plan = Plan::new();
         for held in &p.held_out {
             let others: Vec<String> = cfg
@@ -214,10 +212,12 @@ pub fn run(
             }
         }
         let done = ctx.execute(plan)?;
-        let rep = experiments::report(
-            "X5",
-            "audio transfer across speakers",
-            &["T-1"],
+        let rep = ctx.report(
+            crate::driver::About {
+                id: "X5",
+                title: "audio transfer across speakers",
+                claims: &["T-1"],
+            },
             format!(
                 "FSDD raw waveforms (M5-style 1-D CNN). Source: pre-trained on the other five \
                  speakers; target: held-out speaker(s) {} with k = {:?} recordings per digit \
@@ -237,10 +237,7 @@ pub fn run(
                     " per seed"
                 }
             ),
-            opts,
             seeds,
-            ctx,
-            started,
             &cfg,
         );
         Ok((rep, done))

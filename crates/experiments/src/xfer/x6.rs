@@ -154,18 +154,16 @@ pub fn run(
     opts: &RunOptions,
     on_run: impl FnMut(&str, bool),
 ) -> Result<ExperimentReport> {
-    let started = std::time::Instant::now();
     let cfg: X6Config = crate::driver::load_config(config_path, Some(&opts.profile))?;
     let common = experiments::load_common(config_path, &cfg.common)?;
     let p = experiments::profile(&cfg.profiles, &opts.profile)?;
     let seeds = opts.seeds_or(p.seeds)?;
     let n = p.per_class;
-    let store = opts.run_store();
     // (target, source) → per seed (accuracy, the estimates in the order of ESTIMATORS).
     type Row = (f64, [f64; 4]);
     let mut rows: BTreeMap<(String, String), Vec<Row>> = BTreeMap::new();
     let mut pools: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let (mut rep, done) = experiments::with_context(&store, opts, on_run, |ctx| {
+    let (mut rep, done) = experiments::with_context(opts, on_run, |ctx| {
         let mut plan = Plan::new();
         for target in &cfg.targets {
             let t = target.label();
@@ -192,20 +190,19 @@ pub fn run(
             }
         }
         let done = ctx.execute(plan)?;
-        let rep = experiments::report(
-            "X6",
-            "transferability estimates vs measured accuracy (beyond the chapter)",
-            &["X6"],
+        let rep = ctx.report(
+            crate::driver::About {
+                id: "X6",
+                title: "transferability estimates vs measured accuracy (beyond the chapter)",
+                claims: &["X6"],
+            },
             format!(
                 "Every source of the pool scored by LogME, LEEP and H-score on the target's N = {n} \
                  examples per class before training, then fine-tuned ({}) on them; rank \
                  correlation between score and test accuracy over the pool, per seed.",
                 cfg.strategy.name()
             ),
-            opts,
             seeds,
-            ctx,
-            started,
             &Resolved {
                 config: &cfg,
                 common: &common,
