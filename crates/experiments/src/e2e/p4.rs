@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 use transferlab_report::contrast::{self, Contrast};
-use transferlab_report::stats::{Results, paired_difference, summarize};
+use transferlab_report::stats::{Results, paired_difference, summarize_proportion};
 use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table};
 
 use crate::e2e::common::{self as experiment, Ctx, Recipe, RunOptions, fmt};
@@ -372,8 +372,9 @@ pub fn run(
                 values.push(sup.key(k), a);
             }
         }
-        let e2e = summarize(&acc[i][0])?;
-        let dec = summarize(&acc[i][1])?;
+        // Accuracies: proportions of the test examples, intervals inside [0, 1].
+        let e2e = summarize_proportion(&acc[i][0], cfg.test_examples)?;
+        let dec = summarize_proportion(&acc[i][1], cfg.test_examples)?;
         let gain = paired_difference(&acc[i][1], &acc[i][0])?;
         table.push(vec![
             Cell::int(k as i64),
@@ -387,7 +388,10 @@ pub fn run(
         gains.push(gain);
     }
     let (k_small, k_large) = (p.ks[0], *p.ks.last().expect("not empty"));
-    let e2e_large = summarize(acc.last().expect("not empty")[0].as_slice())?;
+    let e2e_large = summarize_proportion(
+        acc.last().expect("not empty")[0].as_slice(),
+        cfg.test_examples,
+    )?;
     rep.notes.push(format!(
         "At k = {k_small} the gain of per-image supervision is {} points; end-to-end accuracy \
          at k = {k_large}: {}% (chance 50%).",

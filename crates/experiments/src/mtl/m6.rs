@@ -19,7 +19,7 @@ use crate::driver::{About, Plan, decide};
 use crate::margins;
 use crate::mtl::common::{
     self as experiments, Outcomes, Recipe, Results, RunOptions, SceneTarget, Setup, presence, pts,
-    scene_data,
+    scene_data, test_size,
 };
 use multitask::balance::BalancerConfig;
 use multitask::task::MetricKind;
@@ -128,16 +128,30 @@ pub fn results(
     for seed in 0..seeds {
         let shared = out.get("related", seed)?;
         let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+        // The fewest labelled test scenes behind each mean (its interval's correction).
+        let mut sizes: BTreeMap<String, usize> = BTreeMap::new();
         for &c in focal {
             let alone = out.get(&format!("alone/{c}"), seed)?;
             let col = classes.iter().position(|&k| k == c).unwrap_or(0);
-            let mut add = |key: String, v: f64| *sums.entry(key).or_default() += v;
+            let mut add = |key: String, v: f64, n: usize| {
+                *sums.entry(key.clone()).or_default() += v;
+                let least = sizes.entry(key).or_insert(n);
+                *least = (*least).min(n);
+            };
             for (m, n) in [
                 (MetricKind::Auc, "auc"),
                 (MetricKind::BalancedAccuracy, "bacc"),
             ] {
-                add(format!("alone/{n}"), alone.metric(0, m)?);
-                add(format!("related/{n}"), shared.metric(col, m)?);
+                add(
+                    format!("alone/{n}"),
+                    alone.metric(0, m)?,
+                    test_size(alone, 0)?,
+                );
+                add(
+                    format!("related/{n}"),
+                    shared.metric(col, m)?,
+                    test_size(shared, col)?,
+                );
             }
             for &r in rs {
                 let joint = out.get(&format!("R{r}/{c}"), seed)?;
@@ -145,12 +159,17 @@ pub fn results(
                     (MetricKind::Auc, "auc"),
                     (MetricKind::BalancedAccuracy, "bacc"),
                 ] {
-                    add(format!("R{r}/{n}"), joint.metric(0, m)?);
+                    add(
+                        format!("R{r}/{n}"),
+                        joint.metric(0, m)?,
+                        test_size(joint, 0)?,
+                    );
                 }
             }
         }
         for (k, v) in sums {
-            res.push(k, v / focal.len() as f64);
+            let n = sizes[&k];
+            res.push_proportion(k, v / focal.len() as f64, n);
         }
     }
     Ok(res)

@@ -33,7 +33,7 @@ use tch::{Device, Kind, Tensor};
 use transfer::strategy::{AdaptConfig, SourceModel, Strategy, adapt};
 use transfer::target::validation_per_class;
 use transferlab_report::contrast::{Contrast, Kind as ContrastKind};
-use transferlab_report::stats::{Results, paired_difference, summarize};
+use transferlab_report::stats::{Results, paired_difference, summarize_proportion};
 use transferlab_report::{Cell as ReportCell, ExperimentReport, Plot, Point, Series, Table};
 
 use crate::margins;
@@ -352,7 +352,14 @@ pub fn run(
             .or_default()
             .push((r.test_accuracy, r.test_auc.unwrap_or(f64::NAN)));
     }
-    summarise(&cfg, &sizes, all_per_class, &results, &mut report)?;
+    summarise(
+        &cfg,
+        &sizes,
+        all_per_class,
+        splits.test.len(),
+        &results,
+        &mut report,
+    )?;
     crate::driver::decide(&mut report, &per_seed, contrasts(&cfg, profile))?;
     Ok(report)
 }
@@ -463,6 +470,7 @@ fn summarise(
     cfg: &X0Config,
     sizes: &[Option<usize>],
     all_per_class: usize,
+    test_size: usize,
     results: &Cells,
     report: &mut ExperimentReport,
 ) -> Result<()> {
@@ -517,13 +525,14 @@ fn summarise(
                 let gain = (*strategy != Strategy::Scratch)
                     .then(|| paired_difference(&acc, &scratch))
                     .transpose()?;
-                let acc_s = summarize(&acc)?;
+                // Proportions of the X-ray test set: intervals inside [0, 1].
+                let acc_s = summarize_proportion(&acc, test_size)?;
                 table.push(vec![
                     ReportCell::text(source),
                     ReportCell::text(&label),
                     ReportCell::text(strategy.name()),
                     ReportCell::pct(acc_s),
-                    ReportCell::pct(summarize(&auc)?),
+                    ReportCell::pct(summarize_proportion(&auc, test_size)?),
                     gain.map(ReportCell::pct)
                         .unwrap_or_else(|| ReportCell::text("—")),
                 ]);

@@ -120,8 +120,10 @@ pub fn contrasts(p: &X5Profile) -> Vec<Contrast> {
 }
 
 /// The per-seed accuracies averaged over the held-out speakers, filed by [`result_key`]: each
-/// value is one seed (the speakers are a fixed set, not replicates).
-fn speaker_means(p: &X5Profile, by_speaker: &Results) -> Result<Results> {
+/// value is one seed (the speakers are a fixed set, not replicates). With `test_size` (the
+/// recordings of all the held-out speakers' test sets), each is filed as a proportion of them,
+/// so that its summary's interval stays in [0, 1].
+fn speaker_means(p: &X5Profile, by_speaker: &Results, test_size: Option<usize>) -> Result<Results> {
     let mut out = Results::default();
     for &k in &p.per_class {
         for strategy in &p.strategies {
@@ -139,7 +141,11 @@ fn speaker_means(p: &X5Profile, by_speaker: &Results) -> Result<Results> {
             }
             for seed in 0..seeds {
                 let sum: f64 = per.iter().map(|v| v[seed]).sum();
-                out.push(result_key(k, strategy.name()), sum / per.len() as f64);
+                let mean = sum / per.len() as f64;
+                match test_size {
+                    Some(n) => out.push_proportion(result_key(k, strategy.name()), mean, n),
+                    None => out.push(result_key(k, strategy.name()), mean),
+                }
             }
         }
     }
@@ -258,7 +264,9 @@ pub fn run(
     for ((cell, r), held) in done.into_iter().zip(&speaker_of) {
         by_speaker.push(format!("{held}/{cell}"), r.test_accuracy);
     }
-    let results = speaker_means(p, &by_speaker)?;
+    // Each held-out speaker's test set: takes 0..test_takes of each of the 10 digits.
+    let tested = cfg.test_takes as usize * 10 * p.held_out.len();
+    let results = speaker_means(p, &by_speaker, Some(tested))?;
 
     let mut table = Table::new(
         "x5-speaker-transfer",
@@ -389,7 +397,7 @@ mod tests {
     fn the_contrasts_read_one_value_per_seed_from_keys_the_run_files() {
         let cfg = config();
         for p in cfg.profiles.values() {
-            let means = speaker_means(p, &by_speaker(p, |_| 0.0)).unwrap();
+            let means = speaker_means(p, &by_speaker(p, |_| 0.0), None).unwrap();
             let cs = contrasts(p);
             assert_eq!(cs.len(), 2);
             for c in &cs {
@@ -409,10 +417,18 @@ mod tests {
         for p in cfg.profiles.values() {
             let small = *p.per_class.iter().min().unwrap();
             let cs = contrasts(p);
-            let shrinks =
-                speaker_means(p, &by_speaker(p, |k| if k == small { 0.3 } else { 0.02 })).unwrap();
-            let hurts =
-                speaker_means(p, &by_speaker(p, |k| if k == small { -0.1 } else { 0.05 })).unwrap();
+            let shrinks = speaker_means(
+                p,
+                &by_speaker(p, |k| if k == small { 0.3 } else { 0.02 }),
+                None,
+            )
+            .unwrap();
+            let hurts = speaker_means(
+                p,
+                &by_speaker(p, |k| if k == small { -0.1 } else { 0.05 }),
+                None,
+            )
+            .unwrap();
             for c in &cs {
                 assert_eq!(c.evaluate(&shrinks).unwrap().outcome, Outcome::Supported);
                 assert_eq!(c.evaluate(&hurts).unwrap().outcome, Outcome::Contradicted);
@@ -435,7 +451,7 @@ mod tests {
                 r.push(speaker_key(h, 1, "scratch"), x);
             }
         }
-        let m = speaker_means(&p, &r).unwrap();
+        let m = speaker_means(&p, &r, None).unwrap();
         let v = m.get(&result_key(1, "scratch")).unwrap();
         assert!(
             (v[0] - 0.4).abs() < 1e-12 && (v[1] - 0.6).abs() < 1e-12,

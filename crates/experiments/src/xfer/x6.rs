@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use core_tensor::Result;
 use serde::{Deserialize, Serialize};
 use transferlab_report::contrast::{Contrast, Kind, Quantity, Test, Unit};
-use transferlab_report::stats::{Results, Summary, summarize};
+use transferlab_report::stats::{Results, Summary, summarize, summarize_proportion};
 use transferlab_report::{Cell, ExperimentReport, Plot, Point, Series, Table};
 
 use crate::driver::Plan;
@@ -163,11 +163,14 @@ pub fn run(
     type Row = (f64, [f64; 4]);
     let mut rows: BTreeMap<(String, String), Vec<Row>> = BTreeMap::new();
     let mut pools: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut test_sizes: BTreeMap<String, usize> = BTreeMap::new();
     let (mut rep, done) = experiments::with_context(opts, on_run, |ctx| {
         let mut plan = Plan::new();
         for target in &cfg.targets {
             let t = target.label();
-            let classes = ctx.data(target, common.recipe.input)?.classes;
+            let data = ctx.data(target, common.recipe.input)?;
+            let classes = data.classes;
+            test_sizes.insert(t.clone(), data.test.len());
             let pool = pool(&cfg, &common, p, target, |spec| ctx.source_dataset(spec))?;
             pools.insert(t.clone(), pool.iter().map(|(n, _)| n.clone()).collect());
             for seed in 0..seeds {
@@ -274,7 +277,9 @@ pub fn run(
         let mut mean_rows: Vec<Row> = Vec::new();
         for name in pool {
             let r = &rows[&(t.clone(), name.clone())];
-            let acc = summarize(&r.iter().map(|x| x.0).collect::<Vec<_>>())?;
+            // A proportion of the target's test set: its interval stays in [0, 1].
+            let acc =
+                summarize_proportion(&r.iter().map(|x| x.0).collect::<Vec<_>>(), test_sizes[&t])?;
             let est: Vec<Summary> = (0..ESTIMATORS.len())
                 .map(|j| summarize(&r.iter().map(|x| x.1[j]).collect::<Vec<_>>()))
                 .collect::<transferlab_report::Result<_>>()?;
