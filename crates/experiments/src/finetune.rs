@@ -91,7 +91,7 @@ pub struct FinetuneArgs {
     #[arg(long, default_value = "label")]
     pub label: String,
     /// CSV: the shape C,H,W of one row's features as an image (default: 1 channel, square).
-    #[arg(long, value_delimiter = ',', num_args = 3)]
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     pub shape: Option<Vec<i64>>,
     /// The folder of zoo weights (default: TRANSFERLAB_ZOO, else the workspace's .cache/zoo, as
     /// `cargo xtask zoo` uses).
@@ -303,6 +303,10 @@ fn load(args: &FinetuneArgs, resize: Option<[i64; 2]>) -> Result<UserData> {
             let x = &table.data.inputs;
             let (n, f) = (x.size()[0], x.size()[1]);
             let shape = match &args.shape {
+                Some(s) if s.len() != 3 || s.iter().any(|&d| d < 1) => bail!(
+                    "--shape {}: give C,H,W, three positive sizes (e.g. 1,28,28)",
+                    s.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+                ),
                 Some(s) if s.iter().product::<i64>() == f => s.clone(),
                 Some(s) => bail!(
                     "--shape {s:?} has {} values per row; {} has {f} features",
@@ -576,6 +580,54 @@ fn learning_curve(r: &FinetuneResult) -> Plot {
     }
 }
 
+/// The adaptation settings the flags give, checked before anything is loaded: `--batch-size`,
+/// `--epochs`, `--lr` and `--max-epochs` each named when wrong; `--max-epochs` below the default
+/// least epochs lowers them (an upper bound the user set is kept).
+fn training_settings(args: &FinetuneArgs) -> Result<AdaptConfig> {
+    let mut cfg = AdaptConfig::default();
+    if args.max_epochs == 0 {
+        bail!("--max-epochs 0: give at least 1");
+    }
+    match args.epochs {
+        Some(0) => bail!("--epochs 0: give at least 1"),
+        Some(e) if e > args.max_epochs => bail!(
+            "--epochs {e} is more than --max-epochs {}: --epochs is the least number of epochs",
+            args.max_epochs
+        ),
+        Some(e) => cfg.train.epochs = e,
+        None => cfg.train.epochs = cfg.train.epochs.min(args.max_epochs),
+    }
+    if let Some(lr) = args.lr {
+        if !(lr > 0.0 && lr.is_finite()) {
+            bail!("--lr {lr}: give a positive learning rate");
+        }
+        cfg.train.lr = lr;
+    }
+    if let Some(b) = args.batch_size {
+        if b == 0 {
+            bail!("--batch-size 0: give at least 1");
+        }
+        cfg.train.batch_size = b;
+    }
+    cfg.train.validate()?;
+    Ok(cfg)
+}
+
+/// Refuses, before any training, an output folder that cannot be one: `out` or a folder above
+/// it is a file.
+fn check_out(out: &Path) -> Result<()> {
+    for p in out.ancestors().filter(|p| !p.as_os_str().is_empty()) {
+        if p.exists() && !p.is_dir() {
+            bail!(
+                "--out {}: {} is a file, not a folder; choose another --out",
+                out.display(),
+                p.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Runs `transfer finetune --data …`; returns the result file written.
 pub fn run(args: &FinetuneArgs) -> Result<PathBuf> {
     let strategy = parse_strategy(&args.strategy)?;
@@ -588,11 +640,14 @@ pub fn run(args: &FinetuneArgs) -> Result<PathBuf> {
     if args.per_class == Some(0) {
         bail!("--per-class 0: give at least 1 (or leave it out for all)");
     }
+    // Every training setting checked before anything is loaded or trained.
+    let cfg = training_settings(args)?;
     let device = args.device.resolve()?;
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("finetune-{}-{}", args.model, strategy.name())));
+    check_out(&out)?;
     let result_path = out.join("result.json");
     if result_path.exists() && !args.force {
         bail!(
@@ -618,7 +673,23 @@ pub fn run(args: &FinetuneArgs) -> Result<PathBuf> {
             args.data.display()
         );
     }
-    let (train, val) = sample(&data, classes, args.per_class, args.seed)?;
+    let (train, val) = sample(&data, classes, args.per_class, args.seed).with_context(
+        || match args.per_class {
+            Some(n) => format!(
+                "--per-class {n}: each class needs {n} training and {} validation examples in {}",
+                transfer::target::validation_per_class(n),
+                args.data.display()
+            ),
+            None => format!("splitting {}", args.data.display()),
+        },
+    )?;
+    if train.is_empty() {
+        bail!(
+            "{}: no training examples are left after the validation and test splits; give more \
+             data or a smaller --test-fraction",
+            args.data.display()
+        );
+    }
     // The data as the model's input: channels, size and normalisation (see InputSpec::prepare).
     let prepare = |d: &TensorDataset| -> Result<TensorDataset> {
         let x = match (&src.input, src.in_channels) {
@@ -641,20 +712,12 @@ pub fn run(args: &FinetuneArgs) -> Result<PathBuf> {
         prepare(&data.test)?,
     );
     let loading = t0.elapsed().as_secs_f64();
-    let mut cfg = AdaptConfig::default();
-    if let Some(e) = args.epochs {
-        cfg.train.epochs = e;
-    }
-    if let Some(lr) = args.lr {
-        cfg.train.lr = lr;
-    }
-    if let Some(b) = args.batch_size {
-        cfg.train.batch_size = b;
-    }
+    let mut cfg = cfg;
+    // The step budget `transfer::finetune::FineTune` guarantees: at least --min-steps optimizer
+    // steps (early stopping may not stop before), within --max-epochs.
     cfg.train = cfg
         .train
-        .with_step_budget(train.len(), args.min_steps, args.max_epochs);
-    cfg.train.validate()?;
+        .with_min_steps(train.len(), args.min_steps, args.max_epochs);
     tracing::info!(
         model = %args.model, strategy = strategy.name(), train = train.len(), val = val.len(),
         test = test.len(), epochs = cfg.train.epochs, "fine-tuning"

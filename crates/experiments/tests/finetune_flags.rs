@@ -1,0 +1,150 @@
+//! `transfer finetune` refuses bad flags in its own words before loading or training anything
+//! (issue "Your own data in a dozen lines of Rust", defects 3, 4, 8, 9 and 11): a zero batch
+//! size (a division by zero before), an output folder under a file (found only after
+//! training before), `--max-epochs` below the default least epochs (ignored before), too many
+//! examples per class (a message without the flag before); and `--shape C,H,W` as its help
+//! says (clap wanted three separate values before).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A CSV of 28x28 images in [0, 1], `per_class` rows of each of two classes (a bright top half
+/// or a bright bottom half), with a `label` column.
+fn write_csv(path: &Path, per_class: usize) {
+    let mut text = String::from("label");
+    for i in 0..784 {
+        text.push_str(&format!(",p{i}"));
+    }
+    text.push('\n');
+    for r in 0..2 * per_class {
+        let class = r % 2;
+        text.push_str(&class.to_string());
+        for i in 0..784 {
+            let top = i < 392;
+            let v = if top == (class == 0) { 0.8 } else { 0.1 } + 0.01 * ((r * 7 + i) % 5) as f64;
+            text.push_str(&format!(",{v:.3}"));
+        }
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    zoo: PathBuf,
+    data: PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let zoo = root.join("zoo");
+    let reg = pretrained_zoo::registry::Registry::builtin().unwrap();
+    pretrained_zoo::registry::build(
+        "mnist-lenet-tiny",
+        reg.entry("mnist-lenet-tiny").unwrap(),
+        &experiments::paths::cache_dir(),
+        &zoo,
+        tch::Device::Cpu,
+        None,
+    )
+    .unwrap();
+    let data = root.join("data.csv");
+    write_csv(&data, 30);
+    Setup {
+        _dir: dir,
+        root,
+        zoo,
+        data,
+    }
+}
+
+fn finetune(s: &Setup, out: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_transfer"))
+        .args([
+            "finetune",
+            "--model",
+            "mnist-lenet-tiny",
+            "--shape",
+            "1,28,28",
+        ])
+        .arg("--data")
+        .arg(&s.data)
+        .arg("--zoo-dir")
+        .arg(&s.zoo)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .env("TRANSFERLAB_THREADS", "1")
+        .output()
+        .unwrap()
+}
+
+fn refused(o: &Output, want: &str) {
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "succeeded: {stderr}");
+    assert!(stderr.contains(want), "expected {want:?} in:\n{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("fine-tuning"),
+        "a panic, or training started:\n{stderr}"
+    );
+}
+
+#[test]
+fn bad_flags_are_refused_before_training_and_max_epochs_is_kept() {
+    let s = setup();
+    let out = s.root.join("out");
+    refused(
+        &finetune(&s, &out, &["--batch-size", "0"]),
+        "--batch-size 0",
+    );
+    refused(
+        &finetune(&s, &out, &["--epochs", "5", "--max-epochs", "3"]),
+        "--epochs 5 is more than --max-epochs 3",
+    );
+    refused(
+        &finetune(&s, &out, &["--max-epochs", "0"]),
+        "--max-epochs 0",
+    );
+    // An output folder under a file: refused before training, nothing written.
+    let file = s.root.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    refused(
+        &finetune(&s, &file.join("out"), &[]),
+        "is a file, not a folder",
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+    // More examples per class than there are: the flag is named.
+    let many = finetune(&s, &out, &["--per-class", "100000"]);
+    let stderr = String::from_utf8_lossy(&many.stderr);
+    assert!(!many.status.success());
+    assert!(
+        stderr.contains("--per-class 100000") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    assert!(!out.join("result.json").exists());
+
+    // --max-epochs below the default least epochs is an upper bound that holds.
+    let ok = finetune(
+        &s,
+        &out,
+        &["--per-class", "10", "--max-epochs", "3", "--min-steps", "5"],
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    let epochs = result["adapt"]["train"]["epochs"].as_u64().unwrap();
+    assert!((1..=3).contains(&epochs), "{epochs} epochs");
+    let trained: usize = result["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["epochs"].as_array().unwrap().len())
+        .sum();
+    assert!((1..=3 * 2).contains(&trained), "{trained} epochs trained");
+}
