@@ -162,6 +162,21 @@ fn source(name: &str, weights: Option<&Path>, zoo: &Path) -> Result<Source> {
     } else {
         let mut known: Vec<&str> = builtin.models.keys().map(String::as_str).collect();
         known.extend(user.models.keys().map(String::as_str));
+        let importable = !name.is_empty()
+            && !name.starts_with('.')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !importable {
+            // A path, or a name import would refuse: no advice to import under it.
+            bail!(
+                "--model {name:?}: not a model name (known: {}); --model names a zoo entry or an \
+                 imported model (letters, digits, '-', '_', '.'). For a weights file, import it \
+                 first (`cargo xtask zoo import FILE --arch resnet18 --name my-model`) or give \
+                 --weights FILE with its zoo entry as --model",
+                known.join(", ")
+            );
+        }
         bail!(
             "--model {name}: no zoo entry or imported model of that name (known: {}); import \
              your own with `cargo xtask zoo import FILE --arch resnet18 --name {name}`",
@@ -672,6 +687,25 @@ pub fn run(args: &FinetuneArgs) -> Result<PathBuf> {
             "{}: one class only; fine-tuning needs at least two",
             args.data.display()
         );
+    }
+    {
+        // Every class has examples: numeric labels (CSV, NPZ) must number the classes 0..C-1
+        // (labels {0, 7} are two classes, not eight with six empty).
+        let mut present = std::collections::BTreeSet::new();
+        for t in [&data.train.targets, &data.test.targets] {
+            present.extend(Vec::<i64>::try_from(t)?);
+        }
+        let missing: Vec<usize> = (0..classes)
+            .filter(|&c| !present.contains(&(c as i64)))
+            .collect();
+        if !missing.is_empty() {
+            bail!(
+                "{}: the labels are {present:?}, so classes {missing:?} of 0..{} have no \
+                 examples; number the classes 0, 1, …, C-1 with none skipped (relabel the data)",
+                args.data.display(),
+                classes - 1
+            );
+        }
     }
     let (train, val) = sample(&data, classes, args.per_class, args.seed).with_context(
         || match args.per_class {

@@ -3,7 +3,9 @@
 //! size (a division by zero before), an output folder under a file (found only after
 //! training before), `--max-epochs` below the default least epochs (ignored before), too many
 //! examples per class (a message without the flag before); and `--shape C,H,W` as its help
-//! says (clap wanted three separate values before).
+//! says (clap wanted three separate values before); numeric labels that skip classes (defect
+//! 5: {0, 7} was taken as eight classes); a path as --model (defect 12: advice to import under
+//! a name import refuses).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -11,6 +13,10 @@ use std::process::{Command, Output};
 /// A CSV of 28x28 images in [0, 1], `per_class` rows of each of two classes (a bright top half
 /// or a bright bottom half), with a `label` column.
 fn write_csv(path: &Path, per_class: usize) {
+    write_csv_labels(path, per_class, [0, 1]);
+}
+
+fn write_csv_labels(path: &Path, per_class: usize, labels: [usize; 2]) {
     let mut text = String::from("label");
     for i in 0..784 {
         text.push_str(&format!(",p{i}"));
@@ -18,7 +24,7 @@ fn write_csv(path: &Path, per_class: usize) {
     text.push('\n');
     for r in 0..2 * per_class {
         let class = r % 2;
-        text.push_str(&class.to_string());
+        text.push_str(&labels[class].to_string());
         for i in 0..784 {
             let top = i < 392;
             let v = if top == (class == 0) { 0.8 } else { 0.1 } + 0.01 * ((r * 7 + i) % 5) as f64;
@@ -124,6 +130,36 @@ fn bad_flags_are_refused_before_training_and_max_epochs_is_kept() {
         "{stderr}"
     );
     assert!(!out.join("result.json").exists());
+    // A path as --model: no advice to import under that name.
+    let path_model = Command::new(env!("CARGO_BIN_EXE_transfer"))
+        .args(["finetune", "--model", "../../etc/passwd", "--data"])
+        .arg(&s.data)
+        .arg("--zoo-dir")
+        .arg(&s.zoo)
+        .output()
+        .unwrap();
+    refused(&path_model, "not a model name");
+    assert!(!String::from_utf8_lossy(&path_model.stderr).contains("--name ../../etc/passwd"));
+    // Labels {0, 7}: two classes numbered with a gap, refused with the labels found.
+    let gap = s.root.join("gap.csv");
+    write_csv_labels(&gap, 30, [0, 7]);
+    let o = Command::new(env!("CARGO_BIN_EXE_transfer"))
+        .args([
+            "finetune",
+            "--model",
+            "mnist-lenet-tiny",
+            "--shape",
+            "1,28,28",
+        ])
+        .arg("--data")
+        .arg(&gap)
+        .arg("--zoo-dir")
+        .arg(&s.zoo)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    refused(&o, "the labels are {0, 7}, so classes [1, 2, 3, 4, 5, 6]");
 
     // --max-epochs below the default least epochs is an upper bound that holds.
     let ok = finetune(
