@@ -301,6 +301,35 @@ fn load(args: &FinetuneArgs, resize: Option<[i64; 2]>) -> Result<UserData> {
                 labels.push(&v.targets);
             }
             let classes = class_count(&labels)?;
+            // Images stored as floats must lie in [0, 1]; floats in 0-255 (uint8 pixels saved
+            // as float) are scaled, with a warning; any other range is refused.
+            let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+            for d in std::iter::once(&train).chain(val.as_ref()).chain([&test]) {
+                if d.inputs.numel() > 0 {
+                    lo = lo.min(d.inputs.min().double_value(&[]));
+                    hi = hi.max(d.inputs.max().double_value(&[]));
+                }
+            }
+            let (train, val, test) = if lo >= 0.0 && hi <= 1.0 {
+                (train, val, test)
+            } else if lo >= 0.0 && hi <= 255.0 {
+                eprintln!(
+                    "warning: {}: float images with values up to {hi}: read as pixels in 0-255 \
+                     and scaled to [0, 1] (store them as uint8, or as floats in [0, 1], to \
+                     silence this)",
+                    path.display()
+                );
+                let scale = |d: TensorDataset| -> Result<TensorDataset> {
+                    Ok(TensorDataset::new(d.inputs / 255.0, d.targets)?)
+                };
+                (scale(train)?, val.map(scale).transpose()?, scale(test)?)
+            } else {
+                bail!(
+                    "{}: float images with values in [{lo}, {hi}]; images must be uint8, floats \
+                     in [0, 1], or floats in 0-255 (scaled); rescale them",
+                    path.display()
+                );
+            };
             Ok(UserData {
                 train,
                 val,

@@ -5,7 +5,8 @@
 //! examples per class (a message without the flag before); and `--shape C,H,W` as its help
 //! says (clap wanted three separate values before); numeric labels that skip classes (defect
 //! 5: {0, 7} was taken as eight classes); a path as --model (defect 12: advice to import under
-//! a name import refuses).
+//! a name import refuses); float images in 0-255 in an NPZ (defect 6: used unscaled) scaled
+//! with a warning, other ranges refused.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -183,4 +184,78 @@ fn bad_flags_are_refused_before_training_and_max_epochs_is_kept() {
         .map(|r| r["epochs"].as_array().unwrap().len())
         .sum();
     assert!((1..=3 * 2).contains(&trained), "{trained} epochs trained");
+}
+
+/// The project's Python (`cargo xtask setup`), which writes the test's NPZ files.
+fn python() -> PathBuf {
+    std::env::var_os("TRANSFERLAB_PYTHON_REF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/torch-venv/bin/python")
+        })
+}
+
+#[test]
+fn float_images_in_0_255_are_scaled_with_a_warning_and_other_ranges_refused() {
+    let s = setup();
+    let script = r#"
+import sys, numpy as np
+rng = np.random.default_rng(0)
+def split(n, scale, shift):
+    y = np.arange(n) % 2
+    x = rng.random((n, 28, 28)) * 0.2
+    x[y == 0, :14] += 0.7
+    x[y == 1, 14:] += 0.7
+    return (x * scale + shift).astype(np.float64), y.astype(np.int64)
+for name, scale, shift in [("pixels", 255 / 0.9, 0.0), ("standardised", 4.0, -2.0)]:
+    tx, ty = split(60, scale, shift)
+    sx, sy = split(20, scale, shift)
+    np.savez(f"{sys.argv[1]}/{name}.npz", train_images=tx, train_labels=ty,
+             test_images=sx, test_labels=sy)
+"#;
+    let out = Command::new(python())
+        .args(["-c", script])
+        .arg(&s.root)
+        .output()
+        .expect("the project's Python (cargo xtask setup)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = |name: &str| {
+        Command::new(env!("CARGO_BIN_EXE_transfer"))
+            .args([
+                "finetune",
+                "--model",
+                "mnist-lenet-tiny",
+                "--per-class",
+                "10",
+            ])
+            .args([
+                "--min-steps",
+                "5",
+                "--max-epochs",
+                "2",
+                "--strategy",
+                "fine_tune",
+            ])
+            .arg("--data")
+            .arg(s.root.join(format!("{name}.npz")))
+            .arg("--zoo-dir")
+            .arg(&s.zoo)
+            .arg("--out")
+            .arg(s.root.join(name))
+            .env("TRANSFERLAB_THREADS", "1")
+            .output()
+            .unwrap()
+    };
+    let pixels = run("pixels");
+    let stderr = String::from_utf8_lossy(&pixels.stderr);
+    assert!(pixels.status.success(), "{stderr}");
+    assert!(stderr.contains("scaled to [0, 1]"), "{stderr}");
+    refused(
+        &run("standardised"),
+        "images must be uint8, floats in [0, 1]",
+    );
 }
