@@ -450,29 +450,16 @@ fn sample(
     }
 }
 
-/// ROC AUC of scores for class 1 against binary labels (ties count a half); `None` when one
-/// class is absent.
-pub fn roc_auc(scores: &[f64], labels: &[i64]) -> Option<f64> {
-    let mut pairs: Vec<(f64, i64)> = scores.iter().copied().zip(labels.iter().copied()).collect();
-    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let pos = labels.iter().filter(|&&l| l == 1).count() as f64;
-    let neg = labels.len() as f64 - pos;
-    if pos == 0.0 || neg == 0.0 {
-        return None;
+/// ROC AUC of the class-1 probability of `logits` `[N, 2]` against binary `targets`
+/// ([`core_tensor::metrics::roc_auc`], the project's one AUC); `None` when one class is absent
+/// from `targets` (the area is then undefined).
+pub fn binary_auc(logits: &Tensor, targets: &Tensor) -> core_tensor::Result<Option<f64>> {
+    let positives = targets.eq(1).sum(Kind::Int64).int64_value(&[]);
+    if positives == 0 || positives == targets.numel() as i64 {
+        return Ok(None);
     }
-    // Mid-ranks over tied scores.
-    let mut rank_sum = 0.0;
-    let mut i = 0;
-    while i < pairs.len() {
-        let mut j = i;
-        while j < pairs.len() && pairs[j].0 == pairs[i].0 {
-            j += 1;
-        }
-        let mid = (i + j + 1) as f64 / 2.0;
-        rank_sum += mid * pairs[i..j].iter().filter(|p| p.1 == 1).count() as f64;
-        i = j;
-    }
-    Some((rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg))
+    let p1 = logits.softmax(-1, Kind::Double).select(1, 1);
+    core_tensor::metrics::roc_auc(&p1, targets).map(Some)
 }
 
 /// Accuracy of one class in the result.
@@ -804,9 +791,7 @@ pub fn run(args: &FinetuneArgs) -> Result<PathBuf> {
     let per_class = core_tensor::metrics::per_class_accuracy(&preds, &test.targets, classes)?;
     let accuracy = core_tensor::metrics::accuracy(&preds, &test.targets)?;
     let test_auc = if classes == 2 {
-        let p1: Vec<f64> = Vec::try_from(logits.softmax(-1, Kind::Double).select(1, 1))?;
-        let labels: Vec<i64> = Vec::try_from(&test.targets)?;
-        roc_auc(&p1, &labels)
+        binary_auc(&logits, &test.targets)?
     } else {
         None
     };
@@ -876,16 +861,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn auc_counts_ties_a_half_and_orders_scores() {
-        assert_eq!(roc_auc(&[0.1, 0.2, 0.8, 0.9], &[0, 0, 1, 1]), Some(1.0));
-        assert_eq!(roc_auc(&[0.9, 0.8, 0.2, 0.1], &[0, 0, 1, 1]), Some(0.0));
-        assert_eq!(roc_auc(&[0.5, 0.5], &[0, 1]), Some(0.5));
-        // sklearn.metrics.roc_auc_score([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == 0.75
-        assert_eq!(roc_auc(&[0.1, 0.4, 0.35, 0.8], &[0, 0, 1, 1]), Some(0.75));
-        // With ties: roc_auc_score([0, 1, 0, 1, 1], [0.3, 0.3, 0.2, 0.9, 0.3]) == 5/6
-        let tied = roc_auc(&[0.3, 0.3, 0.2, 0.9, 0.3], &[0, 1, 0, 1, 1]).unwrap();
-        assert!((tied - 5.0 / 6.0).abs() < 1e-12, "{tied}");
-        assert_eq!(roc_auc(&[0.1, 0.2], &[1, 1]), None);
+    fn the_binary_auc_is_the_libraries_and_undefined_with_one_class() {
+        // Logits whose class-1 probability orders the examples 0.1 < 0.35 < 0.4 < 0.8:
+        // sklearn.metrics.roc_auc_score([0, 1, 0, 1], …) == 0.75.
+        let p = [0.1f64, 0.4, 0.35, 0.8];
+        let logits = Tensor::from_slice(
+            &p.iter()
+                .flat_map(|&q| [0.0, (q / (1.0 - q)).ln()])
+                .collect::<Vec<f64>>(),
+        )
+        .view([4, 2]);
+        let y = Tensor::from_slice(&[0i64, 0, 1, 1]);
+        let auc = binary_auc(&logits, &y).unwrap().unwrap();
+        assert!((auc - 0.75).abs() < 1e-12, "{auc}");
+        assert_eq!(
+            binary_auc(&logits, &Tensor::from_slice(&[1i64, 1, 1, 1])).unwrap(),
+            None
+        );
     }
 
     #[test]

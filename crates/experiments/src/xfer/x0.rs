@@ -29,7 +29,7 @@ use core_tensor::loaders::npy::Npz;
 use core_tensor::{Error, Result};
 use pretrained_zoo::registry::Registry;
 use serde::{Deserialize, Serialize};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 use transfer::strategy::{AdaptConfig, SourceModel, Strategy, adapt};
 use transfer::target::validation_per_class;
 use transferlab_report::contrast::{Contrast, Kind as ContrastKind};
@@ -240,9 +240,7 @@ fn smallest_class(d: &TensorDataset) -> Result<usize> {
 
 /// ROC AUC of the class-1 probability of `logits` against binary `targets`.
 fn auc(logits: &Tensor, targets: &Tensor) -> Result<Option<f64>> {
-    let p: Vec<f64> = Vec::try_from(logits.softmax(-1, Kind::Double).select(1, 1))?;
-    let y: Vec<i64> = Vec::try_from(targets)?;
-    Ok(crate::finetune::roc_auc(&p, &y))
+    crate::finetune::binary_auc(logits, targets)
 }
 
 /// Runs X0 from its config file (resumable) and builds its report.
