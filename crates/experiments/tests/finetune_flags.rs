@@ -67,25 +67,33 @@ fn setup() -> Setup {
     }
 }
 
-fn finetune(s: &Setup, out: &Path, extra: &[&str]) -> Output {
+/// `transfer finetune` on `data` with the tiny zoo, one thread, and `args`.
+fn transfer(s: &Setup, data: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_transfer"))
-        .args([
-            "finetune",
-            "--model",
-            "mnist-lenet-tiny",
-            "--shape",
-            "1,28,28",
-        ])
+        .arg("finetune")
         .arg("--data")
-        .arg(&s.data)
+        .arg(data)
         .arg("--zoo-dir")
         .arg(&s.zoo)
-        .arg("--out")
-        .arg(out)
-        .args(extra)
+        .args(args)
         .env("TRANSFERLAB_THREADS", "1")
         .output()
         .unwrap()
+}
+
+/// `transfer finetune` of the tiny LeNet on the test's CSV into `out`, with `extra`.
+fn finetune(s: &Setup, out: &Path, extra: &[&str]) -> Output {
+    let out = out.to_str().unwrap();
+    let mut args = vec![
+        "--model",
+        "mnist-lenet-tiny",
+        "--shape",
+        "1,28,28",
+        "--out",
+        out,
+    ];
+    args.extend(extra);
+    transfer(s, &s.data, &args)
 }
 
 fn refused(o: &Output, want: &str) {
@@ -132,34 +140,25 @@ fn bad_flags_are_refused_before_training_and_max_epochs_is_kept() {
     );
     assert!(!out.join("result.json").exists());
     // A path as --model: no advice to import under that name.
-    let path_model = Command::new(env!("CARGO_BIN_EXE_transfer"))
-        .args(["finetune", "--model", "../../etc/passwd", "--data"])
-        .arg(&s.data)
-        .arg("--zoo-dir")
-        .arg(&s.zoo)
-        .output()
-        .unwrap();
+    let path_model = transfer(&s, &s.data, &["--model", "../../etc/passwd"]);
     refused(&path_model, "not a model name");
     assert!(!String::from_utf8_lossy(&path_model.stderr).contains("--name ../../etc/passwd"));
     // Labels {0, 7}: two classes numbered with a gap, refused with the labels found.
     let gap = s.root.join("gap.csv");
     write_csv_labels(&gap, 30, [0, 7]);
-    let o = Command::new(env!("CARGO_BIN_EXE_transfer"))
-        .args([
-            "finetune",
+    let out_s = out.to_str().unwrap();
+    let o = transfer(
+        &s,
+        &gap,
+        &[
             "--model",
             "mnist-lenet-tiny",
             "--shape",
             "1,28,28",
-        ])
-        .arg("--data")
-        .arg(&gap)
-        .arg("--zoo-dir")
-        .arg(&s.zoo)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+            "--out",
+            out_s,
+        ],
+    );
     refused(&o, "the labels are {0, 7}, so classes [1, 2, 3, 4, 5, 6]");
 
     // --max-epochs below the default least epochs is an upper bound that holds.
@@ -224,31 +223,22 @@ for name, scale, shift in [("pixels", 255 / 0.9, 0.0), ("standardised", 4.0, -2.
         String::from_utf8_lossy(&out.stderr)
     );
     let run = |name: &str| {
-        Command::new(env!("CARGO_BIN_EXE_transfer"))
-            .args([
-                "finetune",
-                "--model",
-                "mnist-lenet-tiny",
-                "--per-class",
-                "10",
-            ])
-            .args([
-                "--min-steps",
-                "5",
-                "--max-epochs",
-                "2",
-                "--strategy",
-                "fine_tune",
-            ])
-            .arg("--data")
-            .arg(s.root.join(format!("{name}.npz")))
-            .arg("--zoo-dir")
-            .arg(&s.zoo)
-            .arg("--out")
-            .arg(s.root.join(name))
-            .env("TRANSFERLAB_THREADS", "1")
-            .output()
-            .unwrap()
+        let out = s.root.join(name);
+        let args = [
+            "--model",
+            "mnist-lenet-tiny",
+            "--per-class",
+            "10",
+            "--min-steps",
+            "5",
+            "--max-epochs",
+            "2",
+            "--strategy",
+            "fine_tune",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        transfer(&s, &s.root.join(format!("{name}.npz")), &args)
     };
     let pixels = run("pixels");
     let stderr = String::from_utf8_lossy(&pixels.stderr);

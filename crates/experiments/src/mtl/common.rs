@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use crate::driver::{About, Plan, Session};
+use crate::driver::{Plan, Session};
 use crate::runs::RunId;
 use core_tensor::data::{TensorDataset, permutation, uniform};
 use core_tensor::datasets::{FashionMnist, ImageDataset, Mnist, Split};
@@ -27,7 +27,6 @@ use pretrained_zoo::arch::{ArchConfig, HEAD, in_stage};
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
-use transferlab_report::ExperimentReport;
 use transferlab_report::contrast::Contrast;
 use transferlab_report::stats::Summary;
 
@@ -525,18 +524,6 @@ impl<'a> Context<'a> {
     /// The session the runs go through.
     pub fn session(&self) -> &Session<'a> {
         &self.session
-    }
-
-    /// The skeleton of the report of `about` (see [`Session::report`]); the experiment adds
-    /// contrasts, tables and plots.
-    pub fn report(
-        &self,
-        about: About<'_>,
-        description: String,
-        seeds: u64,
-        config: &impl Serialize,
-    ) -> ExperimentReport {
-        self.session.report(about, description, seeds, config)
     }
 
     fn images(&mut self, source: Source, train: bool) -> Result<Rc<ImageDataset>> {

@@ -157,7 +157,7 @@ pub fn run(
             }
         }
         let outcomes = ctx.execute(plan)?;
-        let rep = ctx.report(
+        let rep = ctx.session().report(
             About {
                 id: "M1",
                 title: "multi-label scenes: one shared network vs one network per task",

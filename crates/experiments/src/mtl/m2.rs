@@ -204,7 +204,7 @@ pub fn run(
             one(ctx, p.equal_data_tasks, n_eq, seed, "eq".into())?;
         }
         let outcomes = ctx.execute(plan)?;
-        let rep = ctx.report(
+        let rep = ctx.session().report(
             About {
                 id: "M2",
                 title: "many small tasks: the focal task alone vs jointly with others",

@@ -279,7 +279,7 @@ pub fn run(
             }
         }
         let outcomes = ctx.execute(plan)?;
-        let rep = ctx.report(
+        let rep = ctx.session().report(
             About {
                 id: "M3",
                 title: "capacity sweep: shared trunk width",

@@ -189,7 +189,7 @@ pub fn run(
             }
         }
         let outcomes = ctx.execute(plan)?;
-        let rep = ctx.report(
+        let rep = ctx.session().report(
             About {
                 id: "M4",
                 title: "missing labels: masked loss vs fully labelled examples only",

@@ -199,7 +199,7 @@ pub fn run(
             }
         }
         let outcomes = ctx.execute(plan)?;
-        let rep = ctx.report(
+        let rep = ctx.session().report(
             About {
                 id: "M5",
                 title: "loss balancing of tasks of different type and scale",

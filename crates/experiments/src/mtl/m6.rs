@@ -250,7 +250,7 @@ pub fn run(
             }
         }
         let outcomes = ctx.execute(plan)?;
-        let rep = ctx.report(
+        let rep = ctx.session().report(
             About {
                 id: "M6",
                 title: "unrelated tasks: a task paired with random-label tasks",

@@ -324,17 +324,6 @@ impl<'a> Context<'a> {
         &self.session
     }
 
-    /// The skeleton of the report of `about` (see [`Session::report`]).
-    pub fn report(
-        &self,
-        about: crate::driver::About<'_>,
-        description: String,
-        seeds: u64,
-        config: &impl Serialize,
-    ) -> transferlab_report::ExperimentReport {
-        self.session.report(about, description, seeds, config)
-    }
-
     fn registry(&mut self) -> Result<&Registry> {
         if self.registry.is_none() {
             self.registry = Some(Registry::builtin()?);

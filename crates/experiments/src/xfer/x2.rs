@@ -180,7 +180,7 @@ pub fn run(
             }
         }
         let done = ctx.execute(plan)?;
-        let rep = ctx.report(
+        let rep = ctx.session().report(
             crate::driver::About {
                 id: "X2",
                 title: "source-size sweep",

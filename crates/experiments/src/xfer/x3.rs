@@ -206,7 +206,7 @@ pub fn run(
             }
         }
         let done = ctx.execute(plan)?;
-        let rep = ctx.report(
+        let rep = ctx.session().report(
             crate::driver::About {
                 id: "X3",
                 title: "layer transfer (Yosinski et al. 2014, figure 2)",

@@ -216,7 +216,7 @@ pub fn run(
             }
         }
         let done = ctx.execute(plan)?;
-        let rep = ctx.report(
+        let rep = ctx.session().report(
             crate::driver::About {
                 id: "X4",
                 title: "source relatedness and negative transfer",

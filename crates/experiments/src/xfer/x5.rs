@@ -218,7 +218,7 @@ pub fn run(
             }
         }
         let done = ctx.execute(plan)?;
-        let rep = ctx.report(
+        let rep = ctx.session().report(
             crate::driver::About {
                 id: "X5",
                 title: "audio transfer across speakers",

@@ -193,7 +193,7 @@ pub fn run(
             }
         }
         let done = ctx.execute(plan)?;
-        let rep = ctx.report(
+        let rep = ctx.session().report(
             crate::driver::About {
                 id: "X6",
                 title: "transferability estimates vs measured accuracy (beyond the chapter)",
